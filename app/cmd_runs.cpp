@@ -1,0 +1,80 @@
+// `rlft runs [--store PATH]`: the runs in a store; `rlft runs show NAME`: a run's status and
+// the newest value of each of its metrics.
+#include <CLI/CLI.hpp>
+
+#include <ctime>
+#include <iostream>
+
+#include "app/cli.h"
+#include "core/error.h"
+#include "data/store.h"
+
+namespace rlft::app {
+namespace {
+
+std::string format_time(double unix_s) {
+  const std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+void list_runs(const std::string& store_path) {
+  data::Store store = data::Store::open(store_path, /*create=*/false);
+  const auto runs = store.list_runs();
+  if (runs.empty()) {
+    std::cout << fmt::format("no runs in {}\n", store_path);
+    return;
+  }
+  std::cout << fmt::format("{:<28} {:<6} {:<12} {:<20} {:>8}\n", "NAME", "KIND", "STATUS", "STARTED", "STEPS");
+  for (const auto& r : runs) {
+    int64_t steps = 0;
+    for (const auto& m : store.last_metrics(r.id)) steps = std::max(steps, m.step);
+    std::cout << fmt::format("{:<28} {:<6} {:<12} {:<20} {:>8}\n", r.name, r.kind, r.status, format_time(r.started_at), steps);
+  }
+}
+
+void show_run(const std::string& store_path, const std::string& name) {
+  data::Store store = data::Store::open(store_path, /*create=*/false);
+  const auto run = store.find_run(name);
+  if (!run) {
+    std::vector<std::string> names;
+    for (const auto& r : store.list_runs()) names.push_back(r.name);
+    throw Error(fmt::format("no run named '{}' in {}{}", name, store_path,
+                            names.empty() ? "" : fmt::format(" (runs: {})", fmt::join(names, ", "))));
+  }
+  std::cout << fmt::format("run       {}\nkind      {}\nstatus    {}\nstarted   {}\n", run->name, run->kind, run->status,
+                           format_time(run->started_at));
+  if (run->ended_at) std::cout << fmt::format("ended     {}\n", format_time(*run->ended_at));
+  if (!run->error.empty()) std::cout << fmt::format("error     {}\n", run->error);
+  std::cout << fmt::format("git       {}\nconfig    {}\n", run->git_revision, run->config_hash);
+  const auto ckpts = store.checkpoints(run->id);
+  if (!ckpts.empty()) std::cout << fmt::format("checkpoint step {} at {}\n", ckpts.back().step, ckpts.back().path);
+  const auto metrics = store.last_metrics(run->id);
+  if (metrics.empty()) {
+    std::cout << "no metrics yet\n";
+    return;
+  }
+  std::cout << fmt::format("\n{:<32} {:>8} {:>14}\n", "METRIC", "STEP", "VALUE");
+  for (const auto& m : metrics) std::cout << fmt::format("{:<32} {:>8} {:>14.6g}\n", m.name, m.step, m.value);
+}
+
+}  // namespace
+
+void add_runs_command(CLI::App& app) {
+  auto store_path = std::make_shared<std::string>("runs/rlft.db");
+  auto name = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("runs", "List the runs in a store, or show one");
+  cmd->add_option("--store", *store_path, "the SQLite store")->capture_default_str();
+  CLI::App* show = cmd->add_subcommand("show", "A run's status and its newest metrics");
+  show->add_option("name", *name, "run name")->required();
+  show->add_option("--store", *store_path, "the SQLite store")->capture_default_str();
+  show->callback([store_path, name] { show_run(*store_path, *name); });
+  cmd->callback([cmd, store_path] {
+    if (cmd->get_subcommands().empty()) list_runs(*store_path);
+  });
+}
+
+}  // namespace rlft::app

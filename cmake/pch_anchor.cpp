@@ -1,0 +1,1 @@
+// Anchors the shared precompiled LibTorch header (cmake/modules.cmake); no code.

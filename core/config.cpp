@@ -1,0 +1,612 @@
+#include "core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+
+namespace rlft {
+namespace config_detail {
+
+struct Node;
+
+struct Entry {
+  std::string key;
+  SourceLoc key_loc;
+  std::unique_ptr<Node> value;
+};
+
+struct Node {
+  enum class Kind { kNull, kScalar, kMap, kSeq };
+  Kind kind = Kind::kNull;
+  std::string scalar;
+  bool quoted = false;                      // a quoted scalar is always a string
+  std::vector<Entry> map;                   // kMap, in file order
+  std::vector<std::unique_ptr<Node>> seq;   // kSeq
+  SourceLoc loc;
+  std::set<std::string> asked;              // kMap: keys some getter asked for
+
+  Entry* entry(const std::string& key) {
+    for (auto& e : map)
+      if (e.key == key) return &e;
+    return nullptr;
+  }
+};
+
+struct Tree {
+  std::unique_ptr<Node> root;
+  std::string file;
+};
+
+}  // namespace config_detail
+
+using config_detail::Entry;
+using config_detail::Node;
+using config_detail::Tree;
+using Kind = Node::Kind;
+
+std::string SourceLoc::str() const {
+  if (line <= 0) return file;
+  return fmt::format("{}:{}:{}", file, line, column);
+}
+
+namespace {
+
+std::string describe(const Node* n) {
+  if (!n) return "(missing)";
+  switch (n->kind) {
+    case Kind::kNull: return "null";
+    case Kind::kScalar: return n->scalar;
+    case Kind::kMap: return "{…}";
+    case Kind::kSeq: return "[…]";
+  }
+  return "";
+}
+
+[[noreturn]] void fail(const SourceLoc& loc, const std::string& key, const Node* value, const std::string& what) {
+  if (key.empty()) throw ConfigError(fmt::format("{}: {}", loc.str(), what));
+  throw ConfigError(fmt::format("{}: {} = {}: {}", loc.str(), key, describe(value), what));
+}
+
+std::unique_ptr<Node> convert(const YAML::Node& y, const std::string& file, const std::string& path) {
+  auto n = std::make_unique<Node>();
+  const YAML::Mark m = y.Mark();
+  n->loc = {file, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0};
+  switch (y.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null: n->kind = Kind::kNull; break;
+    case YAML::NodeType::Scalar:
+      n->kind = Kind::kScalar;
+      n->scalar = y.Scalar();
+      n->quoted = y.Tag() == "!";
+      break;
+    case YAML::NodeType::Sequence:
+      n->kind = Kind::kSeq;
+      for (std::size_t i = 0; i < y.size(); ++i) n->seq.push_back(convert(y[i], file, fmt::format("{}[{}]", path, i)));
+      break;
+    case YAML::NodeType::Map:
+      n->kind = Kind::kMap;
+      for (auto it = y.begin(); it != y.end(); ++it) {
+        const YAML::Mark km = it->first.Mark();
+        SourceLoc kloc{file, km.line + 1, km.column + 1};
+        if (!it->first.IsScalar()) fail(kloc, path, nullptr, "a key must be a plain name");
+        std::string key = it->first.Scalar();
+        const std::string dotted = path.empty() ? key : path + "." + key;
+        if (n->entry(key)) fail(kloc, dotted, nullptr, "duplicate key");
+        n->map.push_back({key, kloc, convert(it->second, file, dotted)});
+      }
+      break;
+  }
+  return n;
+}
+
+/// Merges `over` into `base`: maps key by key, anything else replaces.
+void merge(Node& base, std::unique_ptr<Node> over) {
+  if (base.kind != Kind::kMap || over->kind != Kind::kMap) {
+    base = std::move(*over);
+    return;
+  }
+  for (auto& e : over->map) {
+    if (Entry* b = base.entry(e.key)) {
+      b->key_loc = e.key_loc;
+      merge(*b->value, std::move(e.value));
+    } else {
+      base.map.push_back(std::move(e));
+    }
+  }
+  base.loc = over->loc;
+}
+
+std::unique_ptr<Node> load_file(const std::string& path, std::vector<std::string>& stack) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const std::string canonical = fs::weakly_canonical(path, ec).string();
+  if (std::find(stack.begin(), stack.end(), canonical) != stack.end())
+    throw ConfigError(fmt::format("{}: include cycle: {} includes itself", path, path));
+  std::ifstream in(path);
+  if (!fs::exists(path, ec)) throw ConfigError(fmt::format("config file '{}' not found", path));
+  if (!in) throw ConfigError(fmt::format("config file '{}' cannot be read", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  YAML::Node y;
+  try {
+    y = YAML::Load(ss.str());
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: YAML syntax error: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  auto node = convert(y, path, "");
+  if (node->kind == Kind::kNull) node->kind = Kind::kMap;  // an empty file is an empty config
+  if (node->kind != Kind::kMap) fail(node->loc, "", nullptr, "a config file must be a map of keys to values");
+
+  // Resolve `include:` first; the including file then overrides what it includes.
+  auto inc = std::find_if(node->map.begin(), node->map.end(), [](const Entry& e) { return e.key == "include"; });
+  if (inc == node->map.end()) return node;
+  std::vector<const Node*> paths;
+  const Node* iv = inc->value.get();
+  if (iv->kind == Kind::kScalar) paths.push_back(iv);
+  else if (iv->kind == Kind::kSeq) for (auto& s : iv->seq) paths.push_back(s.get());
+  else fail(iv->loc, "include", iv, "expected a file path or a list of file paths");
+  auto base = std::make_unique<Node>();
+  base->kind = Kind::kMap;
+  base->loc = node->loc;
+  stack.push_back(canonical);
+  for (const Node* p : paths) {
+    if (p->kind != Kind::kScalar) fail(p->loc, "include", p, "expected a file path");
+    fs::path target = fs::path(p->scalar);
+    if (target.is_relative()) target = fs::path(path).parent_path() / target;
+    if (!fs::exists(target, ec)) fail(p->loc, "include", p, fmt::format("included file '{}' not found", target.string()));
+    merge(*base, load_file(target.string(), stack));
+  }
+  stack.pop_back();
+  std::unique_ptr<Node> own = std::move(node);
+  own->map.erase(std::find_if(own->map.begin(), own->map.end(), [](const Entry& e) { return e.key == "include"; }));
+  merge(*base, std::move(own));
+  return base;
+}
+
+std::vector<std::string> split_dots(const std::string& key) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : key) {
+    if (c == '.') {
+      parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  parts.push_back(cur);
+  return parts;
+}
+
+enum class ScalarType { kBool, kInt, kFloat, kString };
+
+bool parse_bool(const std::string& s, bool& out) {
+  static const char* kTrue[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+  static const char* kFalse[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+  for (const char* t : kTrue)
+    if (s == t) return out = true, true;
+  for (const char* f : kFalse)
+    if (s == f) return out = false, true;
+  return false;
+}
+
+bool parse_int(const std::string& s, int64_t& out) {
+  if (s.empty()) return false;
+  const char* b = s.data();
+  if (*b == '+') ++b;
+  auto r = std::from_chars(b, s.data() + s.size(), out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+bool parse_double(const std::string& s, double& out) {
+  if (s.empty()) return false;
+  if (s == ".inf" || s == ".Inf" || s == "+.inf") return out = HUGE_VAL, true;
+  if (s == "-.inf" || s == "-.Inf") return out = -HUGE_VAL, true;
+  if (s == ".nan" || s == ".NaN") return out = std::nan(""), true;
+  char* end = nullptr;
+  errno = 0;
+  out = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || errno == ERANGE) return false;
+  // strtod accepts "inf", "nan" and hex; YAML does not.
+  for (char c : s)
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+')) return false;
+  return true;
+}
+
+ScalarType classify(const Node& n) {
+  if (n.quoted) return ScalarType::kString;
+  bool b;
+  int64_t i;
+  double d;
+  if (parse_bool(n.scalar, b)) return ScalarType::kBool;
+  if (parse_int(n.scalar, i)) return ScalarType::kInt;
+  if (parse_double(n.scalar, d)) return ScalarType::kFloat;
+  return ScalarType::kString;
+}
+
+const char* type_name(ScalarType t) {
+  switch (t) {
+    case ScalarType::kBool: return "a bool (true/false)";
+    case ScalarType::kInt: return "an integer";
+    case ScalarType::kFloat: return "a number";
+    case ScalarType::kString: return "a string";
+  }
+  return "";
+}
+
+void apply_override(Tree& tree, const std::string& spec) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError(fmt::format("--set {}: expected KEY=VALUE with a dotted key, e.g. train.lr=1e-5", spec));
+  const std::string key = spec.substr(0, eq);
+  const std::string text = spec.substr(eq + 1);
+  std::unique_ptr<Node> value;
+  try {
+    value = convert(YAML::Load(text), "--set", key);
+  } catch (const YAML::Exception&) {
+    value = std::make_unique<Node>();
+    value->kind = Kind::kScalar;
+    value->scalar = text;
+  }
+  if (value->kind == Kind::kNull && !text.empty() && text != "null" && text != "~") {
+    value->kind = Kind::kScalar;
+    value->scalar = text;
+  }
+  const SourceLoc set_loc{"--set", 0, 0};
+  auto set_locs = [&](auto&& self, Node& n) -> void {
+    n.loc = set_loc;
+    for (auto& e : n.map) e.key_loc = set_loc, self(self, *e.value);
+    for (auto& s : n.seq) self(self, *s);
+  };
+  set_locs(set_locs, *value);
+
+  const auto parts = split_dots(key);
+  Node* cur = tree.root.get();
+  std::string walked;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    walked += (walked.empty() ? "" : ".") + parts[i];
+    if (parts[i].empty()) throw ConfigError(fmt::format("--set {}: empty segment in key '{}'", spec, key));
+    Entry* e = cur->entry(parts[i]);
+    if (!e) {
+      auto fresh = std::make_unique<Node>();
+      fresh->kind = Kind::kMap;
+      fresh->loc = set_loc;
+      cur->map.push_back({parts[i], set_loc, std::move(fresh)});
+      e = &cur->map.back();
+    }
+    if (e->value->kind == Kind::kNull) e->value->kind = Kind::kMap;
+    if (e->value->kind != Kind::kMap)
+      throw ConfigError(fmt::format("--set {}: {} = {} is a value, not a section ({})", spec, walked,
+                                    describe(e->value.get()), e->value->loc.str()));
+    cur = e->value.get();
+  }
+  Entry* e = cur->entry(parts.back());
+  if (!e) {
+    cur->map.push_back({parts.back(), set_loc, std::move(value)});
+    return;
+  }
+  // The new value must have the type of the one it replaces.
+  const Node& old = *e->value;
+  const std::string where = fmt::format("--set {}: {} replaces {} from {}", spec, key, describe(&old), old.loc.str());
+  if (old.kind == Kind::kScalar) {
+    const ScalarType want = classify(old);
+    if (value->kind != Kind::kScalar) throw ConfigError(fmt::format("{}: expected {}", where, type_name(want)));
+    const ScalarType got = classify(*value);
+    const bool ok = want == ScalarType::kString || want == got || (want == ScalarType::kFloat && got == ScalarType::kInt);
+    if (!ok) throw ConfigError(fmt::format("{}: expected {}, got '{}'", where, type_name(want), value->scalar));
+    if (want == ScalarType::kString) value->quoted = true;
+  } else if (old.kind == Kind::kSeq && value->kind != Kind::kSeq) {
+    throw ConfigError(fmt::format("{}: expected a list, e.g. [a, b]", where));
+  } else if (old.kind == Kind::kMap && value->kind != Kind::kMap) {
+    throw ConfigError(fmt::format("{}: expected a section (set its keys one by one: {}.KEY=VALUE)", where, key));
+  }
+  e->value = std::move(value);
+}
+
+void emit(YAML::Emitter& out, const Node& n) {
+  switch (n.kind) {
+    case Kind::kNull: out << YAML::Null; break;
+    case Kind::kScalar:
+      if (n.quoted) out << YAML::DoubleQuoted << n.scalar;
+      else out << n.scalar;
+      break;
+    case Kind::kSeq:
+      out << YAML::BeginSeq;
+      for (auto& s : n.seq) emit(out, *s);
+      out << YAML::EndSeq;
+      break;
+    case Kind::kMap:
+      out << YAML::BeginMap;
+      for (auto& e : n.map) {
+        out << YAML::Key << e.key << YAML::Value;
+        emit(out, *e.value);
+      }
+      out << YAML::EndMap;
+      break;
+  }
+}
+
+template <typename T>
+T convert_scalar(const Node& n, const std::string& key);
+
+template <>
+std::string convert_scalar<std::string>(const Node& n, const std::string& key) {
+  if (n.kind != Kind::kScalar) fail(n.loc, key, &n, "expected a string");
+  return n.scalar;
+}
+template <>
+bool convert_scalar<bool>(const Node& n, const std::string& key) {
+  bool b = false;
+  if (n.kind != Kind::kScalar || n.quoted || !parse_bool(n.scalar, b)) fail(n.loc, key, &n, "expected a bool (true or false)");
+  return b;
+}
+template <>
+int64_t convert_scalar<int64_t>(const Node& n, const std::string& key) {
+  int64_t v = 0;
+  if (n.kind != Kind::kScalar || n.quoted || !parse_int(n.scalar, v)) fail(n.loc, key, &n, "expected an integer");
+  return v;
+}
+template <>
+int convert_scalar<int>(const Node& n, const std::string& key) {
+  const int64_t v = convert_scalar<int64_t>(n, key);
+  if (v < INT32_MIN || v > INT32_MAX) fail(n.loc, key, &n, "expected an integer in 32-bit range");
+  return static_cast<int>(v);
+}
+template <>
+double convert_scalar<double>(const Node& n, const std::string& key) {
+  double v = 0;
+  if (n.kind != Kind::kScalar || n.quoted || !parse_double(n.scalar, v)) fail(n.loc, key, &n, "expected a number");
+  return v;
+}
+
+template <typename T>
+struct Converter {
+  static T run(const Node& n, const std::string& key) { return convert_scalar<T>(n, key); }
+};
+template <typename E>
+struct Converter<std::vector<E>> {
+  static std::vector<E> run(const Node& n, const std::string& key) {
+    if (n.kind == Kind::kScalar && !n.quoted && n.scalar.empty()) return {};
+    if (n.kind != Kind::kSeq) fail(n.loc, key, &n, "expected a list, e.g. [a, b]");
+    std::vector<E> out;
+    for (std::size_t i = 0; i < n.seq.size(); ++i) out.push_back(convert_scalar<E>(*n.seq[i], fmt::format("{}[{}]", key, i)));
+    return out;
+  }
+};
+
+template <typename T>
+std::string scalar_text(const T& v) {
+  if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
+  else if constexpr (std::is_same_v<T, double>) {
+    std::string t = fmt::format("{}", v);
+    if (t.find_first_of(".eEn") == std::string::npos) t += ".0";  // keep it a float when re-read
+    return t;
+  } else if constexpr (std::is_same_v<T, std::string>) return v;
+  else return fmt::format("{}", v);
+}
+
+template <typename T>
+struct Materialize {
+  static void run(Node& n, const T& v) {
+    n.kind = Kind::kScalar;
+    n.scalar = scalar_text(v);
+    n.quoted = std::is_same_v<T, std::string>;
+  }
+};
+template <typename E>
+struct Materialize<std::vector<E>> {
+  static void run(Node& n, const std::vector<E>& v) {
+    n.kind = Kind::kSeq;
+    for (const auto& x : v) {
+      auto c = std::make_unique<Node>();
+      c->loc = n.loc;
+      Materialize<E>::run(*c, x);
+      n.seq.push_back(std::move(c));
+    }
+  }
+};
+
+}  // namespace
+
+ConfigView::ConfigView(std::shared_ptr<Tree> tree, Node* node, std::string prefix)
+    : tree_(std::move(tree)), node_(node), prefix_(std::move(prefix)) {}
+
+ConfigView ConfigView::load(const std::string& path, const std::vector<std::string>& overrides) {
+  auto tree = std::make_shared<Tree>();
+  tree->file = path;
+  std::vector<std::string> stack;
+  tree->root = load_file(path, stack);
+  for (const auto& o : overrides) apply_override(*tree, o);
+  Node* root = tree->root.get();
+  return ConfigView(std::move(tree), root, "");
+}
+
+ConfigView ConfigView::parse(const std::string& yaml, const std::string& name, const std::vector<std::string>& overrides) {
+  auto tree = std::make_shared<Tree>();
+  tree->file = name;
+  try {
+    tree->root = convert(YAML::Load(yaml), name, "");
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: YAML syntax error: {}", name, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  if (tree->root->kind == Kind::kNull) tree->root->kind = Kind::kMap;
+  if (tree->root->kind != Kind::kMap) fail(tree->root->loc, "", nullptr, "a config must be a map of keys to values");
+  for (const auto& o : overrides) apply_override(*tree, o);
+  Node* root = tree->root.get();
+  return ConfigView(std::move(tree), root, "");
+}
+
+std::string ConfigView::full_key(const std::string& key) const {
+  if (prefix_.empty()) return key;
+  if (key.empty()) return prefix_;
+  return prefix_ + "." + key;
+}
+
+Node* ConfigView::find(const std::string& key, bool mark_used, bool create) const {
+  Node* cur = node_;
+  std::string walked = prefix_;
+  for (const auto& part : split_dots(key)) {
+    if (!cur) return nullptr;
+    if (create && cur->kind == Kind::kNull) cur->kind = Kind::kMap;
+    if (cur->kind != Kind::kMap) {
+      if (cur->kind != Kind::kNull) fail(cur->loc, walked, cur, "expected a section (a map of keys)");
+      return nullptr;
+    }
+    if (mark_used) cur->asked.insert(part);
+    Entry* e = cur->entry(part);
+    walked = walked.empty() ? part : walked + "." + part;
+    if (!e) {
+      if (!create) return nullptr;
+      auto fresh = std::make_unique<Node>();
+      fresh->loc = {"(default)", 0, 0};
+      cur->map.push_back({part, fresh->loc, std::move(fresh)});
+      e = &cur->map.back();
+    }
+    cur = e->value.get();
+  }
+  return cur;
+}
+
+ConfigView ConfigView::section(const std::string& key) const {
+  Node* n = find(key, true, /*create=*/true);
+  if (n && n->kind == Kind::kNull) n->kind = Kind::kMap;
+  if (n && n->kind != Kind::kMap) fail(n->loc, full_key(key), n, "expected a section (a map of keys)");
+  return ConfigView(tree_, n, full_key(key));
+}
+
+bool ConfigView::has(const std::string& key) const {
+  const Node* n = find(key, true, false);
+  return n && n->kind != Kind::kNull;
+}
+
+template <typename T>
+T ConfigView::get(const std::string& key, const T& fallback) const {
+  Node* n = find(key, true, /*create=*/true);
+  if (!n) return fallback;
+  if (n->kind == Kind::kNull) {
+    // Record the default in the tree, so the resolved config (to_yaml, the stored run
+    // snapshot, the hash ranks compare) shows every value the run used.
+    Materialize<T>::run(*n, fallback);
+    return fallback;
+  }
+  return Converter<T>::run(*n, full_key(key));
+}
+
+template <typename T>
+T ConfigView::get_required(const std::string& key) const {
+  const Node* n = find(key, true, false);
+  if (!n || n->kind == Kind::kNull) {
+    const SourceLoc loc = node_ ? node_->loc : SourceLoc{tree_->file, 0, 0};
+    throw ConfigError(fmt::format("{}: {}: required key is missing", loc.str(), full_key(key)));
+  }
+  return Converter<T>::run(*n, full_key(key));
+}
+
+#define RLFT_CONFIG_INSTANTIATE(T)                                          \
+  template T ConfigView::get<T>(const std::string&, const T&) const;       \
+  template T ConfigView::get_required<T>(const std::string&) const;
+RLFT_CONFIG_INSTANTIATE(bool)
+RLFT_CONFIG_INSTANTIATE(int)
+RLFT_CONFIG_INSTANTIATE(int64_t)
+RLFT_CONFIG_INSTANTIATE(double)
+RLFT_CONFIG_INSTANTIATE(std::string)
+RLFT_CONFIG_INSTANTIATE(std::vector<std::string>)
+RLFT_CONFIG_INSTANTIATE(std::vector<int64_t>)
+RLFT_CONFIG_INSTANTIATE(std::vector<double>)
+#undef RLFT_CONFIG_INSTANTIATE
+
+std::vector<std::string> ConfigView::keys() const {
+  std::vector<std::string> out;
+  if (node_ && node_->kind == Kind::kMap)
+    for (auto& e : node_->map) out.push_back(e.key);
+  return out;
+}
+
+void ConfigView::check(bool ok, const std::string& key, const std::string& constraint) const {
+  if (ok) return;
+  const Node* n = find(key, false, false);
+  const SourceLoc loc = n ? n->loc : (node_ ? node_->loc : SourceLoc{tree_->file, 0, 0});
+  if (!n) throw ConfigError(fmt::format("{}: {} (default): {}", loc.str(), full_key(key), constraint));
+  fail(loc, full_key(key), n, constraint);
+}
+
+void ConfigView::reject_unknown_keys() const {
+  auto walk = [&](auto&& self, const Node& n, const std::string& path) -> void {
+    if (n.kind == Kind::kSeq) {
+      for (std::size_t i = 0; i < n.seq.size(); ++i) self(self, *n.seq[i], fmt::format("{}[{}]", path, i));
+      return;
+    }
+    if (n.kind != Kind::kMap) return;
+    for (const auto& e : n.map) {
+      const std::string dotted = path.empty() ? e.key : path + "." + e.key;
+      if (!n.asked.count(e.key)) {
+        std::vector<std::string> known(n.asked.begin(), n.asked.end());
+        std::string msg = "unknown key";
+        if (auto s = closest_match(e.key, known)) msg += fmt::format(" (did you mean '{}'?)", *s);
+        else if (!known.empty()) msg += fmt::format(" (known keys here: {})", fmt::join(known, ", "));
+        fail(e.key_loc, dotted, e.value.get(), msg);
+      }
+      self(self, *e.value, dotted);
+    }
+  };
+  if (node_) walk(walk, *node_, prefix_);
+}
+
+std::string ConfigView::to_yaml() const {
+  YAML::Emitter out;
+  if (node_) emit(out, *node_);
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string ConfigView::hash() const {
+  const std::string text = to_yaml();
+  uint64_t h = 1469598103934665603ull;  // FNV-1a, 64-bit
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  return fmt::format("{:016x}", h);
+}
+
+SourceLoc ConfigView::location(const std::string& key) const {
+  const Node* n = key.empty() ? node_ : find(key, false, false);
+  if (n) return n->loc;
+  return node_ ? node_->loc : SourceLoc{tree_->file, 0, 0};
+}
+
+const std::string& ConfigView::file() const { return tree_->file; }
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::optional<std::string> closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  std::optional<std::string> best;
+  std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+}  // namespace rlft

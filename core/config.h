@@ -1,0 +1,101 @@
+#pragma once
+// ConfigView: the only door to YAML. A resolved configuration tree (file + includes +
+// `--set` overrides) with typed getters, dotted paths, consumed-key tracking and errors that
+// carry `file:line:column`, the dotted key, the value and the constraint:
+//
+//   configs/grpo.yaml:14:7: train.lr = fast: expected a number
+//
+// Includes: a top-level `include:` (a path or a list of paths, relative to the including
+// file) is loaded first, then the including file's keys are merged over it (maps merge key by
+// key; scalars and lists replace).
+//
+// Overrides: `--set a.b.c=value` parses `value` as YAML. Where the key exists it must have
+// the type of the value it replaces (an integer stays an integer, a number a number, a bool
+// a bool, a list a list); a new key is allowed and checked like any other by
+// reject_unknown_keys(), which names "--set" as its source.
+//
+// Unknown keys: every getter records the key it asked for, present or not. After the
+// options are parsed, reject_unknown_keys() fails on any key that nobody asked for, with a
+// "did you mean" among the keys that were asked for at the same level.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <string>
+#include <vector>
+
+namespace rlft {
+
+namespace config_detail {
+struct Node;
+struct Tree;
+}  // namespace config_detail
+
+/// Where a value came from: a file position (1-based) or "--set".
+struct SourceLoc {
+  std::string file;  ///< path as the user gave it, or "--set"
+  int line = 0;      ///< 1-based; 0 when unknown
+  int column = 0;    ///< 1-based; 0 when unknown
+  std::string str() const;  ///< "file:line:column" (or "file" when no position)
+};
+
+class ConfigView {
+ public:
+  /// Loads `path` with its includes, then applies `overrides` ("a.b.c=value").
+  /// Throws ConfigError for a missing file, a YAML syntax error (with line and column),
+  /// an include cycle, or a bad override.
+  static ConfigView load(const std::string& path, const std::vector<std::string>& overrides = {});
+  /// The same from YAML text; `name` stands for the file name in errors.
+  static ConfigView parse(const std::string& yaml, const std::string& name = "<string>",
+                          const std::vector<std::string>& overrides = {});
+
+  /// The view of a sub-map (dotted path). A missing section is an empty one: getters then
+  /// return their defaults. A section that is present but not a map is a ConfigError.
+  /// Defaults that getters return are recorded in the tree, so to_yaml() shows every value
+  /// the run used.
+  ConfigView section(const std::string& key) const;
+  /// True when `key` (dotted) is present (and not null).
+  bool has(const std::string& key) const;
+
+  /// Typed getters. Supported T: bool, int, int64_t, double, std::string,
+  /// std::vector<std::string>, std::vector<int64_t>, std::vector<double>.
+  template <typename T>
+  T get(const std::string& key, const T& fallback) const;
+  template <typename T>
+  T get_required(const std::string& key) const;
+  /// Keys of this map in file order (marks none of them as used).
+  std::vector<std::string> keys() const;
+
+  /// Throws ConfigError "loc: key = value: constraint" unless `ok`.
+  void check(bool ok, const std::string& key, const std::string& constraint) const;
+  /// Throws ConfigError naming the first key that no getter asked for, with a suggestion.
+  void reject_unknown_keys() const;
+
+  /// The dotted path of this view ("" for the root).
+  const std::string& path() const { return prefix_; }
+  /// The resolved configuration as YAML (includes merged, overrides applied).
+  std::string to_yaml() const;
+  /// A hash of the resolved YAML (hex), equal across processes for equal configs.
+  std::string hash() const;
+  /// The source position of `key` (or of this view when `key` is empty).
+  SourceLoc location(const std::string& key = "") const;
+  /// The main file this configuration was loaded from ("<string>" for parse()).
+  const std::string& file() const;
+
+ private:
+  ConfigView(std::shared_ptr<config_detail::Tree> tree, config_detail::Node* node, std::string prefix);
+  config_detail::Node* find(const std::string& key, bool mark_used, bool create) const;
+  std::string full_key(const std::string& key) const;
+
+  std::shared_ptr<config_detail::Tree> tree_;
+  config_detail::Node* node_;  // owned by tree_; may be null for a missing section
+  std::string prefix_;
+};
+
+/// Edit distance, for "did you mean" suggestions.
+std::size_t edit_distance(const std::string& a, const std::string& b);
+/// The closest of `candidates` to `word` when it is close enough to be a likely typo.
+std::optional<std::string> closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace rlft
