@@ -78,6 +78,7 @@ std::string describe(const Node* n) {
 
 [[noreturn]] void fail(const SourceLoc& loc, const std::string& key, const Node* value, const std::string& what) {
   if (key.empty()) throw ConfigError(fmt::format("{}: {}", loc.str(), what));
+  if (!value) throw ConfigError(fmt::format("{}: {}: {}", loc.str(), key, what));
   throw ConfigError(fmt::format("{}: {} = {}: {}", loc.str(), key, describe(value), what));
 }
 

@@ -220,7 +220,8 @@ std::vector<RolloutRecord> Store::rollouts(int64_t run_id, std::optional<int64_t
     r.prompt = q.column_text(3);
     r.completion = q.column_text(4);
     r.reward = q.column_double(5);
-    for (auto& [k, v] : nlohmann::json::parse(q.column_text(6)).items()) r.parts.emplace_back(k, v.get<double>());
+    const nlohmann::json parts = nlohmann::json::parse(q.column_text(6));
+    for (auto it = parts.begin(); it != parts.end(); ++it) r.parts.emplace_back(it.key(), it.value().get<double>());
     r.advantage = q.column_double(7);
     r.finish_reason = q.column_text(8);
     r.policy_version = q.column_int(9);

@@ -14,7 +14,7 @@ extern char** environ;
 namespace rlft::test {
 
 ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                          const std::string& stdin_text) {
+                          const std::string& stdin_text, const std::vector<std::string>& unset_env) {
   int out_pipe[2], err_pipe[2], in_pipe[2];
   if (pipe(out_pipe) || pipe(err_pipe) || pipe(in_pipe)) throw std::runtime_error("pipe failed");
   posix_spawn_file_actions_t fa;
@@ -31,6 +31,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::map<s
     if (eq) merged[std::string(*e, static_cast<std::size_t>(eq - *e))] = eq + 1;
   }
   for (const auto& [k, v] : env) merged[k] = v;
+  for (const auto& k : unset_env) merged.erase(k);
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
   std::vector<char*> envp, args;
@@ -89,10 +90,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::map<s
 }
 
 ProcessResult run_rlft(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-                       const std::string& stdin_text) {
+                       const std::string& stdin_text, const std::vector<std::string>& unset_env) {
   std::vector<std::string> argv{RLFT_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_process(argv, env, stdin_text);
+  return run_process(argv, env, stdin_text, unset_env);
 }
 
 }  // namespace rlft::test

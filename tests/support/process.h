@@ -13,13 +13,14 @@ struct ProcessResult {
   std::string err;     ///< stderr
 };
 
-/// Runs argv[0] (searched on PATH) with `args`; `env` entries are added to the environment;
-/// `stdin_text` is written to its standard input. Blocks until it exits.
+/// Runs argv[0] (searched on PATH) with `args`; `env` entries are added to the environment
+/// and the names in `unset_env` removed from it; `stdin_text` is written to its standard
+/// input. Blocks until it exits.
 ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
-                          const std::string& stdin_text = "");
+                          const std::string& stdin_text = "", const std::vector<std::string>& unset_env = {});
 
 /// Runs the rlft binary built with these tests.
 ProcessResult run_rlft(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
-                       const std::string& stdin_text = "");
+                       const std::string& stdin_text = "", const std::vector<std::string>& unset_env = {});
 
 }  // namespace rlft::test
