@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Benchmarks that print figures (none are asserted by tests). Builds first.
+#   scripts/bench.sh            every benchmark this build has
+#   scripts/bench.sh gemm       one of them
+# The GEMM benchmark also runs once on Debian's reference BLAS (forced through
+# LD_LIBRARY_PATH), to show what the fast path is worth on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh >/dev/null
+rlft=${BUILD_DIR:-build}/rlft
+which=${1:-all}
+available=$("$rlft" bench --help | awk '/^Subcommands:/{f=1;next} f && NF {print $1}')
+
+run_bench() {
+  echo "== rlft bench $1"
+  "$rlft" bench "$@"
+}
+
+for b in $available; do
+  [[ "$which" != all && "$which" != "$b" ]] && continue
+  run_bench "$b"
+  if [[ "$b" == gemm ]]; then
+    ref=/usr/lib/x86_64-linux-gnu/blas
+    if [[ -e "$ref/libblas.so.3" ]]; then
+      echo "== rlft bench gemm on the reference BLAS ($ref), for comparison"
+      LD_LIBRARY_PATH=$ref "$rlft" bench gemm --sizes 1024
+    fi
+  fi
+done
