@@ -1,0 +1,81 @@
+#include "rl/advantages.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <functional>
+#include <map>
+
+#include "core/error.h"
+#include "core/registry.h"
+
+namespace rlft::rl {
+namespace {
+
+struct Estimator {
+  AdvantageScale default_scale;
+  /// [P, G] float64 rewards → [P, G] baseline-subtracted values.
+  std::function<at::Tensor(const at::Tensor&)> centre;
+};
+
+at::Tensor group_centred(const at::Tensor& r) { return r - r.mean(1, /*keepdim=*/true); }
+
+const Registry<Estimator>& estimators() {
+  static const Registry<Estimator> reg = [] {
+    Registry<Estimator> r("advantage estimator");
+    r.add("grpo", {AdvantageScale::kGroup, group_centred});
+    r.add("dr_grpo", {AdvantageScale::kNone, group_centred});
+    r.add("rloo", {AdvantageScale::kNone, [](const at::Tensor& x) {
+                     const double g = static_cast<double>(x.size(1));
+                     // r_i − (Σ_j r_j − r_i)/(G−1), written as G/(G−1)·(r_i − mean)
+                     return group_centred(x) * (g / (g - 1.0));
+                   }});
+    r.add("reinforce_pp", {AdvantageScale::kBatch, group_centred});
+    return r;
+  }();
+  return reg;
+}
+
+}  // namespace
+
+AdvantageScale parse_advantage_scale(const std::string& name) {
+  if (name == "group") return AdvantageScale::kGroup;
+  if (name == "batch") return AdvantageScale::kBatch;
+  if (name == "none") return AdvantageScale::kNone;
+  throw Error(fmt::format("unknown advantage scale '{}': known scales are batch, group, none", name));
+}
+
+std::vector<std::string> advantage_estimators() { return estimators().names(); }
+
+void AdvantageOptions::validate() const {
+  estimators().get(estimator);
+  RLFT_CHECK(eps > 0, "advantage eps = {}: must be > 0", eps);
+}
+
+Advantages compute_advantages(const at::Tensor& rewards, const AdvantageOptions& options) {
+  options.validate();
+  RLFT_CHECK(rewards.dim() == 2, "rewards must be [P, G], got {} dimensions", rewards.dim());
+  RLFT_CHECK(rewards.size(1) >= 2, "a group needs at least 2 completions to compare, got G = {}", rewards.size(1));
+  const Estimator& est = estimators().get(options.estimator);
+  const at::Tensor r = rewards.to(at::kDouble);                      // [P, G]
+  const at::Tensor zero_var = (r.amax(1) == r.amin(1));              // [P]
+  at::Tensor a = est.centre(r);                                      // [P, G]
+  a.masked_fill_(zero_var.unsqueeze(1), 0.0);                        // exactly 0, not rounding noise
+  switch (options.scale.value_or(est.default_scale)) {
+    case AdvantageScale::kGroup: a = a / (r.std(1, /*unbiased=*/true, /*keepdim=*/true) + options.eps); break;
+    case AdvantageScale::kBatch: {
+      const at::Tensor flat = a.flatten();
+      if (flat.numel() > 1) a = (a - flat.mean()) / (flat.std(/*unbiased=*/true) + options.eps);
+      a.masked_fill_(zero_var.unsqueeze(1), 0.0);
+      break;
+    }
+    case AdvantageScale::kNone: break;
+  }
+  Advantages out;
+  out.values = a.to(at::kFloat);
+  out.zero_variance = zero_var;
+  out.n_zero_variance = zero_var.sum().item<int64_t>();
+  return out;
+}
+
+}  // namespace rlft::rl
