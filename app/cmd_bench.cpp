@@ -12,6 +12,7 @@
 #include "app/cli.h"
 #include "core/blas.h"
 #include "core/gemm_rate.h"
+#include "core/progress.h"
 #include "core/threads.h"
 
 namespace rlft::app {
@@ -40,12 +41,19 @@ void add_bench_command(CLI::App& app) {
     if (!o->json)
       std::cout << fmt::format("BLAS {} {} — {} threads\n{:>6} {:>12} {:>12}\n", b.vendor, b.core, at::get_num_threads(),
                                "n", "fp32 GF/s", "bf16 GF/s");
-    for (int64_t n : o->sizes) {
-      const GemmRate f = measure_gemm(n, at::kFloat);
-      const GemmRate h = measure_gemm(n, at::kBFloat16);
-      j["cases"].push_back({{"n", n}, {"fp32_gflops", f.gflops}, {"bf16_gflops", h.gflops}});
-      if (!o->json) std::cout << fmt::format("{:>6} {:>12.1f} {:>12.1f}\n", n, f.gflops, h.gflops);
+    std::vector<std::string> lines;
+    {
+      Progress progress("gemm", static_cast<int64_t>(o->sizes.size()));
+      for (int64_t n : o->sizes) {
+        const GemmRate f = measure_gemm(n, at::kFloat);
+        const GemmRate h = measure_gemm(n, at::kBFloat16);
+        j["cases"].push_back({{"n", n}, {"fp32_gflops", f.gflops}, {"bf16_gflops", h.gflops}});
+        lines.push_back(fmt::format("{:>6} {:>12.1f} {:>12.1f}\n", n, f.gflops, h.gflops));
+        progress.advance(1, fmt::format("n={}", n));
+      }
     }
+    if (!o->json)
+      for (const auto& l : lines) std::cout << l;
     if (o->json) std::cout << j.dump(2) << "\n";
   });
 }
