@@ -1,0 +1,130 @@
+// The distributed context with real processes on loopback: this test binary starts two
+// copies of itself as ranks (the "distributed rank" case, skipped in ordinary runs).
+#include "core/distributed.h"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <future>
+
+#include "core/error.h"
+#include "tests/support/process.h"
+
+namespace {
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+}
+
+/// Starts `world` ranks of this binary running the rank case with `scenario`; returns each result.
+std::vector<rlft::test::ProcessResult> run_ranks(int world, const std::string& scenario) {
+  const std::string port = std::to_string(free_port());
+  std::vector<std::future<rlft::test::ProcessResult>> futures;
+  for (int r = 0; r < world; ++r) {
+    std::map<std::string, std::string> env{{"RANK", std::to_string(r)},        {"WORLD_SIZE", std::to_string(world)},
+                                           {"MASTER_ADDR", "127.0.0.1"},       {"MASTER_PORT", port},
+                                           {"RLFT_TEST_SCENARIO", scenario}};
+    futures.push_back(std::async(std::launch::async, [env] {
+      return rlft::test::run_process({self_exe(), "--no-skip", "-tc=distributed rank", "--no-version"}, env);
+    }));
+  }
+  std::vector<rlft::test::ProcessResult> out;
+  for (auto& f : futures) out.push_back(f.get());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("distributed rank" * doctest::skip()) {
+  const std::string scenario = std::getenv("RLFT_TEST_SCENARIO") ? std::getenv("RLFT_TEST_SCENARIO") : "";
+  const auto env = rlft::dist::Env::from_environment();
+  rlft::dist::Options o;
+  o.timeout_s = 20;
+  if (scenario == "die") o.timeout_s = 5;
+  auto ctx = rlft::dist::Context::create(env, o);
+  if (scenario == "collectives") {
+    std::vector<at::Tensor> t{at::full({3}, static_cast<float>(ctx->rank() + 1))};
+    ctx->all_reduce_sum(t);
+    CHECK(t[0][0].item<float>() == 3.0f);
+    at::Tensor b = at::full({2}, static_cast<float>(ctx->rank() == 1 ? 7 : 0));
+    ctx->broadcast(b, 1);
+    CHECK(b[1].item<float>() == 7.0f);
+    ctx->barrier();
+    const auto all = ctx->all_gather_string(ctx->rank() == 0 ? "zero" : "one!");
+    CHECK(all == std::vector<std::string>{"zero", "one!"});
+    CHECK_NOTHROW(ctx->check_consistent("config hash", "abc"));
+  } else if (scenario == "mismatch") {
+    ctx->check_consistent("config hash", ctx->rank() == 0 ? "aaaa" : "bbbb");
+  } else if (scenario == "die") {
+    if (ctx->rank() == 1) std::_Exit(9);  // dies without a word
+    std::vector<at::Tensor> t{at::ones({1})};
+    ctx->all_reduce_sum(t);
+  }
+}
+
+TEST_CASE("two ranks on loopback all-reduce, broadcast and gather") {
+  const auto r = run_ranks(2, "collectives");
+  for (const auto& p : r) CHECK_MESSAGE(p.exit_code == 0, p.out << p.err);
+}
+
+TEST_CASE("a config mismatch between ranks is an error on every rank naming the ranks") {
+  const auto r = run_ranks(2, "mismatch");
+  for (const auto& p : r) {
+    CHECK(p.exit_code != 0);
+    CHECK_MESSAGE(p.out.find("config hash differs between ranks: rank 0 has aaaa, rank(s) 1 differ (rank 1 has bbbb)") !=
+                      std::string::npos,
+                  p.out << p.err);
+  }
+}
+
+TEST_CASE("a rank that dies makes the other fail within the timeout instead of hanging") {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = run_ranks(2, "die");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(r[1].exit_code == 9);
+  CHECK(r[0].exit_code != 0);
+  CHECK_MESSAGE(r[0].out.find("rank 0/2: all_reduce failed or timed out") != std::string::npos, r[0].out << r[0].err);
+  CHECK(s < 60);
+}
+
+TEST_CASE("the environment of torchrun and SLURM is read, and bad values are named") {
+  const auto r = rlft::test::run_process({"env", "-i", "RANK=1", "WORLD_SIZE=4", "LOCAL_RANK=1", self_exe(), "--no-skip",
+                                          "-tc=distributed env probe", "--no-version"});
+  CHECK_MESSAGE(r.exit_code == 0, r.out << r.err);
+}
+
+TEST_CASE("distributed env probe" * doctest::skip()) {
+  const auto e = rlft::dist::Env::from_environment();
+  CHECK(e.rank == 1);
+  CHECK(e.world_size == 4);
+  CHECK(e.launcher == "torchrun");
+  setenv("RANK", "x", 1);
+  CHECK_THROWS_WITH_AS(rlft::dist::Env::from_environment(), "environment variable RANK=x: expected an integer in [0, 1048576]",
+                       rlft::Error);
+  unsetenv("RANK");
+  unsetenv("WORLD_SIZE");
+  setenv("SLURM_NTASKS", "2", 1);
+  setenv("SLURM_PROCID", "1", 1);
+  const auto s = rlft::dist::Env::from_environment();
+  CHECK(s.launcher == "slurm");
+  CHECK(s.rank == 1);
+}
