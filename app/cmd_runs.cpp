@@ -3,9 +3,13 @@
 #include <CLI/CLI.hpp>
 
 #include <ctime>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 
 #include "app/cli.h"
+#include "app/svg_plot.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "data/store.h"
 
@@ -36,15 +40,21 @@ void list_runs(const std::string& store_path) {
   }
 }
 
-void show_run(const std::string& store_path, const std::string& name) {
-  data::Store store = data::Store::open(store_path, /*create=*/false);
+data::RunRecord require_run(data::Store& store, const std::string& name) {
   const auto run = store.find_run(name);
   if (!run) {
     std::vector<std::string> names;
     for (const auto& r : store.list_runs()) names.push_back(r.name);
-    throw Error(fmt::format("no run named '{}' in {}{}", name, store_path,
+    throw Error(fmt::format("no run named '{}' in {}{}", name, store.path(),
                             names.empty() ? "" : fmt::format(" (runs: {})", fmt::join(names, ", "))));
   }
+  return *run;
+}
+
+void show_run(const std::string& store_path, const std::string& name) {
+  data::Store store = data::Store::open(store_path, /*create=*/false);
+  const data::RunRecord found = require_run(store, name);
+  const data::RunRecord* run = &found;
   std::cout << fmt::format("run       {}\nkind      {}\nstatus    {}\nstarted   {}\n", run->name, run->kind, run->status,
                            format_time(run->started_at));
   if (run->ended_at) std::cout << fmt::format("ended     {}\n", format_time(*run->ended_at));
@@ -61,6 +71,38 @@ void show_run(const std::string& store_path, const std::string& name) {
   for (const auto& m : metrics) std::cout << fmt::format("{:<32} {:>8} {:>14.6g}\n", m.name, m.step, m.value);
 }
 
+void plot_run(const std::string& store_path, const std::string& name, const std::string& metrics, const std::string& out) {
+  data::Store store = data::Store::open(store_path, /*create=*/false);
+  const data::RunRecord run = require_run(store, name);
+  const auto known = store.metric_names(run.id);
+  std::vector<std::string> wanted;
+  std::stringstream ss(metrics);
+  for (std::string m; std::getline(ss, m, ',');)
+    if (!m.empty()) wanted.push_back(m);
+  if (wanted.empty()) wanted = known;
+  std::vector<Series> series;
+  for (const auto& m : wanted) {
+    if (std::find(known.begin(), known.end(), m) == known.end()) {
+      std::string msg = fmt::format("run '{}' has no metric '{}'", name, m);
+      if (auto s = closest_match(m, known)) msg += fmt::format(" (did you mean '{}'?)", *s);
+      throw UsageError(msg + fmt::format("; its metrics are: {}", fmt::join(known, ", ")));
+    }
+    Series s{m, {}};
+    for (const auto& p : store.metric_series(run.id, m)) s.points.emplace_back(static_cast<double>(p.step), p.value);
+    series.push_back(std::move(s));
+  }
+  const std::string svg = svg_line_charts(series);
+  if (out.empty() || out == "-") {
+    std::cout << svg;
+    return;
+  }
+  std::ofstream f(out);
+  f << svg;
+  f.close();
+  RLFT_CHECK(f.good(), "cannot write {}", out);
+  std::cout << fmt::format("wrote {} chart(s) to {}\n", series.size(), out);
+}
+
 }  // namespace
 
 void add_runs_command(CLI::App& app) {
@@ -72,6 +114,16 @@ void add_runs_command(CLI::App& app) {
   show->add_option("name", *name, "run name")->required();
   show->add_option("--store", *store_path, "the SQLite store")->capture_default_str();
   show->callback([store_path, name] { show_run(*store_path, *name); });
+  struct PlotArgs {
+    std::string name, metrics, out;
+  };
+  auto plot = std::make_shared<PlotArgs>();
+  CLI::App* plot_cmd = cmd->add_subcommand("plot", "Draw a run's metrics over steps as an SVG file");
+  plot_cmd->add_option("name", plot->name, "run name")->required();
+  plot_cmd->add_option("--metrics", plot->metrics, "comma-separated metric names (default: all)");
+  plot_cmd->add_option("-o,--output", plot->out, "the SVG file to write (default: standard output)");
+  plot_cmd->add_option("--store", *store_path, "the SQLite store")->capture_default_str();
+  plot_cmd->callback([store_path, plot] { plot_run(*store_path, plot->name, plot->metrics, plot->out); });
   cmd->callback([cmd, store_path] {
     if (cmd->get_subcommands().empty()) list_runs(*store_path);
   });

@@ -2,6 +2,10 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+#include <iterator>
+
+#include "data/store.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -101,4 +105,30 @@ TEST_CASE("doctor reports LibTorch, BLAS and GEMM rates") {
   CHECK(text.exit_code == 0);
   CHECK(contains(text.out, "GEMM fp32"));
   CHECK(contains(text.out, "BLAS"));
+}
+
+TEST_CASE("runs plot draws one SVG line per metric with one vertex per step, text escaped") {
+  TempDir dir;
+  const auto path = dir.file("rlft.db");
+  {
+    auto store = rlft::data::Store::open(path, true);
+    rlft::data::RunRecord run;
+    run.name = "plotme";
+    run.kind = "train";
+    const int64_t id = store.create_run(run);
+    for (int s = 1; s <= 7; ++s) store.log_metrics(id, s, {{"reward/mean", 0.1 * s}, {"kl", 0.01}, {"<b>x</b>", 1.0 * s}});
+  }
+  const auto svg_path = dir.file("out.svg");
+  auto r = run_rlft({"runs", "plot", "plotme", "--metrics", "reward/mean,kl,<b>x</b>", "-o", svg_path, "--store", path});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  std::ifstream f(svg_path);
+  const std::string svg((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK(contains(svg, "data-metric=\"reward/mean\" data-points=\"7\""));
+  CHECK(contains(svg, "data-metric=\"kl\" data-points=\"7\""));  // a flat line still draws
+  CHECK(contains(svg, "&lt;b&gt;x&lt;/b&gt;"));
+  CHECK_FALSE(contains(svg, "<b>"));
+  auto bad = run_rlft({"runs", "plot", "plotme", "--metrics", "reward/maen", "--store", path});
+  CHECK(bad.exit_code == 2);
+  CHECK(contains(bad.err, "run 'plotme' has no metric 'reward/maen' (did you mean 'reward/mean'?)"));
+  CHECK(run_rlft({"runs", "plot", "nope", "--store", path}).exit_code == 1);
 }
