@@ -5,6 +5,8 @@
 // Written as Hugging Face writes it (json.dumps(indent=2, sort_keys=True) + "\n"): keys
 // sorted, two-space indent, atomically (temp file, fsync, rename, fsync dir).
 
+#include "policy/checkpoint/file_io.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -59,9 +61,5 @@ class HfConfig {
 
 /// Formats a config as Hugging Face does (sorted keys, indent 2, trailing newline).
 std::string format_config_json(const nlohmann::json& json);
-
-/// Writes `text` to `path` atomically (temp file beside it, fsync, rename, fsync dir).
-/// Throws rlft::Error naming the path.
-void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace rlft::checkpoint
