@@ -18,6 +18,8 @@ void add_doctor_command(CLI::App& app);
 void add_config_command(CLI::App& app);
 void add_runs_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+/// `rlft serve` and `rlft serve token …` (app/cmd_serve.cpp).
+void add_serve_command(CLI::App& app);
 /// Subcommands that later parts of rlft fill; until then they say so and exit 1.
 void add_pending_commands(CLI::App& app);
 
