@@ -1,6 +1,6 @@
 #include "rollout/beam.h"
 
-#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
@@ -45,7 +45,9 @@ std::vector<BeamHypothesis> beam_search(policy::CausalLM& model, const std::vect
   if (options.use_model_eos) stop.insert(stop.end(), config.eos_token_id.begin(), config.eos_token_id.end());
   auto is_stop = [&](int64_t t) { return std::find(stop.begin(), stop.end(), t) != stop.end(); };
 
-  c10::InferenceMode guard;
+  // No-grad rather than inference mode: the recorded routing tensors are fed to the
+  // trainer's autograd forward, which may not save inference tensors.
+  at::NoGradGuard no_grad;
   const auto device = model->options().device;
   const auto long_opts = at::TensorOptions().dtype(at::kLong);
   const int64_t nb = options.num_beams, V = config.vocab_size;

@@ -2,7 +2,7 @@
 // finished rows dropped from the batch and the cache.
 #include "rollout/generator.h"
 
-#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
@@ -68,7 +68,9 @@ std::vector<Group> Generator::generate(const std::vector<Request>& requests, con
     for (int64_t id : config.eos_token_id)
       if (std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) stop_ids.push_back(id);
 
-  c10::InferenceMode guard;
+  // No-grad rather than inference mode: the recorded routing tensors are fed to the
+  // trainer's autograd forward, which may not save inference tensors.
+  at::NoGradGuard no_grad;
   std::vector<Group> out(requests.size());
   GenerateStats local;
   size_t begin = 0;

@@ -94,7 +94,8 @@ struct GenerateStats {
 
 class Generator {
  public:
-  /// `model` is used in inference mode and not modified.
+  /// `model` runs under no-grad (not InferenceMode: Sample::routing must be usable in the
+  /// trainer's autograd forward) and is not modified.
   explicit Generator(policy::CausalLM model, StepRegistry steps = builtin_sampling_steps());
   /// One Group per request, in request order. Throws ConfigError on bad options and
   /// rlft::Error on bad requests (empty list, empty or too long prompt), naming them.

@@ -2,7 +2,6 @@
 // worker holds it only to take work and to publish a group, never while it generates.
 #include "rollout/pool.h"
 
-#include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
 
 #include "core/error.h"

@@ -1,5 +1,5 @@
 #pragma once
-// RolloutPool: N worker threads, each with its own policy replica (inference mode) and
+// RolloutPool: N worker threads, each with its own policy replica (eval, no grad) and
 // Generator, turning prompts into finished Groups pushed into a bounded queue; the trainer
 // pops groups and publishes new weights with sync_weights(version).
 //

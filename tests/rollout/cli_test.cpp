@@ -98,5 +98,6 @@ TEST_CASE("rlft bench rollout --json prints the figures the issue names") {
     CHECK(c["decode_tokens_per_s"].get<double>() > 0);
     seqs.push_back(c["sequences"].get<int64_t>());
   }
-  CHECK(seqs == std::vector<int64_t>{1, 8, 32, 128});
+  const std::vector<int64_t> want{1, 8, 32, 128};
+  CHECK(seqs == want);
 }

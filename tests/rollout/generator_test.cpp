@@ -195,3 +195,15 @@ TEST_CASE("a completion ends at the context length with reason length") {
   CHECK(g[0].samples[0].tokens.size() == 3);
   CHECK(g[0].samples[0].finish == FinishReason::kLength);
 }
+
+TEST_CASE("recorded routing can be replayed in a training forward with autograd") {
+  auto model = test::tiny_model("qwen3-moe");
+  Generator gen(model);
+  const auto groups =
+      gen.generate(test::make_requests({4}, model->config().vocab_size, 2), warm_sampling(), gen_options(3, true));
+  const auto& s = groups[0].samples[1];
+  const auto lp = test::training_logprobs(model, groups[0].prompt, s, 0.8, true);  // grad enabled
+  REQUIRE(lp.requires_grad());
+  CHECK_NOTHROW(lp.sum().backward());
+  CHECK((lp.detach() - test::as_tensor(s.logprobs)).abs().max().item<double>() <= 1e-5);
+}

@@ -81,8 +81,8 @@ TEST_CASE("the chain holds only the steps the options turn on, in order") {
   o.top_p = 0.9;
   o.repetition_penalty = 1.1;
   o.top_k = 5;
-  CHECK(SamplingChain(o, reg).step_names() ==
-        std::vector<std::string>{"repetition_penalty", "temperature", "top_k", "top_p"});
+  const std::vector<std::string> want{"repetition_penalty", "temperature", "top_k", "top_p"};
+  CHECK(SamplingChain(o, reg).step_names() == want);
   CHECK(SamplingChain(o, reg).needs_counts());
   // temperature then top-k on hand-worked values
   SamplingOptions t;
