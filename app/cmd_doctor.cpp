@@ -1,11 +1,11 @@
 // `rlft doctor`: what this machine gives rlft — LibTorch, CUDA devices, the BLAS actually
 // loaded (and its core), threads, and measured fp32 / bf16 GEMM rates.
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
@@ -53,9 +53,10 @@ void run_doctor(const DoctorOptions& o) {
     j["libtorch_version"] = torch_version();
     j["cuda_available"] = cuda;
     j["cuda_devices"] = n_cuda;
-    j["blas"] = {{"vendor", b.vendor}, {"library", b.library}, {"core", b.core},
-                 {"coretype_env", b.core_env}, {"config", b.config}, {"threads", b.threads}};
-    j["threads"] = {{"intra_op", at::get_num_threads()}, {"inter_op", at::get_num_interop_threads()},
+    j["blas"] = {{"vendor", b.vendor},         {"library", b.library}, {"core", b.core},
+                 {"coretype_env", b.core_env}, {"config", b.config},   {"threads", b.threads}};
+    j["threads"] = {{"intra_op", at::get_num_threads()},
+                    {"inter_op", at::get_num_interop_threads()},
                     {"hardware", std::thread::hardware_concurrency()}};
     j["gemm_n"] = o.n;
     j["gemm_fp32_gflops"] = f32.gflops;
@@ -66,11 +67,13 @@ void run_doctor(const DoctorOptions& o) {
   }
   std::cout << fmt::format("rlft          {} (git {})\n", RLFT_VERSION, RLFT_GIT_REVISION);
   std::cout << fmt::format("LibTorch      {}\n", torch_version());
-  std::cout << fmt::format("CUDA          {}\n", cuda ? fmt::format("{} device(s)", n_cuda) : "not available (CPU only)");
+  std::cout << fmt::format("CUDA          {}\n",
+                           cuda ? fmt::format("{} device(s)", n_cuda) : "not available (CPU only)");
   std::cout << fmt::format("BLAS          {}{}\n", b.vendor, b.config.empty() ? "" : " — " + b.config);
   std::cout << fmt::format("  library     {}\n", b.library.empty() ? "(sgemm_ not found)" : b.library);
   if (!b.core.empty())
-    std::cout << fmt::format("  core        {} (OPENBLAS_CORETYPE={})\n", b.core, b.core_env.empty() ? "unset" : b.core_env);
+    std::cout << fmt::format("  core        {} (OPENBLAS_CORETYPE={})\n", b.core,
+                             b.core_env.empty() ? "unset" : b.core_env);
   if (b.threads > 0) std::cout << fmt::format("  threads     {}\n", b.threads);
   std::cout << fmt::format("threads       intra-op {}, inter-op {}, hardware {}\n", at::get_num_threads(),
                            at::get_num_interop_threads(), std::thread::hardware_concurrency());

@@ -4,8 +4,8 @@
 
 #include <ctime>
 #include <fstream>
-#include <sstream>
 #include <iostream>
+#include <sstream>
 
 #include "app/cli.h"
 #include "app/svg_plot.h"
@@ -36,7 +36,8 @@ void list_runs(const std::string& store_path) {
   for (const auto& r : runs) {
     int64_t steps = 0;
     for (const auto& m : store.last_metrics(r.id)) steps = std::max(steps, m.step);
-    std::cout << fmt::format("{:<28} {:<6} {:<12} {:<20} {:>8}\n", r.name, r.kind, r.status, format_time(r.started_at), steps);
+    std::cout << fmt::format("{:<28} {:<6} {:<12} {:<20} {:>8}\n", r.name, r.kind, r.status, format_time(r.started_at),
+                             steps);
   }
 }
 
@@ -55,8 +56,8 @@ void show_run(const std::string& store_path, const std::string& name) {
   data::Store store = data::Store::open(store_path, /*create=*/false);
   const data::RunRecord found = require_run(store, name);
   const data::RunRecord* run = &found;
-  std::cout << fmt::format("run       {}\nkind      {}\nstatus    {}\nstarted   {}\n", run->name, run->kind, run->status,
-                           format_time(run->started_at));
+  std::cout << fmt::format("run       {}\nkind      {}\nstatus    {}\nstarted   {}\n", run->name, run->kind,
+                           run->status, format_time(run->started_at));
   if (run->ended_at) std::cout << fmt::format("ended     {}\n", format_time(*run->ended_at));
   if (!run->error.empty()) std::cout << fmt::format("error     {}\n", run->error);
   std::cout << fmt::format("git       {}\nconfig    {}\n", run->git_revision, run->config_hash);
@@ -71,7 +72,8 @@ void show_run(const std::string& store_path, const std::string& name) {
   for (const auto& m : metrics) std::cout << fmt::format("{:<32} {:>8} {:>14.6g}\n", m.name, m.step, m.value);
 }
 
-void plot_run(const std::string& store_path, const std::string& name, const std::string& metrics, const std::string& out) {
+void plot_run(const std::string& store_path, const std::string& name, const std::string& metrics,
+              const std::string& out) {
   data::Store store = data::Store::open(store_path, /*create=*/false);
   const data::RunRecord run = require_run(store, name);
   const auto known = store.metric_names(run.id);

@@ -20,11 +20,14 @@ std::vector<double> nice_ticks(double lo, double hi, int n) {
       break;
     }
   std::vector<double> out;
-  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
+    out.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
   return out;
 }
 
-std::string fmt_num(double v) { return fmt::format("{:.4g}", v); }
+std::string fmt_num(double v) {
+  return fmt::format("{:.4g}", v);
+}
 
 }  // namespace
 
@@ -33,12 +36,23 @@ std::string xml_escape(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -64,7 +78,8 @@ std::string svg_line_charts(const std::vector<Series>& series, const PlotOptions
     svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>\n", px0, py0,
                        px1 - px0, py1 - py0);
     if (pts.empty()) {
-      svg += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#666\">no data</text>\n", (px0 + px1) / 2 - 20, (py0 + py1) / 2);
+      svg +=
+          fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#666\">no data</text>\n", (px0 + px1) / 2 - 20, (py0 + py1) / 2);
       svg += fmt::format("<polyline class=\"series\" data-metric=\"{}\" data-points=\"0\" points=\"\"/>\n</g>\n",
                          xml_escape(s.name));
       continue;
@@ -83,9 +98,10 @@ std::string svg_line_charts(const std::vector<Series>& series, const PlotOptions
           "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n",
           px0, px1, Y(t), Y(t), px0 - 4, Y(t) + 4, fmt_num(t));
     for (double t : nice_ticks(xmin, xmax, 6))
-      svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n", X(t), py1 + 14, fmt_num(t));
-    svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" fill=\"#666\">step</text>\n", (px0 + px1) / 2,
-                       h - 6);
+      svg +=
+          fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n", X(t), py1 + 14, fmt_num(t));
+    svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" fill=\"#666\">step</text>\n",
+                       (px0 + px1) / 2, h - 6);
     std::string coords;
     for (const auto& p : pts) coords += fmt::format("{:.1f},{:.1f} ", X(p.first), Y(p.second));
     if (!coords.empty()) coords.pop_back();

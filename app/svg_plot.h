@@ -10,8 +10,8 @@
 namespace rlft::app {
 
 struct Series {
-  std::string name;                              ///< the metric's name: the chart's title
-  std::vector<std::pair<double, double>> points; ///< (step, value), ascending steps; non-finite values are skipped
+  std::string name;                               ///< the metric's name: the chart's title
+  std::vector<std::pair<double, double>> points;  ///< (step, value), ascending steps; non-finite values are skipped
 };
 
 struct PlotOptions {

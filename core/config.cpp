@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cmath>
-#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -33,11 +33,11 @@ struct Node {
   enum class Kind { kNull, kScalar, kMap, kSeq };
   Kind kind = Kind::kNull;
   std::string scalar;
-  bool quoted = false;                      // a quoted scalar is always a string
-  std::vector<Entry> map;                   // kMap, in file order
-  std::vector<std::unique_ptr<Node>> seq;   // kSeq
+  bool quoted = false;                     // a quoted scalar is always a string
+  std::vector<Entry> map;                  // kMap, in file order
+  std::vector<std::unique_ptr<Node>> seq;  // kSeq
   SourceLoc loc;
-  std::set<std::string> asked;              // kMap: keys some getter asked for
+  std::set<std::string> asked;  // kMap: keys some getter asked for
 
   Entry* entry(const std::string& key) {
     for (auto& e : map)
@@ -68,10 +68,14 @@ namespace {
 std::string describe(const Node* n) {
   if (!n) return "(missing)";
   switch (n->kind) {
-    case Kind::kNull: return "null";
-    case Kind::kScalar: return n->scalar;
-    case Kind::kMap: return "{…}";
-    case Kind::kSeq: return "[…]";
+    case Kind::kNull:
+      return "null";
+    case Kind::kScalar:
+      return n->scalar;
+    case Kind::kMap:
+      return "{…}";
+    case Kind::kSeq:
+      return "[…]";
   }
   return "";
 }
@@ -88,7 +92,9 @@ std::unique_ptr<Node> convert(const YAML::Node& y, const std::string& file, cons
   n->loc = {file, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0};
   switch (y.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null: n->kind = Kind::kNull; break;
+    case YAML::NodeType::Null:
+      n->kind = Kind::kNull;
+      break;
     case YAML::NodeType::Scalar:
       n->kind = Kind::kScalar;
       n->scalar = y.Scalar();
@@ -157,9 +163,12 @@ std::unique_ptr<Node> load_file(const std::string& path, std::vector<std::string
   if (inc == node->map.end()) return node;
   std::vector<const Node*> paths;
   const Node* iv = inc->value.get();
-  if (iv->kind == Kind::kScalar) paths.push_back(iv);
-  else if (iv->kind == Kind::kSeq) for (auto& s : iv->seq) paths.push_back(s.get());
-  else fail(iv->loc, "include", iv, "expected a file path or a list of file paths");
+  if (iv->kind == Kind::kScalar)
+    paths.push_back(iv);
+  else if (iv->kind == Kind::kSeq)
+    for (auto& s : iv->seq) paths.push_back(s.get());
+  else
+    fail(iv->loc, "include", iv, "expected a file path or a list of file paths");
   auto base = std::make_unique<Node>();
   base->kind = Kind::kMap;
   base->loc = node->loc;
@@ -168,7 +177,8 @@ std::unique_ptr<Node> load_file(const std::string& path, std::vector<std::string
     if (p->kind != Kind::kScalar) fail(p->loc, "include", p, "expected a file path");
     fs::path target = fs::path(p->scalar);
     if (target.is_relative()) target = fs::path(path).parent_path() / target;
-    if (!fs::exists(target, ec)) fail(p->loc, "include", p, fmt::format("included file '{}' not found", target.string()));
+    if (!fs::exists(target, ec))
+      fail(p->loc, "include", p, fmt::format("included file '{}' not found", target.string()));
     merge(*base, load_file(target.string(), stack));
   }
   stack.pop_back();
@@ -224,7 +234,8 @@ bool parse_double(const std::string& s, double& out) {
   if (end != s.c_str() + s.size() || errno == ERANGE) return false;
   // strtod accepts "inf", "nan" and hex; YAML does not.
   for (char c : s)
-    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+')) return false;
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'))
+      return false;
   return true;
 }
 
@@ -241,10 +252,14 @@ ScalarType classify(const Node& n) {
 
 const char* type_name(ScalarType t) {
   switch (t) {
-    case ScalarType::kBool: return "a bool (true/false)";
-    case ScalarType::kInt: return "an integer";
-    case ScalarType::kFloat: return "a number";
-    case ScalarType::kString: return "a string";
+    case ScalarType::kBool:
+      return "a bool (true/false)";
+    case ScalarType::kInt:
+      return "an integer";
+    case ScalarType::kFloat:
+      return "a number";
+    case ScalarType::kString:
+      return "a string";
   }
   return "";
 }
@@ -307,7 +322,8 @@ void apply_override(Tree& tree, const std::string& spec) {
     const ScalarType want = classify(old);
     if (value->kind != Kind::kScalar) throw ConfigError(fmt::format("{}: expected {}", where, type_name(want)));
     const ScalarType got = classify(*value);
-    const bool ok = want == ScalarType::kString || want == got || (want == ScalarType::kFloat && got == ScalarType::kInt);
+    const bool ok =
+        want == ScalarType::kString || want == got || (want == ScalarType::kFloat && got == ScalarType::kInt);
     if (!ok) throw ConfigError(fmt::format("{}: expected {}, got '{}'", where, type_name(want), value->scalar));
     if (want == ScalarType::kString) value->quoted = true;
   } else if (old.kind == Kind::kSeq && value->kind != Kind::kSeq) {
@@ -320,10 +336,14 @@ void apply_override(Tree& tree, const std::string& spec) {
 
 void emit(YAML::Emitter& out, const Node& n) {
   switch (n.kind) {
-    case Kind::kNull: out << YAML::Null; break;
+    case Kind::kNull:
+      out << YAML::Null;
+      break;
     case Kind::kScalar:
-      if (n.quoted) out << YAML::DoubleQuoted << n.scalar;
-      else out << n.scalar;
+      if (n.quoted)
+        out << YAML::DoubleQuoted << n.scalar;
+      else
+        out << n.scalar;
       break;
     case Kind::kSeq:
       out << YAML::BeginSeq;
@@ -352,7 +372,8 @@ std::string convert_scalar<std::string>(const Node& n, const std::string& key) {
 template <>
 bool convert_scalar<bool>(const Node& n, const std::string& key) {
   bool b = false;
-  if (n.kind != Kind::kScalar || n.quoted || !parse_bool(n.scalar, b)) fail(n.loc, key, &n, "expected a bool (true or false)");
+  if (n.kind != Kind::kScalar || n.quoted || !parse_bool(n.scalar, b))
+    fail(n.loc, key, &n, "expected a bool (true or false)");
   return b;
 }
 template <>
@@ -384,20 +405,24 @@ struct Converter<std::vector<E>> {
     if (n.kind == Kind::kScalar && !n.quoted && n.scalar.empty()) return {};
     if (n.kind != Kind::kSeq) fail(n.loc, key, &n, "expected a list, e.g. [a, b]");
     std::vector<E> out;
-    for (std::size_t i = 0; i < n.seq.size(); ++i) out.push_back(convert_scalar<E>(*n.seq[i], fmt::format("{}[{}]", key, i)));
+    for (std::size_t i = 0; i < n.seq.size(); ++i)
+      out.push_back(convert_scalar<E>(*n.seq[i], fmt::format("{}[{}]", key, i)));
     return out;
   }
 };
 
 template <typename T>
 std::string scalar_text(const T& v) {
-  if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
+  if constexpr (std::is_same_v<T, bool>)
+    return v ? "true" : "false";
   else if constexpr (std::is_same_v<T, double>) {
     std::string t = fmt::format("{}", v);
     if (t.find_first_of(".eEn") == std::string::npos) t += ".0";  // keep it a float when re-read
     return t;
-  } else if constexpr (std::is_same_v<T, std::string>) return v;
-  else return fmt::format("{}", v);
+  } else if constexpr (std::is_same_v<T, std::string>)
+    return v;
+  else
+    return fmt::format("{}", v);
 }
 
 template <typename T>
@@ -436,7 +461,8 @@ ConfigView ConfigView::load(const std::string& path, const std::vector<std::stri
   return ConfigView(std::move(tree), root, "");
 }
 
-ConfigView ConfigView::parse(const std::string& yaml, const std::string& name, const std::vector<std::string>& overrides) {
+ConfigView ConfigView::parse(const std::string& yaml, const std::string& name,
+                             const std::vector<std::string>& overrides) {
   auto tree = std::make_shared<Tree>();
   tree->file = name;
   try {
@@ -517,8 +543,8 @@ T ConfigView::get_required(const std::string& key) const {
   return Converter<T>::run(*n, full_key(key));
 }
 
-#define RLFT_CONFIG_INSTANTIATE(T)                                          \
-  template T ConfigView::get<T>(const std::string&, const T&) const;       \
+#define RLFT_CONFIG_INSTANTIATE(T)                                   \
+  template T ConfigView::get<T>(const std::string&, const T&) const; \
   template T ConfigView::get_required<T>(const std::string&) const;
 RLFT_CONFIG_INSTANTIATE(bool)
 RLFT_CONFIG_INSTANTIATE(int)
@@ -557,8 +583,10 @@ void ConfigView::reject_unknown_keys() const {
       if (!n.asked.count(e.key)) {
         std::vector<std::string> known(n.asked.begin(), n.asked.end());
         std::string msg = "unknown key";
-        if (auto s = closest_match(e.key, known)) msg += fmt::format(" (did you mean '{}'?)", *s);
-        else if (!known.empty()) msg += fmt::format(" (known keys here: {})", fmt::join(known, ", "));
+        if (auto s = closest_match(e.key, known))
+          msg += fmt::format(" (did you mean '{}'?)", *s);
+        else if (!known.empty())
+          msg += fmt::format(" (known keys here: {})", fmt::join(known, ", "));
         fail(e.key_loc, dotted, e.value.get(), msg);
       }
       self(self, *e.value, dotted);
@@ -586,7 +614,9 @@ SourceLoc ConfigView::location(const std::string& key) const {
   return node_ ? node_->loc : SourceLoc{tree_->file, 0, 0};
 }
 
-const std::string& ConfigView::file() const { return tree_->file; }
+const std::string& ConfigView::file() const {
+  return tree_->file;
+}
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);

@@ -21,8 +21,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace rlft {
@@ -34,9 +34,9 @@ struct Tree;
 
 /// Where a value came from: a file position (1-based) or "--set".
 struct SourceLoc {
-  std::string file;  ///< path as the user gave it, or "--set"
-  int line = 0;      ///< 1-based; 0 when unknown
-  int column = 0;    ///< 1-based; 0 when unknown
+  std::string file;         ///< path as the user gave it, or "--set"
+  int line = 0;             ///< 1-based; 0 when unknown
+  int column = 0;           ///< 1-based; 0 when unknown
   std::string str() const;  ///< "file:line:column" (or "file" when no position)
 };
 

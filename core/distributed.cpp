@@ -46,7 +46,8 @@ Env Env::from_environment() {
     if (!env_int("LOCAL_WORLD_SIZE", e.local_world_size, 1, kMax)) e.local_world_size = e.world_size;
   } else if (env_int("SLURM_NTASKS", e.world_size, 1, kMax)) {
     e.launcher = "slurm";
-    RLFT_CHECK(env_int("SLURM_PROCID", e.rank, 0, kMax), "environment variable SLURM_PROCID is missing (SLURM_NTASKS is set)");
+    RLFT_CHECK(env_int("SLURM_PROCID", e.rank, 0, kMax),
+               "environment variable SLURM_PROCID is missing (SLURM_NTASKS is set)");
     if (!env_int("SLURM_LOCALID", e.local_rank, 0, kMax)) e.local_rank = e.rank;
     if (!env_int("SLURM_NTASKS_PER_NODE", e.local_world_size, 1, kMax)) e.local_world_size = e.world_size;
   }
@@ -116,8 +117,8 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
   try {
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
   } catch (const std::exception& e) {
-    throw Error(fmt::format("rank {}/{}: rendezvous at {}:{} did not complete within {} s: {}", env.rank, env.world_size,
-                            env.master_addr, env.master_port, options.timeout_s, e.what()));
+    throw Error(fmt::format("rank {}/{}: rendezvous at {}:{} did not complete within {} s: {}", env.rank,
+                            env.world_size, env.master_addr, env.master_port, options.timeout_s, e.what()));
   }
   if (backend == "gloo") {
     auto go = c10d::ProcessGroupGloo::Options::create();
@@ -143,7 +144,8 @@ void Context::all_reduce_sum(std::vector<at::Tensor>& tensors) {
   o.reduceOp = c10d::ReduceOp::SUM;
   o.timeout = impl_->timeout;
 #ifdef USE_C10D_NCCL
-  if (impl_->nccl) return impl_->run("all_reduce", rank(), world_size(), [&] { return impl_->nccl->allreduce(tensors, o); });
+  if (impl_->nccl)
+    return impl_->run("all_reduce", rank(), world_size(), [&] { return impl_->nccl->allreduce(tensors, o); });
 #endif
   impl_->run("all_reduce", rank(), world_size(), [&] { return impl_->gloo->allreduce(tensors, o); });
 }
@@ -188,7 +190,8 @@ std::vector<std::string> Context::all_gather_string(const std::string& value) {
   all_reduce_sum(b);
   std::vector<std::string> out;
   for (int r = 0; r < world_size(); ++r)
-    out.emplace_back(static_cast<const char*>(bytes[r].data_ptr()), static_cast<std::size_t>(lengths[r].item<int64_t>()));
+    out.emplace_back(static_cast<const char*>(bytes[r].data_ptr()),
+                     static_cast<std::size_t>(lengths[r].item<int64_t>()));
   return out;
 }
 
@@ -197,8 +200,9 @@ void Context::check_consistent(const std::string& what, const std::string& value
   std::vector<int> differ;
   for (int r = 0; r < world_size(); ++r)
     if (all[static_cast<std::size_t>(r)] != all[0]) differ.push_back(r);
-  RLFT_CHECK(differ.empty(), "{} differs between ranks: rank 0 has {}, rank(s) {} differ (rank {} has {})", what, all[0],
-             fmt::join(differ, ", "), differ.empty() ? 0 : differ[0], differ.empty() ? "" : all[static_cast<std::size_t>(differ[0])]);
+  RLFT_CHECK(differ.empty(), "{} differs between ranks: rank 0 has {}, rank(s) {} differ (rank {} has {})", what,
+             all[0], fmt::join(differ, ", "), differ.empty() ? 0 : differ[0],
+             differ.empty() ? "" : all[static_cast<std::size_t>(differ[0])]);
 }
 
 }  // namespace rlft::dist

@@ -33,13 +33,13 @@ class ConfigError : public Error {
 }  // namespace rlft
 
 /// RLFT_CHECK(cond, "fmt {}", args…): throw rlft::Error with the formatted message if !cond.
-#define RLFT_CHECK(cond, ...)                                   \
-  do {                                                          \
+#define RLFT_CHECK(cond, ...)                                     \
+  do {                                                            \
     if (!(cond)) throw ::rlft::Error(::fmt::format(__VA_ARGS__)); \
   } while (false)
 
 /// RLFT_CHECK_AS(ErrorType, cond, "fmt {}", args…): the same with another error type.
-#define RLFT_CHECK_AS(type, cond, ...)                            \
-  do {                                                            \
-    if (!(cond)) throw type(::fmt::format(__VA_ARGS__));          \
+#define RLFT_CHECK_AS(type, cond, ...)                   \
+  do {                                                   \
+    if (!(cond)) throw type(::fmt::format(__VA_ARGS__)); \
   } while (false)

@@ -7,9 +7,9 @@
 namespace rlft {
 
 struct GemmRate {
-  int64_t n = 0;          ///< the square size measured (n×n · n×n)
-  double gflops = 0.0;    ///< best of the repetitions, 2n³ / seconds / 1e9
-  double seconds = 0.0;   ///< the best single repetition
+  int64_t n = 0;         ///< the square size measured (n×n · n×n)
+  double gflops = 0.0;   ///< best of the repetitions, 2n³ / seconds / 1e9
+  double seconds = 0.0;  ///< the best single repetition
   int repetitions = 0;
 };
 

@@ -18,11 +18,16 @@ std::mutex g_write_mutex;  // one line at a time from many threads
 
 const char* level_name(Level l) {
   switch (l) {
-    case Level::kDebug: return "DEBUG";
-    case Level::kInfo: return "INFO ";
-    case Level::kWarn: return "WARN ";
-    case Level::kError: return "ERROR";
-    case Level::kOff: break;
+    case Level::kDebug:
+      return "DEBUG";
+    case Level::kInfo:
+      return "INFO ";
+    case Level::kWarn:
+      return "WARN ";
+    case Level::kError:
+      return "ERROR";
+    case Level::kOff:
+      break;
   }
   return "";
 }
@@ -38,8 +43,12 @@ Level parse_level(std::string_view name) {
   throw Error(fmt::format("unknown log level '{}': known levels are debug, info, warn, error, off", name));
 }
 
-void set_level(Level level) { g_level = level; }
-Level level() { return g_level; }
+void set_level(Level level) {
+  g_level = level;
+}
+Level level() {
+  return g_level;
+}
 
 void set_rank(int rank, int world_size) {
   g_rank = world_size > 1 ? rank : -1;
@@ -53,7 +62,8 @@ void write(Level level, std::string_view message) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   localtime_r(&t, &tm);
-  std::string line = fmt::format("{:02}:{:02}:{:02}.{:03} {} ", tm.tm_hour, tm.tm_min, tm.tm_sec, ms, level_name(level));
+  std::string line =
+      fmt::format("{:02}:{:02}:{:02}.{:03} {} ", tm.tm_hour, tm.tm_min, tm.tm_sec, ms, level_name(level));
   if (g_rank >= 0) line += fmt::format("[rank {}/{}] ", g_rank.load(), g_world.load());
   line += message;
   line += '\n';

@@ -18,7 +18,9 @@ Progress::Progress(std::string label, int64_t total, double plain_every_s)
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  finish();
+}
 
 std::string Progress::format_duration(double s) {
   if (!(s >= 0) || s > 1e7) return "?";
@@ -48,7 +50,8 @@ void Progress::draw(bool final) {
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
   std::string eta;
-  if (total_ > 0 && rate > 0 && done_ < total_) eta = " ETA " + format_duration(static_cast<double>(total_ - done_) / rate);
+  if (total_ > 0 && rate > 0 && done_ < total_)
+    eta = " ETA " + format_duration(static_cast<double>(total_ - done_) / rate);
   const std::string count = total_ > 0 ? fmt::format("{}/{}", done_, total_) : fmt::format("{}", done_);
   const std::string tail = fmt::format("{} {:.2f} it/s{}{}{}", count, rate, eta, note_.empty() ? "" : " ", note_);
   if (!tty_) {

@@ -31,7 +31,8 @@ Database::Database(const std::string& path, OpenMode mode, int busy_timeout_ms) 
       RLFT_CHECK(::access(p.c_str(), W_OK) == 0, "cannot write the store {}: the file is read-only", path);
   }
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-  if (mode == OpenMode::kExisting) flags = ::access(p.c_str(), W_OK) == 0 ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+  if (mode == OpenMode::kExisting)
+    flags = ::access(p.c_str(), W_OK) == 0 ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
   const int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     const std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
@@ -49,7 +50,8 @@ Database::Database(const std::string& path, OpenMode mode, int busy_timeout_ms) 
     sqlite3_free(err);
     sqlite3_close(db_);
     db_ = nullptr;
-    if ((rc2 & 0xff) == SQLITE_NOTADB) throw Error(fmt::format("{} is not an rlft store: not an SQLite database", path));
+    if ((rc2 & 0xff) == SQLITE_NOTADB)
+      throw Error(fmt::format("{} is not an rlft store: not an SQLite database", path));
     throw Error(fmt::format("cannot read the store {}: {}", path, msg));
   }
 }
@@ -58,7 +60,9 @@ Database::~Database() {
   if (db_) sqlite3_close_v2(db_);
 }
 
-Database::Database(Database&& other) noexcept : db_(other.db_), path_(std::move(other.path_)) { other.db_ = nullptr; }
+Database::Database(Database&& other) noexcept : db_(other.db_), path_(std::move(other.path_)) {
+  other.db_ = nullptr;
+}
 
 Database& Database::operator=(Database&& other) noexcept {
   if (this != &other) {
@@ -83,7 +87,9 @@ void Database::exec(const std::string& sql) {
   }
 }
 
-int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+int64_t Database::last_insert_rowid() const {
+  return sqlite3_last_insert_rowid(db_);
+}
 
 Statement::Statement(Database& db, const std::string& sql) : db_(&db), sql_(sql) {
   if (sqlite3_prepare_v2(db.handle(), sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) db.raise("prepare " + sql);
@@ -138,16 +144,24 @@ void Statement::reset() {
   sqlite3_clear_bindings(stmt_);
 }
 
-int64_t Statement::column_int(int col) const { return sqlite3_column_int64(stmt_, col); }
-double Statement::column_double(int col) const { return sqlite3_column_double(stmt_, col); }
+int64_t Statement::column_int(int col) const {
+  return sqlite3_column_int64(stmt_, col);
+}
+double Statement::column_double(int col) const {
+  return sqlite3_column_double(stmt_, col);
+}
 std::string Statement::column_text(int col) const {
   const auto* p = sqlite3_column_text(stmt_, col);
   return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
            : std::string();
 }
-bool Statement::column_is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+bool Statement::column_is_null(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
 
-Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+Transaction::Transaction(Database& db) : db_(db) {
+  db_.exec("BEGIN IMMEDIATE");
+}
 
 Transaction::~Transaction() {
   if (!done_) {

@@ -12,7 +12,8 @@ int apply_thread_count(int requested) {
   if (n <= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);
-    n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : static_cast<int>(std::thread::hardware_concurrency());
+    n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                    : static_cast<int>(std::thread::hardware_concurrency());
     if (n <= 0) n = 1;
   }
   if (at::get_num_threads() != n) at::set_num_threads(n);

@@ -20,14 +20,14 @@ int store_schema_version();
 struct RunRecord {
   int64_t id = 0;
   std::string name;
-  std::string kind;          ///< "train" | "sft" | "rm" | …
-  std::string status;        ///< "running" | "finished" | "failed" | "interrupted"
-  std::string config;        ///< the resolved YAML the run started with
+  std::string kind;    ///< "train" | "sft" | "rm" | …
+  std::string status;  ///< "running" | "finished" | "failed" | "interrupted"
+  std::string config;  ///< the resolved YAML the run started with
   std::string config_hash;
   std::string git_revision;
-  double started_at = 0.0;   ///< unix seconds
+  double started_at = 0.0;  ///< unix seconds
   std::optional<double> ended_at;
-  std::string error;         ///< why a failed run failed
+  std::string error;  ///< why a failed run failed
 };
 
 struct MetricPoint {
@@ -39,12 +39,12 @@ struct MetricPoint {
 
 struct RolloutRecord {
   int64_t step = 0;
-  int64_t prompt_index = 0;   ///< the group within the step
-  int64_t sample_index = 0;   ///< the completion within the group
+  int64_t prompt_index = 0;  ///< the group within the step
+  int64_t sample_index = 0;  ///< the completion within the group
   std::string prompt;
   std::string completion;
-  double reward = 0.0;                                  ///< the weighted total
-  std::vector<std::pair<std::string, double>> parts;    ///< each reward function's score
+  double reward = 0.0;                                ///< the weighted total
+  std::vector<std::pair<std::string, double>> parts;  ///< each reward function's score
   double advantage = 0.0;
   std::string finish_reason;  ///< "stop" | "length"
   int64_t policy_version = 0;

@@ -18,7 +18,9 @@ struct Estimator {
   std::function<at::Tensor(const at::Tensor&)> centre;
 };
 
-at::Tensor group_centred(const at::Tensor& r) { return r - r.mean(1, /*keepdim=*/true); }
+at::Tensor group_centred(const at::Tensor& r) {
+  return r - r.mean(1, /*keepdim=*/true);
+}
 
 const Registry<Estimator>& estimators() {
   static const Registry<Estimator> reg = [] {
@@ -45,7 +47,9 @@ AdvantageScale parse_advantage_scale(const std::string& name) {
   throw Error(fmt::format("unknown advantage scale '{}': known scales are batch, group, none", name));
 }
 
-std::vector<std::string> advantage_estimators() { return estimators().names(); }
+std::vector<std::string> advantage_estimators() {
+  return estimators().names();
+}
 
 void AdvantageOptions::validate() const {
   estimators().get(estimator);
@@ -57,19 +61,22 @@ Advantages compute_advantages(const at::Tensor& rewards, const AdvantageOptions&
   RLFT_CHECK(rewards.dim() == 2, "rewards must be [P, G], got {} dimensions", rewards.dim());
   RLFT_CHECK(rewards.size(1) >= 2, "a group needs at least 2 completions to compare, got G = {}", rewards.size(1));
   const Estimator& est = estimators().get(options.estimator);
-  const at::Tensor r = rewards.to(at::kDouble);                      // [P, G]
-  const at::Tensor zero_var = (r.amax(1) == r.amin(1));              // [P]
-  at::Tensor a = est.centre(r);                                      // [P, G]
-  a.masked_fill_(zero_var.unsqueeze(1), 0.0);                        // exactly 0, not rounding noise
+  const at::Tensor r = rewards.to(at::kDouble);          // [P, G]
+  const at::Tensor zero_var = (r.amax(1) == r.amin(1));  // [P]
+  at::Tensor a = est.centre(r);                          // [P, G]
+  a.masked_fill_(zero_var.unsqueeze(1), 0.0);            // exactly 0, not rounding noise
   switch (options.scale.value_or(est.default_scale)) {
-    case AdvantageScale::kGroup: a = a / (r.std(1, /*unbiased=*/true, /*keepdim=*/true) + options.eps); break;
+    case AdvantageScale::kGroup:
+      a = a / (r.std(1, /*unbiased=*/true, /*keepdim=*/true) + options.eps);
+      break;
     case AdvantageScale::kBatch: {
       const at::Tensor flat = a.flatten();
       if (flat.numel() > 1) a = (a - flat.mean()) / (flat.std(/*unbiased=*/true) + options.eps);
       a.masked_fill_(zero_var.unsqueeze(1), 0.0);
       break;
     }
-    case AdvantageScale::kNone: break;
+    case AdvantageScale::kNone:
+      break;
   }
   Advantages out;
   out.values = a.to(at::kFloat);

@@ -24,9 +24,9 @@ namespace rlft::rl {
 enum class AdvantageScale { kGroup, kBatch, kNone };
 
 struct AdvantageOptions {
-  std::string estimator = "grpo";        ///< grpo | dr_grpo | rloo | reinforce_pp
-  std::optional<AdvantageScale> scale;   ///< unset = the estimator's default
-  double eps = 1e-6;                     ///< added to a standard deviation before dividing (> 0)
+  std::string estimator = "grpo";       ///< grpo | dr_grpo | rloo | reinforce_pp
+  std::optional<AdvantageScale> scale;  ///< unset = the estimator's default
+  double eps = 1e-6;                    ///< added to a standard deviation before dividing (> 0)
   /// Throws rlft::Error for an unknown estimator (listing the known ones) or eps <= 0.
   void validate() const;
 };
@@ -37,8 +37,8 @@ AdvantageScale parse_advantage_scale(const std::string& name);
 std::vector<std::string> advantage_estimators();
 
 struct Advantages {
-  at::Tensor values;          ///< [P, G] float32
-  at::Tensor zero_variance;   ///< [P] bool: the group's rewards were all equal
+  at::Tensor values;         ///< [P, G] float32
+  at::Tensor zero_variance;  ///< [P] bool: the group's rewards were all equal
   int64_t n_zero_variance = 0;
 };
 

@@ -9,11 +9,11 @@
 namespace rlft::rl {
 
 struct LossScaleOptions {
-  double init_scale = 65536.0;    ///< starting scale (> 0)
-  double growth_factor = 2.0;     ///< multiply after growth_interval good steps (> 1)
-  double backoff_factor = 0.5;    ///< multiply on an overflow, in (0, 1)
-  int64_t growth_interval = 2000; ///< good steps in a row before growing (>= 1)
-  double min_scale = 1.0;         ///< never scale below this
+  double init_scale = 65536.0;     ///< starting scale (> 0)
+  double growth_factor = 2.0;      ///< multiply after growth_interval good steps (> 1)
+  double backoff_factor = 0.5;     ///< multiply on an overflow, in (0, 1)
+  int64_t growth_interval = 2000;  ///< good steps in a row before growing (>= 1)
+  double min_scale = 1.0;          ///< never scale below this
   void validate() const;
 };
 

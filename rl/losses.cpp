@@ -46,9 +46,12 @@ RatioLevel parse_ratio_level(const std::string& name) {
 at::Tensor kl_estimate(const at::Tensor& logp, const at::Tensor& ref_logp, KlEstimator estimator) {
   const at::Tensor x = ref_logp.to(at::kFloat) - logp.to(at::kFloat);  // log(π_ref / π_θ)
   switch (estimator) {
-    case KlEstimator::kK1: return -x;
-    case KlEstimator::kK2: return 0.5 * x * x;
-    case KlEstimator::kK3: return at::exp(x) - x - 1.0;
+    case KlEstimator::kK1:
+      return -x;
+    case KlEstimator::kK2:
+      return 0.5 * x * x;
+    case KlEstimator::kK3:
+      return at::exp(x) - x - 1.0;
   }
   return x;
 }
@@ -57,9 +60,12 @@ at::Tensor aggregate(const at::Tensor& values, const at::Tensor& mask, LossAggre
   const at::Tensor m = mask.to(at::kFloat);
   const at::Tensor masked = values * m;  // [N, T]
   switch (agg) {
-    case LossAggregation::kTokenMean: return masked.sum() / m.sum().clamp_min(1.0);
-    case LossAggregation::kSeqMeanTokenMean: return (masked.sum(1) / m.sum(1).clamp_min(1.0)).mean();
-    case LossAggregation::kSeqMeanTokenSumNorm: return (masked.sum(1) / norm_tokens).mean();
+    case LossAggregation::kTokenMean:
+      return masked.sum() / m.sum().clamp_min(1.0);
+    case LossAggregation::kSeqMeanTokenMean:
+      return (masked.sum(1) / m.sum(1).clamp_min(1.0)).mean();
+    case LossAggregation::kSeqMeanTokenSumNorm:
+      return (masked.sum(1) / norm_tokens).mean();
   }
   return masked.sum();
 }
@@ -84,14 +90,14 @@ LossOutput policy_loss(const LossInputs& in, const LossOptions& o) {
   RLFT_CHECK(in.logp.defined() && in.logp.dim() == 2, "policy loss: logp must be [N, T]");
   check_shape(in.old_logp, in.logp, "old_logp");
   check_shape(in.mask, in.logp, "mask");
-  const at::Tensor logp = in.logp.to(at::kFloat);               // [N, T]
+  const at::Tensor logp = in.logp.to(at::kFloat);  // [N, T]
   const at::Tensor old_logp = in.old_logp.to(at::kFloat).detach();
-  const at::Tensor mask = in.mask.to(at::kFloat);               // [N, T]
+  const at::Tensor mask = in.mask.to(at::kFloat);  // [N, T]
   at::Tensor adv = in.advantages.to(at::kFloat).detach();
-  if (adv.dim() == 1) adv = adv.unsqueeze(1).expand_as(logp);   // [N] → [N, T]
+  if (adv.dim() == 1) adv = adv.unsqueeze(1).expand_as(logp);  // [N] → [N, T]
   check_shape(adv, in.logp, "advantages");
 
-  const at::Tensor log_ratio = logp - old_logp;                 // [N, T]
+  const at::Tensor log_ratio = logp - old_logp;  // [N, T]
   at::Tensor ratio;
   if (o.ratio_level == RatioLevel::kToken) {
     ratio = at::exp(log_ratio);
@@ -104,7 +110,7 @@ LossOutput policy_loss(const LossInputs& in, const LossOptions& o) {
   const at::Tensor clipped = at::clamp(ratio, 1.0 - o.clip_low, 1.0 + o.clip_high);
   const at::Tensor loss_unclipped = -adv * ratio;
   const at::Tensor loss_clipped = -adv * clipped;
-  at::Tensor pg = at::maximum(loss_unclipped, loss_clipped);    // [N, T]
+  at::Tensor pg = at::maximum(loss_unclipped, loss_clipped);  // [N, T]
   if (o.dual_clip) pg = at::where(adv < 0, at::minimum(pg, -adv * *o.dual_clip), pg);
   if (o.behaviour_is_cap > 0) {
     RLFT_CHECK(in.behaviour_logp.defined(), "policy loss: behaviour_is_cap > 0 needs behaviour_logp");

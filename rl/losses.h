@@ -40,15 +40,15 @@ at::Tensor aggregate(const at::Tensor& values, const at::Tensor& mask, LossAggre
 at::Tensor token_entropy(const at::Tensor& logits);
 
 struct LossOptions {
-  double clip_low = 0.2;          ///< ε_low (> 0): the ratio may fall to 1 − ε_low
-  double clip_high = 0.2;         ///< ε_high (> 0): the ratio may rise to 1 + ε_high (DAPO: 0.28)
+  double clip_low = 0.2;            ///< ε_low (> 0): the ratio may fall to 1 − ε_low
+  double clip_high = 0.2;           ///< ε_high (> 0): the ratio may rise to 1 + ε_high (DAPO: 0.28)
   std::optional<double> dual_clip;  ///< c > 1: bound on the loss of negative-advantage tokens
   RatioLevel ratio_level = RatioLevel::kToken;
   LossAggregation aggregation = LossAggregation::kSeqMeanTokenMean;
-  double norm_tokens = 1024;      ///< L for seq_mean_token_sum_norm (the max completion length)
-  double kl_beta = 0.0;           ///< β of the KL term in the loss (0 = no KL term)
+  double norm_tokens = 1024;  ///< L for seq_mean_token_sum_norm (the max completion length)
+  double kl_beta = 0.0;       ///< β of the KL term in the loss (0 = no KL term)
   KlEstimator kl_estimator = KlEstimator::kK3;
-  double entropy_coef = 0.0;      ///< bonus weight on the mean token entropy (>= 0)
+  double entropy_coef = 0.0;  ///< bonus weight on the mean token entropy (>= 0)
   /// Truncated importance weight min(π_old / π_behaviour, cap) on each token when behaviour
   /// log-probs (from the rollout engine) differ from old_logp (recomputed by the trainer);
   /// 0 = off.
@@ -68,13 +68,13 @@ struct LossInputs {
 };
 
 struct LossOutput {
-  at::Tensor loss;            ///< scalar, differentiable: what backward() is called on
-  double policy_loss = 0.0;   ///< the aggregated surrogate alone
-  double kl = 0.0;            ///< mean per-token KL estimate (0 without a reference)
-  double entropy = 0.0;       ///< mean token entropy (0 when not given)
-  double clip_fraction = 0.0; ///< share of tokens whose ratio was clipped (gradient stopped)
-  double ratio_mean = 0.0;    ///< mean ratio over tokens
-  double approx_kl_old = 0.0; ///< mean k3 estimate of KL(π_θ ‖ π_old): how far this update moved
+  at::Tensor loss;             ///< scalar, differentiable: what backward() is called on
+  double policy_loss = 0.0;    ///< the aggregated surrogate alone
+  double kl = 0.0;             ///< mean per-token KL estimate (0 without a reference)
+  double entropy = 0.0;        ///< mean token entropy (0 when not given)
+  double clip_fraction = 0.0;  ///< share of tokens whose ratio was clipped (gradient stopped)
+  double ratio_mean = 0.0;     ///< mean ratio over tokens
+  double approx_kl_old = 0.0;  ///< mean k3 estimate of KL(π_θ ‖ π_old): how far this update moved
 };
 
 LossOutput policy_loss(const LossInputs& in, const LossOptions& options);

@@ -16,12 +16,12 @@
 namespace rlft::rl {
 
 struct OptimizerOptions {
-  double beta1 = 0.9;           ///< AdamW β₁ in [0, 1)
-  double beta2 = 0.999;         ///< AdamW β₂ in [0, 1)
-  double eps = 1e-8;            ///< AdamW ε (> 0)
-  double weight_decay = 0.0;    ///< decoupled weight decay on matrices (>= 0)
-  double max_grad_norm = 1.0;   ///< clip the global L2 norm of the gradients to this; 0 = no clipping
-  void validate() const;        ///< throws rlft::Error naming the field
+  double beta1 = 0.9;          ///< AdamW β₁ in [0, 1)
+  double beta2 = 0.999;        ///< AdamW β₂ in [0, 1)
+  double eps = 1e-8;           ///< AdamW ε (> 0)
+  double weight_decay = 0.0;   ///< decoupled weight decay on matrices (>= 0)
+  double max_grad_norm = 1.0;  ///< clip the global L2 norm of the gradients to this; 0 = no clipping
+  void validate() const;       ///< throws rlft::Error naming the field
 };
 
 struct StepReport {

@@ -8,7 +8,8 @@
 namespace rlft::rl {
 
 void ScheduleOptions::validate() const {
-  RLFT_CHECK(kind == "constant" || kind == "cosine", "unknown schedule '{}': known schedules are constant, cosine", kind);
+  RLFT_CHECK(kind == "constant" || kind == "cosine", "unknown schedule '{}': known schedules are constant, cosine",
+             kind);
   RLFT_CHECK(lr > 0, "lr = {}: must be > 0", lr);
   RLFT_CHECK(warmup_steps >= 0, "warmup_steps = {}: must be >= 0", warmup_steps);
   RLFT_CHECK(total_steps >= 1, "total_steps = {}: must be >= 1", total_steps);

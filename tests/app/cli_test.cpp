@@ -13,13 +13,16 @@ using rlft::test::run_rlft;
 using rlft::test::TempDir;
 
 namespace {
-bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+bool contains(const std::string& s, const std::string& needle) {
+  return s.find(needle) != std::string::npos;
+}
 }  // namespace
 
 TEST_CASE("--help and --version exit 0") {
   auto h = run_rlft({"--help"});
   CHECK(h.exit_code == 0);
-  for (const char* cmd : {"sft", "train", "rm", "generate", "eval", "feedback", "launch", "bench", "runs", "config", "doctor"})
+  for (const char* cmd :
+       {"sft", "train", "rm", "generate", "eval", "feedback", "launch", "bench", "runs", "config", "doctor"})
     CHECK_MESSAGE(contains(h.out, cmd), cmd);
   auto v = run_rlft({"--version"});
   CHECK(v.exit_code == 0);
@@ -116,10 +119,12 @@ TEST_CASE("runs plot draws one SVG line per metric with one vertex per step, tex
     run.name = "plotme";
     run.kind = "train";
     const int64_t id = store.create_run(run);
-    for (int s = 1; s <= 7; ++s) store.log_metrics(id, s, {{"reward/mean", 0.1 * s}, {"kl", 0.01}, {"<b>x</b>", 1.0 * s}});
+    for (int s = 1; s <= 7; ++s)
+      store.log_metrics(id, s, {{"reward/mean", 0.1 * s}, {"kl", 0.01}, {"<b>x</b>", 1.0 * s}});
   }
   const auto svg_path = dir.file("out.svg");
-  auto r = run_rlft({"runs", "plot", "plotme", "--metrics", "reward/mean,kl,<b>x</b>", "-o", svg_path, "--store", path});
+  auto r =
+      run_rlft({"runs", "plot", "plotme", "--metrics", "reward/mean,kl,<b>x</b>", "-o", svg_path, "--store", path});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   std::ifstream f(svg_path);
   const std::string svg((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

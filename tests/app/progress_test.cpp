@@ -5,7 +5,9 @@
 #include "tests/support/process.h"
 
 namespace {
-bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+bool contains(const std::string& s, const std::string& needle) {
+  return s.find(needle) != std::string::npos;
+}
 }  // namespace
 
 TEST_CASE("without a terminal, progress is plain log lines") {

@@ -14,7 +14,8 @@ TEST_CASE("with OPENBLAS_CORETYPE unset, rlft picks the CPU's core type by itsel
     MESSAGE("this CPU has neither AVX-512 nor AVX2: nothing to pick");
     return;
   }
-  auto r = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {}, "", {"OPENBLAS_CORETYPE", "RLFT_NO_BLAS_REEXEC"});
+  auto r =
+      rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {}, "", {"OPENBLAS_CORETYPE", "RLFT_NO_BLAS_REEXEC"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   const auto j = nlohmann::json::parse(r.out);
   CHECK(j["blas"]["coretype_env"] == want);

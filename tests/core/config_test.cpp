@@ -22,12 +22,15 @@ std::string config_error(Fn&& fn) {
   return "";
 }
 
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 }  // namespace
 
 TEST_CASE("typed getters read dotted paths and fall back to defaults") {
-  auto c = ConfigView::parse("train:\n  lr: 1e-5\n  steps: 200\n  bf16: true\n  name: \"007\"\n  betas: [0.9, 0.95]\n", "t.yaml");
+  auto c = ConfigView::parse("train:\n  lr: 1e-5\n  steps: 200\n  bf16: true\n  name: \"007\"\n  betas: [0.9, 0.95]\n",
+                             "t.yaml");
   CHECK(c.get<double>("train.lr", 0.0) == doctest::Approx(1e-5));
   CHECK(c.get<int>("train.steps", 0) == 200);
   CHECK(c.get<bool>("train.bf16", false));
@@ -59,14 +62,16 @@ TEST_CASE("a wrong type names file, line, column, key, value and the expected ty
   CHECK(contains(config_error([&] { c.get<bool>("train.lr", true); }), "expected a bool"));
   auto q = ConfigView::parse("a: \"12\"\nb: [1, x]\n", "q.yaml");
   CHECK(contains(config_error([&] { q.get<int>("a", 0); }), "a = 12: expected an integer"));  // quoted is a string
-  CHECK(contains(config_error([&] { q.get<std::vector<int64_t>>("b", {}); }), "q.yaml:2:8: b[1] = x: expected an integer"));
+  CHECK(contains(config_error([&] { q.get<std::vector<int64_t>>("b", {}); }),
+                 "q.yaml:2:8: b[1] = x: expected an integer"));
 }
 
 TEST_CASE("an out-of-range value names the constraint") {
   auto c = ConfigView::parse("rollout:\n  group_size: 1\n", "g.yaml");
   auto r = c.section("rollout");
   const int g = r.get<int>("group_size", 8);
-  const auto msg = config_error([&] { r.check(g >= 2, "group_size", "must be >= 2 (advantages are normalised within a group)"); });
+  const auto msg =
+      config_error([&] { r.check(g >= 2, "group_size", "must be >= 2 (advantages are normalised within a group)"); });
   CHECK(msg == "g.yaml:2:15: rollout.group_size = 1: must be >= 2 (advantages are normalised within a group)");
 }
 
@@ -119,8 +124,9 @@ TEST_CASE("includes load first and the including file overrides them") {
 
 TEST_CASE("--set overrides keep the type of the value they replace") {
   const std::string yaml = "train:\n  lr: 0.1\n  steps: 10\n  bf16: false\n  name: run\n  betas: [0.9, 0.99]\n";
-  auto c = ConfigView::parse(yaml, "s.yaml",
-                             {"train.lr=1e-4", "train.steps=20", "train.bf16=true", "train.name=42", "train.betas=[0.8, 0.9]"});
+  auto c = ConfigView::parse(
+      yaml, "s.yaml",
+      {"train.lr=1e-4", "train.steps=20", "train.bf16=true", "train.name=42", "train.betas=[0.8, 0.9]"});
   CHECK(c.get<double>("train.lr", 0.0) == doctest::Approx(1e-4));
   CHECK(c.get<int>("train.steps", 0) == 20);
   CHECK(c.get<bool>("train.bf16", false));
@@ -132,7 +138,8 @@ TEST_CASE("--set overrides keep the type of the value they replace") {
                  "--set train.steps=fast: train.steps replaces 10 from s.yaml:3:10: expected an integer, got 'fast'"));
   CHECK(contains(config_error([&] { ConfigView::parse(yaml, "s.yaml", {"train.bf16=2"}); }), "expected a bool"));
   CHECK(contains(config_error([&] { ConfigView::parse(yaml, "s.yaml", {"train.betas=0.9"}); }), "expected a list"));
-  CHECK(contains(config_error([&] { ConfigView::parse(yaml, "s.yaml", {"train.lr.x=1"}); }), "is a value, not a section"));
+  CHECK(contains(config_error([&] { ConfigView::parse(yaml, "s.yaml", {"train.lr.x=1"}); }),
+                 "is a value, not a section"));
   CHECK(contains(config_error([&] { ConfigView::parse(yaml, "s.yaml", {"train.lr"}); }), "expected KEY=VALUE"));
 }
 

@@ -40,8 +40,10 @@ std::vector<rlft::test::ProcessResult> run_ranks(int world, const std::string& s
   const std::string port = std::to_string(free_port());
   std::vector<std::future<rlft::test::ProcessResult>> futures;
   for (int r = 0; r < world; ++r) {
-    std::map<std::string, std::string> env{{"RANK", std::to_string(r)},        {"WORLD_SIZE", std::to_string(world)},
-                                           {"MASTER_ADDR", "127.0.0.1"},       {"MASTER_PORT", port},
+    std::map<std::string, std::string> env{{"RANK", std::to_string(r)},
+                                           {"WORLD_SIZE", std::to_string(world)},
+                                           {"MASTER_ADDR", "127.0.0.1"},
+                                           {"MASTER_PORT", port},
                                            {"RLFT_TEST_SCENARIO", scenario}};
     futures.push_back(std::async(std::launch::async, [env] {
       return rlft::test::run_process({self_exe(), "--no-skip", "-tc=distributed rank", "--no-version"}, env);
@@ -90,9 +92,10 @@ TEST_CASE("a config mismatch between ranks is an error on every rank naming the 
   const auto r = run_ranks(2, "mismatch");
   for (const auto& p : r) {
     CHECK(p.exit_code != 0);
-    CHECK_MESSAGE(p.out.find("config hash differs between ranks: rank 0 has aaaa, rank(s) 1 differ (rank 1 has bbbb)") !=
-                      std::string::npos,
-                  p.out << p.err);
+    CHECK_MESSAGE(
+        p.out.find("config hash differs between ranks: rank 0 has aaaa, rank(s) 1 differ (rank 1 has bbbb)") !=
+            std::string::npos,
+        p.out << p.err);
   }
 }
 
@@ -107,8 +110,8 @@ TEST_CASE("a rank that dies makes the other fail within the timeout instead of h
 }
 
 TEST_CASE("the environment of torchrun and SLURM is read, and bad values are named") {
-  const auto r = rlft::test::run_process({"env", "-i", "RANK=1", "WORLD_SIZE=4", "LOCAL_RANK=1", self_exe(), "--no-skip",
-                                          "-tc=distributed env probe", "--no-version"});
+  const auto r = rlft::test::run_process({"env", "-i", "RANK=1", "WORLD_SIZE=4", "LOCAL_RANK=1", self_exe(),
+                                          "--no-skip", "-tc=distributed env probe", "--no-version"});
   CHECK_MESSAGE(r.exit_code == 0, r.out << r.err);
 }
 
@@ -118,8 +121,8 @@ TEST_CASE("distributed env probe" * doctest::skip()) {
   CHECK(e.world_size == 4);
   CHECK(e.launcher == "torchrun");
   setenv("RANK", "x", 1);
-  CHECK_THROWS_WITH_AS(rlft::dist::Env::from_environment(), "environment variable RANK=x: expected an integer in [0, 1048576]",
-                       rlft::Error);
+  CHECK_THROWS_WITH_AS(rlft::dist::Env::from_environment(),
+                       "environment variable RANK=x: expected an integer in [0, 1048576]", rlft::Error);
   unsetenv("RANK");
   unsetenv("WORLD_SIZE");
   setenv("SLURM_NTASKS", "2", 1);

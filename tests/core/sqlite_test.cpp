@@ -31,7 +31,12 @@ TEST_CASE("statements bind and read every column type") {
   rlft::test::TempDir dir;
   Database db(dir.file("t.db"), OpenMode::kCreate);
   db.exec("CREATE TABLE t (i INTEGER, d REAL, s TEXT, n TEXT)");
-  Statement(db, "INSERT INTO t VALUES (?, ?, ?, ?)").bind(1, int64_t{1} << 40).bind(2, 0.25).bind(3, "héllo\n").bind_null(4).run();
+  Statement(db, "INSERT INTO t VALUES (?, ?, ?, ?)")
+      .bind(1, int64_t{1} << 40)
+      .bind(2, 0.25)
+      .bind(3, "héllo\n")
+      .bind_null(4)
+      .run();
   Statement q(db, "SELECT i, d, s, n FROM t");
   REQUIRE(q.step());
   CHECK(q.column_int(0) == (int64_t{1} << 40));

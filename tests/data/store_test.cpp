@@ -25,7 +25,9 @@ std::string error_of(const std::function<void()>& fn) {
   return "";
 }
 
-bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+bool contains(const std::string& s, const std::string& needle) {
+  return s.find(needle) != std::string::npos;
+}
 
 rlft::data::RunRecord demo_run(const std::string& name) {
   rlft::data::RunRecord r;
@@ -156,8 +158,9 @@ TEST_CASE("another process reads the store while a run holds a write transaction
   const int64_t id = store.create_run(demo_run("committed"));
   store.log_metrics(id, 1, {{"reward/mean", 0.5}});
   rlft::sqlite::Transaction tx(store.db());  // an open write, as during a step
-  rlft::sqlite::Statement(store.db(), "INSERT INTO runs (name, kind, status, config, config_hash, git_revision, started_at) "
-                                      "VALUES ('uncommitted', 'train', 'running', '', '', '', 0)")
+  rlft::sqlite::Statement(store.db(),
+                          "INSERT INTO runs (name, kind, status, config, config_hash, git_revision, started_at) "
+                          "VALUES ('uncommitted', 'train', 'running', '', '', '', 0)")
       .run();
   auto r = rlft::test::run_rlft({"runs", "--store", path});
   CHECK_MESSAGE(r.exit_code == 0, r.err);

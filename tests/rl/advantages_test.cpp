@@ -66,16 +66,17 @@ TEST_CASE("the scale can be chosen independently of the estimator") {
   o.scale = AdvantageScale::kNone;
   check_values(compute_advantages(rewards({{2, 0}}), o).values, {{1, -1}});
   CHECK(parse_advantage_scale("batch") == AdvantageScale::kBatch);
-  CHECK_THROWS_WITH_AS(parse_advantage_scale("global"), "unknown advantage scale 'global': known scales are batch, group, none",
-                       rlft::Error);
+  CHECK_THROWS_WITH_AS(parse_advantage_scale("global"),
+                       "unknown advantage scale 'global': known scales are batch, group, none", rlft::Error);
 }
 
 TEST_CASE("bad inputs are clear errors") {
   AdvantageOptions o;
   o.estimator = "ppo";
-  CHECK_THROWS_WITH_AS(compute_advantages(rewards({{1, 0}}), o),
-                       "unknown advantage estimator 'ppo': known advantage estimators are dr_grpo, grpo, reinforce_pp, rloo",
-                       rlft::Error);
-  CHECK_THROWS_WITH_AS(compute_advantages(rewards({{1}}), {}), "a group needs at least 2 completions to compare, got G = 1",
-                       rlft::Error);
+  CHECK_THROWS_WITH_AS(
+      compute_advantages(rewards({{1, 0}}), o),
+      "unknown advantage estimator 'ppo': known advantage estimators are dr_grpo, grpo, reinforce_pp, rloo",
+      rlft::Error);
+  CHECK_THROWS_WITH_AS(compute_advantages(rewards({{1}}), {}),
+                       "a group needs at least 2 completions to compare, got G = 1", rlft::Error);
 }

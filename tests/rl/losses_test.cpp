@@ -10,7 +10,9 @@ using namespace rlft::rl;
 
 namespace {
 
-at::Tensor row(std::vector<float> v) { return at::tensor(v, at::kFloat).unsqueeze(0); }  // [1, T]
+at::Tensor row(std::vector<float> v) {
+  return at::tensor(v, at::kFloat).unsqueeze(0);
+}  // [1, T]
 
 LossInputs single(std::vector<float> logp, std::vector<float> old_logp, std::vector<float> adv) {
   LossInputs in;

@@ -37,8 +37,8 @@ TEST_CASE("dynamic loss scaling skips an overflowing step, backs off, and grows 
   CHECK(s.update(true));
   CHECK(s.update(true));
   CHECK(s.scale() == 512);
-  CHECK(s.update(true));         // third good step in a row
+  CHECK(s.update(true));  // third good step in a row
   CHECK(s.scale() == 1024);
   for (int i = 0; i < 20; ++i) s.update(false);
-  CHECK(s.scale() == 1.0);       // never below min_scale
+  CHECK(s.scale() == 1.0);  // never below min_scale
 }

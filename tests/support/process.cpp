@@ -56,8 +56,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::map<s
   ProcessResult r;
   std::size_t written = 0;
   int in_fd = in_pipe[1];
-  if (stdin_text.empty()) close(in_fd), in_fd = -1;
-  else fcntl(in_fd, F_SETFL, O_NONBLOCK);
+  if (stdin_text.empty())
+    close(in_fd), in_fd = -1;
+  else
+    fcntl(in_fd, F_SETFL, O_NONBLOCK);
   bool out_open = true, err_open = true;
   char buf[65536];
   while (out_open || err_open) {
