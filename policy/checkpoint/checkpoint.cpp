@@ -75,14 +75,14 @@ void open_sharded(const std::string& dir, std::vector<SafetensorsFile>& files,
              "{}: expected a JSON object with a `weight_map` object (tensor name -> shard file)", index_path);
   if (index.contains("metadata")) {
     const auto& md = index["metadata"];
-    RLFT_CHECK(md.is_object(), "{}: `metadata` must be an object, got {}", index_path, md.dump());
+    RLFT_CHECK(md.is_object(), "{}: `metadata` must be an object, got {}", index_path, describe_json(md));
     if (md.contains("total_size"))
       RLFT_CHECK(md["total_size"].is_number(), "{}: metadata.total_size must be a number, got {}", index_path,
-                 md["total_size"].dump());
+                 describe_json(md["total_size"]));
   }
   std::map<std::string, std::vector<std::string>> by_file;  // shard -> tensors the index puts there
   for (const auto& [name, v] : index["weight_map"].items()) {
-    RLFT_CHECK(v.is_string(), "{}: weight_map[`{}`] must be a file name, got {}", index_path, name, v.dump());
+    RLFT_CHECK(v.is_string(), "{}: weight_map[`{}`] must be a file name, got {}", index_path, name, describe_json(v));
     const std::string file = v.get<std::string>();
     RLFT_CHECK(is_inside_name(file), "{}: weight_map[`{}`] = \"{}\" is not a file inside the checkpoint", index_path,
                name, file);

@@ -23,18 +23,12 @@ bool integral(const nlohmann::json& v) {
   return std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.0e15;
 }
 
-std::string short_dump(const nlohmann::json& v) {
-  std::string s = v.dump();
-  if (s.size() > 80) s = s.substr(0, 77) + "...";
-  return s;
-}
-
 template <typename T>
 T convert(const nlohmann::json& v, const std::string& source, const std::string& key);
 
 [[noreturn]] void wrong(const nlohmann::json& v, const std::string& source, const std::string& key,
                         const char* expected) {
-  throw Error(fmt::format("{}: key `{}` = {}: expected {}", source, key, short_dump(v), expected));
+  throw Error(fmt::format("{}: key `{}` = {}: expected {}", source, key, describe_json(v), expected));
 }
 
 template <>
@@ -93,8 +87,22 @@ std::vector<std::string> convert<std::vector<std::string>>(const nlohmann::json&
 
 }  // namespace
 
+std::string describe_json(const nlohmann::json& v) {
+  auto clip = [](std::string s) { return s.size() > 80 ? s.substr(0, 77) + "..." : s; };
+  if (v.is_string())  // (cutting may split a UTF-8 sequence: replace it rather than throw)
+    return clip(nlohmann::json(v.get_ref<const std::string&>().substr(0, 80))
+                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!v.is_structured()) return v.dump();
+  if (v.size() <= 16) {
+    bool flat = true;
+    for (const auto& e : v) flat &= !e.is_structured();
+    if (flat) return clip(v.dump());
+  }
+  return fmt::format("{} of {} element{}", v.is_array() ? "an array" : "an object", v.size(), v.size() == 1 ? "" : "s");
+}
+
 HfConfig::HfConfig(nlohmann::json json, std::string source) : json_(std::move(json)), source_(std::move(source)) {
-  RLFT_CHECK(json_.is_object(), "{}: a config must be a JSON object, got {}", source_, short_dump(json_));
+  RLFT_CHECK(json_.is_object(), "{}: a config must be a JSON object, got {}", source_, describe_json(json_));
 }
 
 HfConfig HfConfig::load(const std::string& path) {
@@ -110,7 +118,7 @@ HfConfig HfConfig::load(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: not valid JSON: {}", file, e.what()));
   }
-  RLFT_CHECK(j.is_object(), "{}: expected a JSON object, got {}", file, short_dump(j));
+  RLFT_CHECK(j.is_object(), "{}: expected a JSON object, got {}", file, describe_json(j));
   return HfConfig(std::move(j), file);
 }
 

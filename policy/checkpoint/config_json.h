@@ -59,6 +59,11 @@ class HfConfig {
   std::string source_ = "<config>";
 };
 
+/// A JSON value for an error message: the value itself when it is short and flat, else its
+/// type and size ("an array of 3 elements"). Never recurses, so a hostile, deeply nested
+/// value cannot exhaust the stack.
+std::string describe_json(const nlohmann::json& value);
+
 /// Formats a config as Hugging Face does (sorted keys, indent 2, trailing newline).
 std::string format_config_json(const nlohmann::json& json);
 

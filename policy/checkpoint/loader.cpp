@@ -18,6 +18,14 @@ bool is_floating(at::ScalarType t) {
   return t == at::kDouble || t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
 }
 
+std::string dtype_name(at::ScalarType t) {
+  try {
+    return safetensors_dtype_name(t);
+  } catch (const Error&) {
+    return c10::toString(t);
+  }
+}
+
 bool ignored(const std::string& name, const std::vector<std::string>& patterns) {
   for (const auto& p : patterns) {
     if (p.empty()) continue;
@@ -47,7 +55,7 @@ void check(const CheckpointReader& reader, const std::vector<ParamSpec>& specs, 
     if (spec.stored_dtype) {
       if (info.scalar_type != *spec.stored_dtype)
         problems.push_back(fmt::format("{}: dtype {} in the checkpoint, the model expects {}", spec.name, info.dtype,
-                                       safetensors_dtype_name(*spec.stored_dtype)));
+                                       dtype_name(*spec.stored_dtype)));
     } else if (!is_floating(info.scalar_type)) {
       problems.push_back(fmt::format("{}: dtype {} in the checkpoint, the model expects a floating dtype "
                                      "(F32, BF16, F16 or F64)",

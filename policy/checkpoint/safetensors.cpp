@@ -1,6 +1,7 @@
 #include "policy/checkpoint/safetensors.h"
 
 #include "core/error.h"
+#include "policy/checkpoint/config_json.h"
 #include "policy/checkpoint/file_io.h"
 
 #include <fcntl.h>
@@ -94,23 +95,23 @@ at::ScalarType parse_dtype(const std::string& path, const std::string& name, con
 
 uint64_t get_u64(const std::string& path, const std::string& what, const nlohmann::json& v) {
   RLFT_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0),
-             "{}: {} must be a non-negative integer, got {}", path, what, v.dump());
+             "{}: {} must be a non-negative integer, got {}", path, what, describe_json(v));
   return v.get<uint64_t>();
 }
 
 TensorInfo parse_entry(const std::string& path, const std::string& name, const nlohmann::json& e,
                        uint64_t data_bytes) {
-  RLFT_CHECK(e.is_object(), "{}: header entry `{}` is not an object: {}", path, name, e.dump());
+  RLFT_CHECK(e.is_object(), "{}: header entry `{}` is not an object: {}", path, name, describe_json(e));
   for (const char* key : {"dtype", "shape", "data_offsets"})
     RLFT_CHECK(e.contains(key), "{}: tensor `{}` has no `{}` in the header", path, name, key);
   TensorInfo info;
   info.name = name;
   RLFT_CHECK(e["dtype"].is_string(), "{}: tensor `{}`: dtype must be a string, got {}", path, name,
-             e["dtype"].dump());
+             describe_json(e["dtype"]));
   info.dtype = e["dtype"].get<std::string>();
   info.scalar_type = parse_dtype(path, name, info.dtype);
   const auto& shape = e["shape"];
-  RLFT_CHECK(shape.is_array(), "{}: tensor `{}`: shape must be an array, got {}", path, name, shape.dump());
+  RLFT_CHECK(shape.is_array(), "{}: tensor `{}`: shape must be an array, got {}", path, name, describe_json(shape));
   uint64_t n_elements = 1;
   bool overflow = false;
   for (const auto& d : shape) {
@@ -121,7 +122,7 @@ TensorInfo parse_entry(const std::string& path, const std::string& name, const n
   }
   const auto& off = e["data_offsets"];
   RLFT_CHECK(off.is_array() && off.size() == 2, "{}: tensor `{}`: data_offsets must be [begin, end], got {}", path,
-             name, off.dump());
+             name, describe_json(off));
   info.begin = get_u64(path, fmt::format("tensor `{}`: data_offsets[0]", name), off[0]);
   info.end = get_u64(path, fmt::format("tensor `{}`: data_offsets[1]", name), off[1]);
   RLFT_CHECK(info.begin <= info.end, "{}: tensor `{}`: data_offsets [{}, {}] end before they begin", path, name,
@@ -201,7 +202,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   const char* hbegin = reinterpret_cast<const char*>(impl->map.data + 8);
   const char* hend = hbegin + header_bytes;
   RLFT_CHECK(header_bytes > 0 && *hbegin == '{', "{}: header is not a JSON object (starts with {})", path,
-             header_bytes ? nlohmann::json(std::string(hbegin, std::min<uint64_t>(header_bytes, 16))).dump()
+             header_bytes ? nlohmann::json(std::string(hbegin, std::min<uint64_t>(header_bytes, 16)))
+                                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                           : std::string("nothing"));
 
   std::set<std::string> seen;
@@ -224,9 +226,9 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
       if (value.is_null()) continue;
-      RLFT_CHECK(value.is_object(), "{}: __metadata__ must be an object of strings, got {}", path, value.dump());
+      RLFT_CHECK(value.is_object(), "{}: __metadata__ must be an object of strings, got {}", path, describe_json(value));
       for (const auto& [mk, mv] : value.items()) {
-        RLFT_CHECK(mv.is_string(), "{}: __metadata__ value of `{}` must be a string, got {}", path, mk, mv.dump());
+        RLFT_CHECK(mv.is_string(), "{}: __metadata__ value of `{}` must be a string, got {}", path, mk, describe_json(mv));
         impl->metadata[mk] = mv.get<std::string>();
       }
       continue;

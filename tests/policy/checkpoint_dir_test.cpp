@@ -191,7 +191,7 @@ TEST_SUITE("policy") {
     ck::TensorMap big;
     for (int i = 0; i < 16; ++i) big[fmt::format("model.layers.{:02d}.w", i)] = at::full({4 << 20}, float(i));
 
-    for (int delay_ms : {0, 2, 10, 40}) {
+    for (int delay_ms : {0, 2, 10, 40, 150, 500}) {
       CAPTURE(delay_ms);
       const pid_t child = ::fork();
       REQUIRE(child >= 0);

@@ -248,6 +248,15 @@ TEST_SUITE("policy") {
     cases.push_back({"invalid UTF-8 in the header",
                      raw_file(dir, "utf8.safetensors", "{\"a\xff\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0),
                      "not valid JSON"});
+    cases.push_back({"a deeply nested entry",
+                     raw_file(dir, "nested.safetensors",
+                              "{\"a\":" + std::string(200000, '[') + std::string(200000, ']') + "}", 0),
+                     "not an object"});
+    cases.push_back({"a header of binary garbage",
+                     corrupt("garbage.safetensors", std::string("\x10\0\0\0\0\0\0\0", 8) +
+                                                        "\xff\xfe\x80"
+                                                        "ghijklmnopqrs"),
+                     "not a JSON object"});
 
     for (const auto& c : cases) {
       CAPTURE(c.what);
