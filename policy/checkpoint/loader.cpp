@@ -112,7 +112,10 @@ std::vector<ParamSpec> module_specs(const torch::nn::Module& module) {
 }
 
 void load_into_module(torch::nn::Module& module, const std::string& path, const LoadParamsOptions& options) {
-  const CheckpointReader reader = CheckpointReader::open(path);
+  load_into_module(module, CheckpointReader::open(path), options);
+}
+
+void load_into_module(torch::nn::Module& module, const CheckpointReader& reader, const LoadParamsOptions& options) {
   check(reader, module_specs(module), options);
   torch::NoGradGuard no_grad;
   auto fill = [&](const std::string& name, at::Tensor& target) {

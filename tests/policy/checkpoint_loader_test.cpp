@@ -122,6 +122,9 @@ TEST_SUITE("policy") {
 
     Tiny b;
     ck::load_into_module(b, tmp.file("c"));
+    Tiny b2;
+    ck::load_into_module(b2, ck::CheckpointReader::open(tmp.file("c")));
+    CHECK(bitwise_equal(ck::module_tensors(b2), saved));
     CHECK(bitwise_equal(ck::module_tensors(b), saved));
     CHECK(b.inner->weight.requires_grad());
 
