@@ -64,6 +64,7 @@ inline int64_t seed_store(const std::string& path) {
   pair.source_file = "prefs.jsonl";
   pair.source_line = 1;
   pair.source_format = "pairs";
+  pair.import_id = fb.begin_import("prefs.jsonl", "pairs");
   fb.add_pair(pair);
   return id;
 }
