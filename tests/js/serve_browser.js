@@ -34,6 +34,9 @@ function seed() {
   for (let step = 1; step <= N_STEPS; ++step) {
     s += `INSERT INTO metrics VALUES (1, 'reward/mean', ${step}, ${0.1 * step}, 0);\n`;
     s += `INSERT INTO metrics VALUES (1, 'kl', ${step}, ${0.01 * step}, 0);\n`;
+    for (let e = 0; e < 4; ++e) {
+      s += `INSERT INTO metrics VALUES (1, 'moe/load/layer0/expert${e}', ${step}, ${e === 0 ? 0.1 : 0.3}, 0);\n`;
+    }
   }
   for (let p = 0; p < 3; ++p) {
     for (let i = 0; i < 4; ++i) {
@@ -129,6 +132,8 @@ async function main() {
     check((await page.getAttribute(line, 'data-points')) === String(N_STEPS), `the reward chart has ${N_STEPS} points`);
     const vertices = (await page.getAttribute(line, 'points')).trim().split(/\s+/).length;
     check(vertices === N_STEPS, `its polyline has ${N_STEPS} vertices`);
+    check((await page.getAttribute('svg.heatmap[data-layer="0"]', 'data-columns')) === String(N_STEPS),
+          `the expert-load heat map of layer 0 has ${N_STEPS} columns`);
     await shot('05-run-charts');
     sql(`INSERT INTO metrics VALUES (1, 'reward/mean', ${N_STEPS + 1}, 2.0, 0);`);
     await page.waitForFunction((sel) => document.querySelector(sel).getAttribute('data-points') === '10', line,
