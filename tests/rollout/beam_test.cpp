@@ -1,10 +1,9 @@
 // Beam search: one beam is greedy; more beams find sequences greedy misses.
-#include <doctest/doctest.h>
-
 #include <numeric>
 
 #include "rollout/beam.h"
 #include "tests/rollout/rollout_test_util.h"
+#include "tests/rollout/doctest_last.h"
 
 using namespace rlft;
 using namespace rlft::rollout;

@@ -1,12 +1,11 @@
 // `rlft generate` and `rlft bench rollout` as a user runs them (real child processes).
-#include <doctest/doctest.h>
-
 #include <nlohmann/json.hpp>
 
 #include <sstream>
 
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
+#include "tests/rollout/doctest_last.h"
 
 using rlft::test::run_rlft;
 using rlft::test::TempDir;

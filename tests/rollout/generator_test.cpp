@@ -1,11 +1,10 @@
 // Batched generation: the log-prob invariant against a training forward, reproducibility,
 // prefix sharing, stop conditions and bad input.
-#include <doctest/doctest.h>
-
 #include <torch/torch.h>
 
 #include "rollout/generator.h"
 #include "tests/rollout/rollout_test_util.h"
+#include "tests/rollout/doctest_last.h"
 
 using namespace rlft;
 using namespace rlft::rollout;

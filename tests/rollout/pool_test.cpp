@@ -1,6 +1,4 @@
 // RolloutPool: version tags, the staleness bound, weight sync, shutdown, worker errors.
-#include <doctest/doctest.h>
-
 #include <dirent.h>
 
 #include <chrono>
@@ -8,6 +6,7 @@
 
 #include "rollout/pool.h"
 #include "tests/rollout/rollout_test_util.h"
+#include "tests/rollout/doctest_last.h"
 
 using namespace rlft;
 using namespace rlft::rollout;
