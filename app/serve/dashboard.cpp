@@ -170,7 +170,7 @@ std::string expert_heatmaps(data::Store& store, int64_t run_id) {
     for (const auto& p : store.metric_series(run_id, name)) cells[p.step] = p.value;
   }
   std::string out;
-  constexpr int kCellW = 6, kCellH = 12, kMaxColumns = 160, kLeft = 70, kTop = 8;
+  constexpr int kCellH = 12, kMaxColumns = 160, kLeft = 70, kTop = 8, kPlotWidth = 640;
   for (const auto& [layer, experts] : load) {
     const int64_t n_experts = experts.rbegin()->first + 1;
     std::vector<int64_t> steps;
@@ -181,7 +181,9 @@ std::string expert_heatmaps(data::Store& store, int64_t run_id) {
     // With more steps than columns, a column averages consecutive steps.
     const std::size_t per_col = (steps.size() + kMaxColumns - 1) / kMaxColumns;
     const std::size_t n_cols = (steps.size() + per_col - 1) / per_col;
-    const int width = kLeft + static_cast<int>(n_cols) * kCellW + 10;
+    // Few steps get wide cells, many get narrow ones: the map keeps about kPlotWidth pixels.
+    const int cell_w = std::clamp(kPlotWidth / static_cast<int>(n_cols), 3, 40);
+    const int width = kLeft + static_cast<int>(n_cols) * cell_w + 10;
     const int height = kTop + static_cast<int>(n_experts) * kCellH + 24;
     std::string svg = fmt::format(
         R"(<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" data-layer="{}" data-experts="{}" data-columns="{}" )"
@@ -201,7 +203,7 @@ std::string expert_heatmaps(data::Store& store, int64_t run_id) {
         }
         const double share = n ? sum / n : NAN;
         svg += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>step {} expert {}: {:.3g}</title></rect>)",
-                           kLeft + static_cast<int>(c) * kCellW, y, kCellW, kCellH, load_colour(share, n_experts),
+                           kLeft + static_cast<int>(c) * cell_w, y, cell_w, kCellH, load_colour(share, n_experts),
                            steps[c * per_col], e, share);
       }
     }
