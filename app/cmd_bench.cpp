@@ -57,6 +57,7 @@ void add_bench_command(CLI::App& app) {
       for (const auto& l : lines) std::cout << l;
     if (o->json) std::cout << j.dump(2) << "\n";
   });
+  add_bench_model(*cmd);
 }
 
 }  // namespace rlft::app
