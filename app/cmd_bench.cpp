@@ -20,7 +20,6 @@ namespace rlft::app {
 void add_bench_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("bench", "Benchmarks that print figures");
   cmd->require_subcommand(1);
-  add_bench_rollout(*cmd);
   struct GemmOptions {
     std::vector<int64_t> sizes{256, 512, 1024, 2048};
     bool json = false;
@@ -57,7 +56,6 @@ void add_bench_command(CLI::App& app) {
       for (const auto& l : lines) std::cout << l;
     if (o->json) std::cout << j.dump(2) << "\n";
   });
-  add_bench_model(*cmd);
 }
 
 }  // namespace rlft::app

@@ -12,6 +12,7 @@ void add_pending_commands(CLI::App& app) {
       {"sft", "Supervised fine-tuning (warm start) from a YAML config"},
       {"train", "GRPO training from a YAML config"},
       {"rm", "Train or score a preference reward model"},
+      {"generate", "Sample completions from a model directory"},
       {"eval", "Evaluate a model on a held-out set"},
       {"feedback", "Import, export and summarise preference data"},
       {"launch", "Start N local ranks of a distributed run"},
