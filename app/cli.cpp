@@ -51,6 +51,12 @@ int run(int argc, char** argv) {
   add_config_command(app);
   add_runs_command(app);
   add_bench_command(app);
+  add_model_command(app);
+  add_feedback_command(app);
+  add_generate_command(app);
+  add_serve_command(app);
+  add_tokenize_commands(app);
+  add_train_commands(app);
   add_pending_commands(app);
   app.parse_complete_callback([&] { log::set_level(log::parse_level(log_level)); });
 

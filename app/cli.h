@@ -18,6 +18,26 @@ void add_doctor_command(CLI::App& app);
 void add_config_command(CLI::App& app);
 void add_runs_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+/// `rlft model init|info|logits` (app/cmd_model.cpp).
+void add_model_command(CLI::App& app);
+/// `rlft bench model`, added to the `bench` command by add_bench_command (app/cmd_bench_model.cpp).
+void add_bench_model(CLI::App& bench);
+/// `rlft feedback import|export|stats` (app/cmd_feedback.cpp).
+void add_feedback_command(CLI::App& app);
+/// `rlft generate DIR` (app/cmd_generate.cpp).
+void add_generate_command(CLI::App& app);
+/// `rlft bench rollout`, added to the `bench` command by add_bench_command (app/cmd_bench_rollout.cpp).
+void add_bench_rollout(CLI::App& bench);
+/// `rlft serve` and `rlft serve token …` (app/cmd_serve.cpp).
+void add_serve_command(CLI::App& app);
+/// `rlft tokenize …` and `rlft tokenizer train …` (app/cmd_tokenize.cpp).
+void add_tokenize_commands(CLI::App& app);
+/// `rlft bench tokenizer`, added to the `bench` command by add_bench_command (app/cmd_bench_tokenizer.cpp).
+void add_bench_tokenizer(CLI::App& bench);
+/// `rlft bench train`, added to the `bench` command by add_bench_command (app/cmd_bench_train.cpp).
+void add_bench_train(CLI::App& bench);
+/// `rlft train`, `rlft sft`, `rlft eval` (app/cmd_train.cpp).
+void add_train_commands(CLI::App& app);
 /// Subcommands that later parts of rlft fill; until then they say so and exit 1.
 void add_pending_commands(CLI::App& app);
 

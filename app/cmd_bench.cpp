@@ -1,5 +1,5 @@
 // `rlft bench …`: benchmarks that print figures. `gemm` is the machine's own yardstick;
-// later parts of rlft add model, tokenizer, rollout and train.
+// model, tokenizer, rollout and train live in their own files (app/cmd_bench_*.cpp).
 #include <CLI/CLI.hpp>
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
@@ -20,6 +20,8 @@ namespace rlft::app {
 void add_bench_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("bench", "Benchmarks that print figures");
   cmd->require_subcommand(1);
+  add_bench_rollout(*cmd);
+  add_bench_tokenizer(*cmd);
   struct GemmOptions {
     std::vector<int64_t> sizes{256, 512, 1024, 2048};
     bool json = false;
@@ -56,6 +58,8 @@ void add_bench_command(CLI::App& app) {
       for (const auto& l : lines) std::cout << l;
     if (o->json) std::cout << j.dump(2) << "\n";
   });
+  add_bench_model(*cmd);
+  add_bench_train(*cmd);
 }
 
 }  // namespace rlft::app

@@ -9,12 +9,6 @@ namespace rlft::app {
 
 void add_pending_commands(CLI::App& app) {
   const std::pair<const char*, const char*> pending[] = {
-      {"sft", "Supervised fine-tuning (warm start) from a YAML config"},
-      {"train", "GRPO training from a YAML config"},
-      {"rm", "Train or score a preference reward model"},
-      {"generate", "Sample completions from a model directory"},
-      {"eval", "Evaluate a model on a held-out set"},
-      {"feedback", "Import, export and summarise preference data"},
       {"launch", "Start N local ranks of a distributed run"},
   };
   for (const auto& [name, help] : pending) {

@@ -4,6 +4,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <sstream>
 
@@ -52,9 +53,34 @@ data::RunRecord require_run(data::Store& store, const std::string& name) {
   return *run;
 }
 
-void show_run(const std::string& store_path, const std::string& name) {
+void show_run(const std::string& store_path, const std::string& name, const std::vector<std::string>& series) {
   data::Store store = data::Store::open(store_path, /*create=*/false);
   const data::RunRecord found = require_run(store, name);
+  if (!series.empty()) {
+    // One metric (or several) over steps: STEP then one column per metric.
+    const auto known = store.metric_names(found.id);
+    std::map<int64_t, std::map<std::string, double>> rows;
+    for (const auto& m : series) {
+      if (std::find(known.begin(), known.end(), m) == known.end()) {
+        std::string msg = fmt::format("run '{}' has no metric '{}'", name, m);
+        if (auto s = closest_match(m, known)) msg += fmt::format(" (did you mean '{}'?)", *s);
+        throw UsageError(msg);
+      }
+      for (const auto& p : store.metric_series(found.id, m)) rows[p.step][m] = p.value;
+    }
+    std::cout << fmt::format("{:>8}", "STEP");
+    for (const auto& m : series) std::cout << fmt::format(" {:>20}", m);
+    std::cout << "\n";
+    for (const auto& [step, values] : rows) {
+      std::cout << fmt::format("{:>8}", step);
+      for (const auto& m : series) {
+        auto it = values.find(m);
+        std::cout << (it == values.end() ? fmt::format(" {:>20}", "") : fmt::format(" {:>20.6g}", it->second));
+      }
+      std::cout << "\n";
+    }
+    return;
+  }
   const data::RunRecord* run = &found;
   std::cout << fmt::format("run       {}\nkind      {}\nstatus    {}\nstarted   {}\n", run->name, run->kind,
                            run->status, format_time(run->started_at));
@@ -115,7 +141,9 @@ void add_runs_command(CLI::App& app) {
   CLI::App* show = cmd->add_subcommand("show", "A run's status and its newest metrics");
   show->add_option("name", *name, "run name")->required();
   show->add_option("--store", *store_path, "the SQLite store")->capture_default_str();
-  show->callback([store_path, name] { show_run(*store_path, *name); });
+  auto series = std::make_shared<std::vector<std::string>>();
+  show->add_option("--series", *series, "print these metrics over every step instead (repeatable)");
+  show->callback([store_path, name, series] { show_run(*store_path, *name, *series); });
   struct PlotArgs {
     std::string name, metrics, out;
   };

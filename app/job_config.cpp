@@ -1,12 +1,15 @@
 #include "app/job_config.h"
 
+#include "rl/job.h"
+
 namespace rlft::app {
 
 JobConfig load_job_config(const std::string& path, const std::vector<std::string>& overrides) {
   ConfigView view = ConfigView::load(path, overrides);
-  RunOptions run = RunOptions::from_config(view.section("run"));
-  view.reject_unknown_keys();
-  return JobConfig{std::move(view), std::move(run)};
+  // Every section a job may hold is parsed (data loaded, rewards built) exactly as a run
+  // would, and unknown keys are rejected.
+  rl::JobSpec spec = rl::parse_job(view, rl::JobKind::kAny);
+  return JobConfig{std::move(view), std::move(spec.run)};
 }
 
 }  // namespace rlft::app

@@ -1,5 +1,7 @@
 #include "data/store.h"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -54,6 +56,61 @@ CREATE TABLE checkpoints (
   path TEXT NOT NULL,
   time REAL NOT NULL,
   PRIMARY KEY (run_id, step)
+);
+)sql",
+    // 1 → 2: the feedback store (data/feedback.h): imports, preference pairs, labels.
+    R"sql(
+CREATE TABLE feedback_imports (
+  id INTEGER PRIMARY KEY,
+  source_file TEXT NOT NULL,
+  format TEXT NOT NULL,
+  started_at REAL NOT NULL,
+  n_lines INTEGER NOT NULL DEFAULT 0,
+  n_pairs INTEGER NOT NULL DEFAULT 0,
+  n_duplicates INTEGER NOT NULL DEFAULT 0,
+  n_invalid INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE feedback_pairs (
+  id INTEGER PRIMARY KEY,
+  import_id INTEGER REFERENCES feedback_imports(id) ON DELETE SET NULL,
+  prompt TEXT NOT NULL,
+  chosen TEXT NOT NULL,
+  rejected TEXT NOT NULL,
+  chat INTEGER NOT NULL DEFAULT 0,
+  margin REAL,
+  source_file TEXT NOT NULL,
+  source_line INTEGER NOT NULL,
+  source_format TEXT NOT NULL,
+  annotator TEXT,
+  imported_at REAL NOT NULL,
+  content_hash TEXT NOT NULL UNIQUE,
+  reverse_hash TEXT NOT NULL
+);
+CREATE INDEX feedback_pairs_by_reverse ON feedback_pairs (reverse_hash);
+CREATE INDEX feedback_pairs_by_source ON feedback_pairs (source_file);
+CREATE TABLE feedback_labels (
+  id INTEGER PRIMARY KEY,
+  annotator TEXT NOT NULL,
+  pair_id INTEGER REFERENCES feedback_pairs(id) ON DELETE CASCADE,
+  rollout_a INTEGER REFERENCES rollouts(id) ON DELETE CASCADE,
+  rollout_b INTEGER REFERENCES rollouts(id) ON DELETE CASCADE,
+  choice TEXT NOT NULL CHECK (choice IN ('chosen', 'rejected', 'tie', 'both_bad')),
+  reason TEXT NOT NULL DEFAULT '',
+  created_at REAL NOT NULL,
+  CHECK ((pair_id IS NOT NULL AND rollout_a IS NULL AND rollout_b IS NULL) OR
+         (pair_id IS NULL AND rollout_a IS NOT NULL AND rollout_b IS NOT NULL AND rollout_a <> rollout_b))
+);
+CREATE INDEX feedback_labels_by_pair ON feedback_labels (pair_id);
+CREATE INDEX feedback_labels_by_annotator ON feedback_labels (annotator);
+)sql",
+    // 2 → 3: annotators' sign-in tokens for `rlft serve` (app/serve/tokens.h), SHA-256 only.
+    R"sql(
+CREATE TABLE serve_tokens (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at REAL NOT NULL,
+  revoked_at REAL
 );
 )sql",
 };
@@ -156,7 +213,10 @@ void Store::log_metrics(int64_t run_id, int64_t step, const std::vector<std::pai
   sqlite::Transaction tx(db_);
   sqlite::Statement q(db_, "INSERT OR REPLACE INTO metrics (run_id, name, step, value, time) VALUES (?, ?, ?, ?, ?)");
   const double now = unix_now();
-  for (const auto& [name, value] : values) q.bind(1, run_id).bind(2, name).bind(3, step).bind(4, value).bind(5, now).run();
+  for (const auto& [name, value] : values) {
+    if (std::isnan(value)) continue;  // SQLite has no NaN (it would store NULL); ±inf is kept
+    q.bind(1, run_id).bind(2, name).bind(3, step).bind(4, value).bind(5, now).run();
+  }
   tx.commit();
 }
 

@@ -72,6 +72,7 @@ class Store {
   void reopen_run(int64_t run_id);
 
   /// Writes one step's metrics in one transaction (a re-logged step replaces its values).
+  /// NaN values are left out (SQLite cannot hold NaN); ±inf is stored.
   void log_metrics(int64_t run_id, int64_t step, const std::vector<std::pair<std::string, double>>& values);
   /// The newest value of every metric of a run, by name.
   std::vector<MetricPoint> last_metrics(int64_t run_id);

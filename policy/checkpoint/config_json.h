@@ -5,6 +5,8 @@
 // Written as Hugging Face writes it (json.dumps(indent=2, sort_keys=True) + "\n"): keys
 // sorted, two-space indent, atomically (temp file, fsync, rename, fsync dir).
 
+#include "policy/checkpoint/file_io.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -57,11 +59,12 @@ class HfConfig {
   std::string source_ = "<config>";
 };
 
+/// A JSON value for an error message: the value itself when it is short and flat, else its
+/// type and size ("an array of 3 elements"). Never recurses, so a hostile, deeply nested
+/// value cannot exhaust the stack.
+std::string describe_json(const nlohmann::json& value);
+
 /// Formats a config as Hugging Face does (sorted keys, indent 2, trailing newline).
 std::string format_config_json(const nlohmann::json& json);
-
-/// Writes `text` to `path` atomically (temp file beside it, fsync, rename, fsync dir).
-/// Throws rlft::Error naming the path.
-void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace rlft::checkpoint

@@ -61,6 +61,9 @@ std::vector<ParamSpec> module_specs(const torch::nn::Module& module);
 /// load_params(); `options.dtype`/`device` are ignored (the module's own are used).
 /// Names in `options.optional_names` that are absent leave the parameter as it was.
 void load_into_module(torch::nn::Module& module, const std::string& path, const LoadParamsOptions& options = {});
+/// The same from a checkpoint already opened (its headers are not validated again).
+void load_into_module(torch::nn::Module& module, const CheckpointReader& reader,
+                      const LoadParamsOptions& options = {});
 
 /// The module's parameters and buffers by name (detached, sharing storage), ready for
 /// write_checkpoint(). Names in `skip` are left out (e.g. "lm_head.weight" when tied).

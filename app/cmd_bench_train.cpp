@@ -1,0 +1,134 @@
+// `rlft bench train`: GRPO steps of a config (default configs/bench/train.yaml: the default
+// pipeline's model and task), timed by phase, in a temporary directory and store. Prints
+// trainer tokens/s, the share of step time in rollout, reward, train and sync, and the
+// training FLOP/s against the fp32 GEMM rate measured in the same run.
+//
+// Training FLOPs are counted as 6 · (active parameters per token) · (tokens trained) — the
+// matrix products of forward and backward; attention's score products are left out, so the
+// ratio understates the work slightly.
+#include <CLI/CLI.hpp>
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "app/cli.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/gemm_rate.h"
+#include "core/log.h"
+#include "core/threads.h"
+#include "rl/grpo_trainer.h"
+#include "rl/job.h"
+
+namespace rlft::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct BenchTrainCli {
+  std::string config = "configs/bench/train.yaml";  // relative to the working directory (the source tree)
+  std::vector<std::string> overrides;
+  int64_t steps = 0;
+  int threads = 0;
+  bool json = false;
+};
+
+void run_bench_train(const BenchTrainCli& o) {
+  const int threads = apply_thread_count(o.threads);
+  const auto tmp = fs::temp_directory_path() / fmt::format("rlft-bench-train-{}", ::getpid());
+  fs::create_directories(tmp);
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  } cleanup{tmp};
+  std::vector<std::string> ov = o.overrides;
+  ov.push_back(fmt::format("run.store={}", (tmp / "rlft.db").string()));
+  ov.push_back(fmt::format("run.output_dir={}", (tmp / "run").string()));
+  ov.push_back("run.name=bench-train");
+  ov.push_back(fmt::format("run.threads={}", threads));
+  if (o.steps > 0) ov.push_back(fmt::format("grpo.steps={}", o.steps));
+  if (!o.json) log::set_level(log::Level::kWarn);
+  rl::JobSpec spec = rl::parse_job(ConfigView::load(o.config, ov), rl::JobKind::kGrpo);
+  const int64_t steps = spec.grpo->steps;
+  RLFT_CHECK_AS(UsageError, steps >= 2, "bench train needs at least 2 steps (the first is a warm-up)");
+  const auto gemm = measure_gemm(1024, at::kFloat);
+  rl::Job job(std::move(spec), "bench", false);
+  const auto active = static_cast<double>(job.model()->param_counts().active);
+  rl::run_grpo(job);
+
+  // Averages over steps 2.. (step 1 warms caches and allocators).
+  std::map<std::string, double> sum;
+  auto& store = job.store();
+  const std::vector<std::string> names = {"time/rollout", "time/reward", "time/train", "time/sync", "time/step",
+                                          "tokens_per_s", "rollout/decode_tokens_per_s", "response_length/mean"};
+  for (const auto& n : names)
+    for (const auto& p : store.metric_series(job.run_id(), n))
+      if (p.step >= 2) sum[n] += p.value;
+  const double n_avg = static_cast<double>(steps - 1);
+  for (auto& [k, v] : sum) v /= n_avg;
+  const auto& g = *job.spec().grpo;
+  const double rows = static_cast<double>(g.prompts_per_step * g.group_size);
+  // Tokens trained per step: prompt + completion of every row (the prompt tokens are in the
+  // forward too); prompts here are ~10 tokens.
+  double prompt_tokens = 0;
+  for (int64_t i = 0; i < std::min<int64_t>(64, static_cast<int64_t>(job.spec().dataset.train.size())); ++i)
+    prompt_tokens += static_cast<double>(job.encode_prompt(job.spec().dataset.train[i]).size());
+  prompt_tokens /= std::min<double>(64, static_cast<double>(job.spec().dataset.train.size()));
+  const double trained_tokens = rows * (prompt_tokens + sum["response_length/mean"]) * static_cast<double>(g.epochs);
+  const double train_gflops = 6.0 * active * trained_tokens / std::max(sum["time/train"], 1e-9) / 1e9;
+  const double step = std::max(sum["time/step"], 1e-9);
+
+  nlohmann::json j = {{"config", o.config},
+                      {"threads", threads},
+                      {"steps", steps},
+                      {"rows_per_step", rows},
+                      {"active_params", active},
+                      {"tokens_per_s", sum["tokens_per_s"]},
+                      {"step_seconds", step},
+                      {"share_rollout", sum["time/rollout"] / step},
+                      {"share_reward", sum["time/reward"] / step},
+                      {"share_train", sum["time/train"] / step},
+                      {"share_sync", sum["time/sync"] / step},
+                      {"decode_tokens_per_s", sum["rollout/decode_tokens_per_s"]},
+                      {"train_gflops", train_gflops},
+                      {"gemm_gflops", gemm.gflops},
+                      {"train_vs_gemm", train_gflops / gemm.gflops}};
+  if (o.json) {
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << fmt::format("GRPO bench: {} ({} steps of {} rows, {} threads, {:.2f}M active parameters)\n", o.config,
+                           steps, rows, threads, active / 1e6);
+  std::cout << fmt::format("  step          {:8.3f} s   ({:.0f} tokens/s, rollout decode {:.0f} tokens/s)\n", step,
+                           sum["tokens_per_s"], sum["rollout/decode_tokens_per_s"]);
+  for (const char* phase : {"rollout", "reward", "train", "sync"})
+    std::cout << fmt::format("  {:<13} {:8.3f} s   {:5.1f}%\n", phase, sum[std::string("time/") + phase],
+                             100.0 * sum[std::string("time/") + phase] / step);
+  std::cout << fmt::format("  train FLOP/s  {:8.2f} GFLOP/s = {:.1f}% of the fp32 GEMM rate ({:.1f} GFLOP/s, 1024³)\n",
+                           train_gflops, 100.0 * train_gflops / gemm.gflops, gemm.gflops);
+}
+
+}  // namespace
+
+void add_bench_train(CLI::App& bench) {
+  auto o = std::make_shared<BenchTrainCli>();
+  CLI::App* cmd = bench.add_subcommand("train", "GRPO trainer tokens/s, time per phase, FLOP/s vs the GEMM rate");
+  cmd->add_option("--config", o->config, "a GRPO config")->capture_default_str();
+  cmd->add_option("--set", o->overrides, "override a key: a.b.c=value (repeatable)");
+  cmd->add_option("--steps", o->steps, "GRPO steps (default: the config's)");
+  cmd->add_option("--threads", o->threads, "intra-op threads (0 = every core)");
+  cmd->add_flag("--json", o->json, "print one JSON object");
+  cmd->callback([o] { run_bench_train(*o); });
+}
+
+}  // namespace rlft::app

@@ -1,0 +1,177 @@
+// `rlft train CONFIG` (GRPO), `rlft sft CONFIG` (supervised warm start) and `rlft eval CONFIG`
+// (held-out evaluation of the config's policy): one run each, recorded in the store.
+//   --set a.b=v     override a key (repeatable)
+//   --resume        continue the run (run.name) from its newest checkpoint
+//   --stop-after N  stop after step N as if interrupted (a checkpoint, exit 0)
+// SIGINT / SIGTERM finish the current step, write a checkpoint and exit 0.
+#include <CLI/CLI.hpp>
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <memory>
+
+#include "app/cli.h"
+#include "core/config.h"
+#include "core/interrupt.h"
+#include "core/log.h"
+#include "core/threads.h"
+#include "rl/evaluate.h"
+#include "rl/grpo_trainer.h"
+#include "rl/job.h"
+#include "rl/rm_trainer.h"
+#include "reward/reward_model.h"
+#include "policy/tokenizer/tokenizer.h"
+#include "rl/sft_trainer.h"
+
+namespace rlft::app {
+namespace {
+
+struct TrainCli {
+  std::string file;
+  std::vector<std::string> overrides;
+  bool resume = false;
+  int64_t stop_after = 0;
+};
+
+std::unique_ptr<rl::Job> open_job(const TrainCli& o, rl::JobKind kind, const char* store_kind) {
+  const ConfigView view = ConfigView::load(o.file, o.overrides);
+  rl::JobSpec spec = rl::parse_job(view, kind);
+  log::set_level(log::parse_level(spec.run.log_level));
+  const int threads = apply_thread_count(spec.run.threads);
+  log::info("{} '{}': config {} (hash {}), {} intra-op threads", store_kind, spec.run.name, o.file,
+            spec.config_hash.substr(0, 12), threads);
+  log::info("data: {}", spec.dataset.description);
+  return std::make_unique<rl::Job>(std::move(spec), store_kind, o.resume);
+}
+
+void report(const rl::Job& job, const rl::TrainResult& r) {
+  if (r.interrupted)
+    std::cout << fmt::format("stopped after step {}; checkpoint {}\n", r.steps, r.checkpoint);
+  else
+    std::cout << fmt::format("finished {} steps; model {}\n", r.steps, r.final_dir);
+  std::cout << fmt::format("look at it: rlft runs show {} --store {}\n", job.run_name(),
+                           const_cast<rl::Job&>(job).spec().run.store);
+}
+
+void add_options(CLI::App* cmd, const std::shared_ptr<TrainCli>& o, bool training) {
+  cmd->add_option("config", o->file, "YAML config file")->required();
+  cmd->add_option("--set", o->overrides, "override a key: a.b.c=value (repeatable)");
+  if (training) {
+    cmd->add_flag("--resume", o->resume, "continue run.name from its newest checkpoint");
+    cmd->add_option("--stop-after", o->stop_after, "stop after this step with a checkpoint (as on SIGINT)");
+  }
+}
+
+}  // namespace
+
+void add_train_commands(CLI::App& app) {
+  {
+    auto o = std::make_shared<TrainCli>();
+    CLI::App* cmd = app.add_subcommand("train", "GRPO training from a YAML config");
+    add_options(cmd, o, true);
+    cmd->callback([o] {
+      auto job = open_job(*o, rl::JobKind::kGrpo, "train");
+      report(*job, rl::run_grpo(*job, o->stop_after));
+    });
+  }
+  {
+    auto o = std::make_shared<TrainCli>();
+    CLI::App* cmd = app.add_subcommand("sft", "Supervised fine-tuning (warm start) from a YAML config");
+    add_options(cmd, o, true);
+    cmd->callback([o] {
+      auto job = open_job(*o, rl::JobKind::kSft, "sft");
+      report(*job, rl::run_sft(*job, o->stop_after));
+    });
+  }
+  {
+    CLI::App* rm = app.add_subcommand("rm", "Train or score a preference reward model");
+    rm->require_subcommand(1);
+    auto o = std::make_shared<TrainCli>();
+    CLI::App* train = rm->add_subcommand("train", "Bradley-Terry training on preference pairs from a YAML config");
+    add_options(train, o, true);
+    train->callback([o] {
+      const ConfigView view = ConfigView::load(o->file, o->overrides);
+      rl::JobSpec spec = rl::parse_job(view, rl::JobKind::kRm);
+      log::set_level(log::parse_level(spec.run.log_level));
+      apply_thread_count(spec.run.threads);
+      const auto pairs = rl::load_preference_texts(*spec.rm, spec.run.store);
+      for (const auto& p : pairs) spec.tokenizer_corpus.push_back(p.prompt + p.chosen + p.rejected);
+      log::info("rm '{}': {} preference pairs from {}", spec.run.name, pairs.size(),
+                spec.rm->pairs == "store" ? spec.run.store : spec.rm->pairs);
+      rl::Job job(std::move(spec), "rm", o->resume);
+      report(job, rl::run_rm(job, pairs, o->stop_after));
+    });
+    struct ScoreCli {
+      std::string dir, prompt, jsonl;
+      std::vector<std::string> completions;
+      int64_t batch_size = 32, max_length = 0;
+    };
+    auto so = std::make_shared<ScoreCli>();
+    CLI::App* score = rm->add_subcommand("score", "Score completions with a reward-model directory");
+    score->add_option("dir", so->dir, "a reward-model directory (from rlft rm train)")->required();
+    score->add_option("--prompt", so->prompt, "the prompt (with --completion)");
+    score->add_option("--completion", so->completions, "a completion to score (repeatable)");
+    score->add_option("--jsonl", so->jsonl, "a file of {\"prompt\", \"completion\"} lines (- = stdin)");
+    score->add_option("--batch-size", so->batch_size, "rows scored together")->capture_default_str();
+    score->add_option("--max-length", so->max_length, "keep the last N tokens (0 = all)")->capture_default_str();
+    score->callback([so] {
+      std::vector<std::string> prompts, completions;
+      for (const auto& c : so->completions) prompts.push_back(so->prompt), completions.push_back(c);
+      if (!so->jsonl.empty()) {
+        std::ifstream file;
+        if (so->jsonl != "-") {
+          file.open(so->jsonl);
+          RLFT_CHECK_AS(UsageError, file.good(), "--jsonl: cannot read {}", so->jsonl);
+        }
+        std::istream& in = so->jsonl == "-" ? std::cin : file;
+        std::string line;
+        for (int64_t n = 1; std::getline(in, line); ++n) {
+          if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+          try {
+            const auto j = nlohmann::json::parse(line);
+            prompts.push_back(j.at("prompt").get<std::string>());
+            completions.push_back(j.at("completion").get<std::string>());
+          } catch (const nlohmann::json::exception& e) {
+            throw UsageError(fmt::format("{}:{}: expected {{\"prompt\": str, \"completion\": str}}: {}", so->jsonl, n,
+                                         e.what()));
+          }
+        }
+      }
+      RLFT_CHECK_AS(UsageError, !completions.empty(), "nothing to score: give --prompt and --completion, or --jsonl");
+      policy::ModelOptions mo;
+      auto model = reward::load_reward_model(so->dir, mo);
+      model->eval();
+      const auto tok = tokenizer::Tokenizer::load(so->dir);
+      const auto& eos = model->backbone->config().eos_token_id;
+      RLFT_CHECK(!eos.empty(), "{}/config.json has no eos_token_id", so->dir);
+      const auto scores =
+          reward::score_texts(model, tok, eos.front(), prompts, completions, so->batch_size, so->max_length);
+      for (size_t i = 0; i < scores.size(); ++i)
+        std::cout << nlohmann::json{{"prompt", prompts[i]}, {"completion", completions[i]}, {"score", scores[i]}}.dump()
+                  << "\n";
+    });
+  }
+  {
+    auto o = std::make_shared<TrainCli>();
+    CLI::App* cmd = app.add_subcommand("eval", "Evaluate the config's policy on its held-out split");
+    add_options(cmd, o, false);
+    cmd->callback([o] {
+      auto job = open_job(*o, rl::JobKind::kAny, "eval");
+      auto& spec = job->spec();
+      RLFT_CHECK_AS(ConfigError, spec.rewards != nullptr, "{}: rlft eval needs a `rewards:` section", o->file);
+      const int64_t tokens = spec.eval.max_new_tokens > 0 ? spec.eval.max_new_tokens
+                             : spec.grpo                  ? spec.grpo->max_new_tokens
+                                                          : 64;
+      const auto ev = rl::evaluate(*job, spec.dataset.eval, spec.eval, tokens, static_cast<uint64_t>(spec.run.seed));
+      job->log_metrics(0, ev.metrics());
+      job->finish("finished");
+      for (const auto& [k, v] : ev.metrics()) std::cout << fmt::format("{:<24} {:.4f}\n", k, v);
+    });
+  }
+}
+
+}  // namespace rlft::app

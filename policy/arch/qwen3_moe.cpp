@@ -1,0 +1,72 @@
+// Qwen3MoeForCausalLM (transformers' qwen3_moe).
+//   attention: GQA, per-head q_norm / k_norm (RMSNorm over head_dim) before RoPE, biases
+//              only with attention_bias (q, k, v and o); head_dim from config.json
+//   mlp:       as Qwen2-MoE without the shared expert
+#include "policy/arch/arch.h"
+#include "policy/config_source.h"
+
+namespace rlft::policy {
+
+namespace arch {
+LayerPlan qwen_moe_plan(const ModelConfig& c, int64_t index, bool shared_expert);
+}
+
+namespace {
+
+ModelConfig class_defaults() {  // Qwen3MoeConfig's defaults
+  ModelConfig d;
+  d.vocab_size = 151936;
+  d.hidden_size = 2048;
+  d.intermediate_size = 6144;
+  d.num_hidden_layers = 24;
+  d.num_attention_heads = 32;
+  d.max_position_embeddings = 32768;
+  d.rms_norm_eps = 1e-6;
+  d.rope_theta = 10000.0;
+  d.sliding_window = 4096;
+  d.max_window_layers = 0;  // current transformers applies the window to every layer
+  d.torch_dtype = "bfloat16";
+  return d;
+}
+
+void read(const KeySource& s, ModelConfig& c) {
+  arch::read_common(s, c, class_defaults());
+  if (!s.has("num_key_value_heads")) c.num_key_value_heads = 4;  // the class default (GQA)
+  const bool attention_bias = s.get_bool("attention_bias", false);
+  c.qkv_bias = attention_bias;
+  c.o_bias = attention_bias;
+  c.qk_norm = true;
+  c.decoder_sparse_step = s.get_int("decoder_sparse_step", 1);
+  c.moe_intermediate_size = s.get_int("moe_intermediate_size", 768);
+  c.num_experts_per_tok = s.get_int("num_experts_per_tok", 8);
+  c.n_routed_experts = s.get_int("num_experts", 128);
+  c.norm_topk_prob = s.get_bool("norm_topk_prob", false);
+  c.router_aux_loss_coef = s.get_double("router_aux_loss_coef", 0.001);
+  c.mlp_only_layers = s.get_int_list("mlp_only_layers", {});
+  c.scoring_func = "softmax";
+}
+
+void write(const ModelConfig& c, nlohmann::json& j) {
+  j["attention_bias"] = c.o_bias;
+  j["decoder_sparse_step"] = c.decoder_sparse_step;
+  j["moe_intermediate_size"] = c.moe_intermediate_size;
+  j["num_experts_per_tok"] = c.num_experts_per_tok;
+  j["num_experts"] = c.n_routed_experts;
+  j["norm_topk_prob"] = c.norm_topk_prob;
+  j["router_aux_loss_coef"] = c.router_aux_loss_coef;
+  j["mlp_only_layers"] = c.mlp_only_layers;
+}
+
+}  // namespace
+
+void register_qwen3_moe(ArchRegistry& registry) {
+  Architecture a;
+  a.name = "Qwen3MoeForCausalLM";
+  a.model_type = "qwen3_moe";
+  a.read = read;
+  a.write = write;
+  a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_moe_plan(c, i, false); };
+  registry.add(a);
+}
+
+}  // namespace rlft::policy

@@ -1,0 +1,96 @@
+#include "policy/layers/moe.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+
+#include "core/error.h"
+#include "policy/shape.h"
+
+namespace rlft::policy {
+
+MoeGateImpl::MoeGateImpl(int64_t n_experts, int64_t hidden_size, bool with_bias, const at::TensorOptions& p) {
+  weight = register_parameter("weight", at::empty({n_experts, hidden_size}, p));
+  if (with_bias)
+    e_score_correction_bias = register_buffer("e_score_correction_bias", at::zeros({n_experts}, p.dtype(at::kFloat)));
+}
+
+at::Tensor MoeGateImpl::forward(const at::Tensor& x) {
+  // The router is fp32 under mixed precision too: autocast must not cast this product down.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  return at::linear(x.to(at::kFloat), weight.to(at::kFloat));
+}
+
+MoeImpl::MoeImpl(const MoeOptions& o, const at::TensorOptions& p) : options_(o) {
+  o.router.validate();
+  gate = register_module("gate", MoeGate(o.router.n_experts, o.hidden_size, o.router_bias, p));
+  experts = register_module("experts", torch::nn::ModuleList());
+  for (int64_t e = 0; e < o.router.n_experts; ++e) {
+    expert_list.push_back(Mlp(MlpOptions{o.hidden_size, o.expert_intermediate_size, false}, p));
+    experts->push_back(expert_list.back());
+  }
+  if (o.shared_intermediate_size > 0) {
+    const MlpOptions so{o.hidden_size, o.shared_intermediate_size, false};
+    if (o.shared_expert_gated) {
+      shared = register_module("shared_expert", Mlp(so, p));
+      shared_expert_gate = register_module("shared_expert_gate", Linear(LinearOptions{o.hidden_size, 1, false}, p));
+    } else {
+      shared = register_module("shared_experts", Mlp(so, p));
+    }
+  }
+}
+
+at::Tensor MoeImpl::routed(const at::Tensor& x, const at::Tensor& indices, const at::Tensor& weights,
+                           const at::Tensor& valid) {
+  const int64_t N = x.size(0), D = x.size(1), K = indices.size(1), E = options_.router.n_experts;
+  at::Tensor order, counts_cpu;
+  {
+    at::NoGradGuard no_grad;
+    auto flat = indices.reshape({-1});  // [N·K]
+    // Padding tokens go to a virtual expert E, sorted last and never computed.
+    if (valid.defined()) flat = flat.masked_fill(valid.reshape({-1, 1}).expand({N, K}).reshape({-1}).logical_not(), E);
+    order = std::get<1>(flat.sort(/*stable=*/true, 0, false));  // [N·K]
+    counts_cpu = at::bincount(flat, {}, E + 1).to(at::kCPU);
+  }
+  const auto* counts = counts_cpu.data_ptr<int64_t>();
+  const int64_t n_assigned = N * K - counts[E];
+  const auto slots = order.narrow(0, 0, n_assigned);
+  const auto token_of = at::div(slots, K, "floor");                              // [A] token of each sorted slot
+  const auto x_sorted = x.index_select(0, token_of);                             // [A, D]
+  const auto w_sorted = weights.reshape({-1}).index_select(0, slots);            // [A] fp32
+  std::vector<at::Tensor> outputs;
+  int64_t offset = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t c = counts[e];
+    if (c == 0) continue;
+    const auto xe = x_sorted.narrow(0, offset, c);  // [c, D]
+    const auto& ex = expert_list[static_cast<size_t>(e)];
+    const auto h = at::silu(at::linear(xe, ex->gate_proj->weight)) * at::linear(xe, ex->up_proj->weight);  // [c, I]
+    outputs.push_back(at::linear(h, ex->down_proj->weight));  // [c, D]
+    offset += c;
+  }
+  auto out = at::zeros({N, D}, x.options().dtype(at::kFloat));
+  if (n_assigned == 0) return out.to(x.scalar_type());
+  const auto y = at::cat(outputs, 0).to(at::kFloat) * w_sorted.unsqueeze(1);  // [A, D] weighted, fp32
+  return out.index_add(0, token_of, y).to(x.scalar_type());
+}
+
+MoeOutput MoeImpl::forward(const at::Tensor& x, const MoeInputs& in) {
+  const auto& o = options_;
+  RLFT_CHECK_SHAPE(x, std::vector<int64_t>({-1, o.hidden_size}), "MoE input");
+  const auto logits = gate(x);  // [N, E] fp32
+  const auto r = route(logits, gate->e_score_correction_bias, o.router, in.replay);
+  MoeOutput out;
+  out.indices = r.indices;
+  out.scores = r.scores;
+  out.load = expert_load(r.indices, in.valid, o.router.n_experts);
+  if (in.switch_terms) out.switch_terms = switch_terms(logits, in.valid, o.router.top_k);
+  out.hidden = routed(x, r.indices, r.weights, in.valid);
+  if (shared) {
+    auto s = shared(x);
+    if (shared_expert_gate) s = at::sigmoid(shared_expert_gate(x)) * s;
+    out.hidden = out.hidden + s;
+  }
+  return out;
+}
+
+}  // namespace rlft::policy

@@ -1,0 +1,169 @@
+#include "reward/reward_model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+#include <torch/utils.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "policy/arch/arch.h"
+#include "policy/checkpoint/file_io.h"
+#include "policy/checkpoint/safetensors.h"
+#include "policy/model_io.h"
+
+namespace rlft::reward {
+namespace fs = std::filesystem;
+
+RewardModelImpl::RewardModelImpl(policy::CausalLM backbone_in, uint64_t seed) : backbone(std::move(backbone_in)) {
+  register_module("model", backbone);
+  const int64_t D = backbone->config().hidden_size;
+  const auto opts = at::TensorOptions().dtype(at::kFloat).device(backbone->options().device);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed ^ 0x5c0e5c0eULL);
+  auto w = at::empty({1, D}, at::kFloat).normal_(0.0, backbone->config().initializer_range, gen);
+  score_weight = register_parameter("score_weight", w.to(opts.device()));
+  score_bias = register_parameter("score_bias", at::zeros({1}, opts));
+}
+
+at::Tensor RewardModelImpl::forward(const at::Tensor& tokens, const at::Tensor& attention_mask) {
+  policy::ForwardInputs in;
+  in.tokens = tokens;
+  in.attention_mask = attention_mask;
+  in.logits = policy::LogitsScope::kNone;
+  in.return_hidden = true;
+  const auto out = backbone->forward(in);
+  const auto last = out.hidden.select(1, tokens.size(1) - 1).to(at::kFloat);  // [B, D]
+  return at::linear(last, score_weight, score_bias).squeeze(-1);               // [B]
+}
+
+RewardModel load_reward_model(const std::string& dir, const policy::ModelOptions& options) {
+  const fs::path meta = fs::path(dir) / "reward_model.json";
+  RLFT_CHECK(fs::exists(meta), "{} is not a reward-model directory: it has no reward_model.json (train one with "
+                               "`rlft rm train`)",
+             dir);
+  policy::ModelOptions mo = options;
+  mo.mtp = false;
+  RewardModel rm(policy::load_model(dir, mo, policy::builtin_architectures()), 0);
+  load_reward_head(rm, dir);
+  return rm;
+}
+
+void save_reward_head(const RewardModel& model, const std::string& dir) {
+  checkpoint::TensorMap t;
+  t["score.weight"] = model->score_weight.detach().to(at::kCPU).contiguous();
+  t["score.bias"] = model->score_bias.detach().to(at::kCPU).contiguous();
+  checkpoint::write_safetensors((fs::path(dir) / "score.safetensors").string(), t, {{"format", "pt"}});
+  const nlohmann::json j = {{"format", "rlft-reward-model-1"},
+                            {"pooling", "last_token"},
+                            {"append_eos", true},
+                            {"head", "score.safetensors"}};
+  checkpoint::write_file_atomic((fs::path(dir) / "reward_model.json").string(), j.dump(2) + "\n");
+}
+
+void load_reward_head(RewardModel& model, const std::string& dir) {
+  const auto path = (fs::path(dir) / "score.safetensors").string();
+  RLFT_CHECK(fs::exists(path), "{}: missing score.safetensors (the reward head)", dir);
+  const auto t = checkpoint::read_safetensors(path);
+  for (const char* name : {"score.weight", "score.bias"})
+    RLFT_CHECK(t.count(name), "{}: no tensor {}", path, name);
+  const auto& w = t.at("score.weight");
+  RLFT_CHECK(w.sizes() == model->score_weight.sizes(), "{}: score.weight is {}, expected [1, {}]", path,
+             fmt::format("{}", fmt::join(w.sizes(), ", ")), model->score_weight.size(1));
+  torch::NoGradGuard ng;
+  model->score_weight.copy_(w.to(at::kFloat));
+  model->score_bias.copy_(t.at("score.bias").to(at::kFloat).reshape({1}));
+}
+
+std::vector<int64_t> reward_input_ids(const tokenizer::Tokenizer& tok, const std::string& prompt,
+                                      const std::string& completion, int64_t eos_id, int64_t max_length) {
+  const auto ids = tok.encode(prompt + completion, true);
+  std::vector<int64_t> out(ids.begin(), ids.end());
+  out.push_back(eos_id);
+  if (max_length > 0 && static_cast<int64_t>(out.size()) > max_length)
+    out.erase(out.begin(), out.end() - max_length);
+  return out;
+}
+
+std::vector<double> score_texts(RewardModel& model, const tokenizer::Tokenizer& tok, int64_t eos_id,
+                                const std::vector<std::string>& prompts, const std::vector<std::string>& completions,
+                                int64_t batch_size, int64_t max_length) {
+  RLFT_CHECK(prompts.size() == completions.size(), "score_texts: {} prompts for {} completions", prompts.size(),
+             completions.size());
+  torch::NoGradGuard ng;
+  const auto device = model->backbone->options().device;
+  std::vector<double> out;
+  for (size_t b = 0; b < prompts.size(); b += static_cast<size_t>(batch_size)) {
+    const size_t e = std::min(prompts.size(), b + static_cast<size_t>(batch_size));
+    std::vector<std::vector<int64_t>> rows;
+    int64_t T = 0;
+    for (size_t i = b; i < e; ++i) {
+      rows.push_back(reward_input_ids(tok, prompts[i], completions[i], eos_id, max_length));
+      T = std::max<int64_t>(T, static_cast<int64_t>(rows.back().size()));
+    }
+    auto tokens = at::zeros({static_cast<int64_t>(rows.size()), T}, at::kLong);
+    auto mask = at::zeros({static_cast<int64_t>(rows.size()), T}, at::kBool);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const int64_t n = static_cast<int64_t>(rows[r].size());
+      tokens[static_cast<int64_t>(r)].narrow(0, T - n, n).copy_(at::tensor(rows[r], at::kLong));
+      mask[static_cast<int64_t>(r)].narrow(0, T - n, n).fill_(true);
+    }
+    const auto s = model->forward(tokens.to(device), mask.to(device)).to(at::kCPU, at::kDouble);
+    for (int64_t i = 0; i < s.size(0); ++i) out.push_back(s[i].item<double>());
+  }
+  return out;
+}
+
+namespace {
+
+class RewardModelReward : public RewardFn {
+ public:
+  RewardModelReward(const std::string& name, std::string dir, int64_t batch_size, int64_t max_length,
+                    const std::string& device)
+      : RewardFn(name),
+        tok_(tokenizer::Tokenizer::load(dir)),
+        batch_size_(batch_size),
+        max_length_(max_length),
+        model_(nullptr) {
+    policy::ModelOptions mo;
+    mo.device = at::Device(device);
+    model_ = load_reward_model(dir, mo);
+    model_->eval();
+    const auto& eos = model_->backbone->config().eos_token_id;
+    RLFT_CHECK(!eos.empty(), "{}/config.json: the reward model needs an eos_token_id", dir);
+    eos_ = eos.front();
+  }
+  std::vector<double> score(const ScoreBatch& batch) override {
+    std::vector<std::string> prompts;
+    for (const auto* e : batch.examples) prompts.push_back(e->prompt());
+    return score_texts(model_, tok_, eos_, prompts, batch.completions, batch_size_, max_length_);
+  }
+
+ private:
+  tokenizer::Tokenizer tok_;
+  int64_t batch_size_, max_length_;
+  int64_t eos_ = 0;
+  RewardModel model_;
+};
+
+}  // namespace
+
+std::unique_ptr<RewardFn> make_reward_model_reward(const std::string& name, const ConfigView& s,
+                                                   const RewardContext& context) {
+  const auto path = s.get<std::string>("path", "");
+  const auto batch = s.get<int64_t>("batch_size", 32);
+  const auto max_length = s.get<int64_t>("max_length", 0);
+  auto device = s.get<std::string>("device", "");
+  s.check(!path.empty(), "path", "a reward-model directory (from `rlft rm train`) is required");
+  s.check(fs::exists(fs::path(path) / "reward_model.json"), "path", "not a reward-model directory (no reward_model.json)");
+  s.check(batch >= 1, "batch_size", "must be >= 1");
+  s.check(max_length >= 0, "max_length", "must be >= 0 (0 = no limit)");
+  if (device.empty()) device = context.device == "auto" ? "cpu" : context.device;
+  return std::make_unique<RewardModelReward>(name, path, batch, max_length, device);
+}
+
+}  // namespace rlft::reward

@@ -1,0 +1,273 @@
+#include "rl/job.h"
+
+#include <torch/cuda.h>
+#include <torch/nn/module.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/version_info.h"
+#include "policy/arch/arch.h"
+#include "policy/checkpoint/file_io.h"
+#include "policy/model_io.h"
+#include "policy/tokenizer/trainer.h"
+
+namespace rlft::rl {
+namespace fs = std::filesystem;
+
+namespace {
+
+at::Device resolve_device(const std::string& name) {
+  if (name == "cpu") return at::kCPU;
+  const bool have_cuda = torch::cuda::is_available();
+  if (name == "auto") return have_cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  RLFT_CHECK(have_cuda, "run.device = {}: this build of LibTorch sees no CUDA device", name);
+  return at::Device(name);
+}
+
+std::string default_run_name(const std::string& config_file) {
+  const auto stem = fs::path(config_file).stem().string();
+  const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return fmt::format("{}-{}", stem.empty() ? "run" : stem, buf);
+}
+
+}  // namespace
+
+JobSpec parse_job(const ConfigView& view, JobKind kind) {
+  JobSpec s;
+  s.config_file = view.file();
+  s.run = RunOptions::from_config(view.section("run"));
+  s.policy = PolicySource::from_config(view.section("policy"));
+  const auto archs = policy::builtin_architectures();
+  if (view.has("model")) s.model = policy::read_model_config_yaml(view.section("model"), archs);
+  const bool trains = kind != JobKind::kAny;
+  if (trains && s.policy.path.empty())
+    view.section("policy").check(s.model.has_value(), "path",
+                                 "give policy.path (a model directory) or a `model:` section to build one from scratch");
+  s.tokenizer = TokenizerSource::from_config(view.section("tokenizer"));
+  s.prompt = tokenizer::parse_prompt_options(view.section("prompt"));
+  s.precision = PrecisionOptions::from_config(view.section("precision"));
+  s.optim = OptimOptions::from_config(view.section("optim"));
+  s.checkpoint = CheckpointOptions::from_config(view.section("checkpoint"));
+  s.eval = EvalOptions::from_config(view.section("eval"));
+  if (kind == JobKind::kGrpo || view.has("grpo"))
+    s.grpo = GrpoOptions::from_config(view.section("grpo"));
+  if (kind == JobKind::kSft || view.has("sft"))
+    s.sft = SftOptions::from_config(view.section("sft"));
+  if (kind == JobKind::kRm || view.has("rm")) s.rm = RmOptions::from_config(view.section("rm"));
+  if ((trains && kind != JobKind::kRm) || view.has("data")) s.dataset = data::load_dataset(view.section("data"), data::builtin_sources());
+  if (view.has("rewards")) {
+    reward::RewardContext ctx;
+    ctx.device = s.run.device;
+    ctx.seed = s.run.seed;
+    s.rewards = std::make_shared<reward::RewardSet>(
+        reward::RewardSet::from_config(view.section("rewards"), reward::builtin_rewards(), ctx));
+  }
+  if (kind == JobKind::kGrpo)
+    view.check(s.rewards != nullptr, "rewards", "rlft train needs a `rewards:` section (what GRPO maximises)");
+  if (!s.eval.accuracy_reward.empty() && s.rewards) {
+    const auto names = s.rewards->names();
+    view.section("eval").check(std::find(names.begin(), names.end(), s.eval.accuracy_reward) != names.end(),
+                               "accuracy_reward", fmt::format("not a part of `rewards:` ({})", fmt::join(names, ", ")));
+  }
+  view.reject_unknown_keys();
+  if (s.rewards) {
+    s.rewards->filter_prompts(s.dataset.train);
+    s.rewards->filter_prompts(s.dataset.eval);
+    s.rewards->check_examples(s.dataset.train);
+    s.rewards->check_examples(s.dataset.eval);
+  }
+  if (kind == JobKind::kSft) {
+    for (const auto& e : s.dataset.train)
+      RLFT_CHECK(!e.completion.empty(), "rlft sft: example {} has no demonstration (completion)", e.id);
+  }
+  if (s.run.name.empty()) s.run.name = default_run_name(s.config_file);
+  if (s.run.output_dir.empty()) s.run.output_dir = (fs::path("runs") / s.run.name).string();
+  s.config_yaml = view.to_yaml();
+  s.config_hash = view.hash();
+  return s;
+}
+
+std::string latest_checkpoint(const std::string& output_dir) {
+  const fs::path dir = fs::path(output_dir) / "checkpoints";
+  if (!fs::is_directory(dir)) return "";
+  std::string best;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const auto name = e.path().filename().string();
+    if (name.rfind("step-", 0) != 0 || !e.is_directory()) continue;
+    if (!fs::exists(e.path() / "trainer_state" / "state.json")) continue;
+    if (best.empty() || name > fs::path(best).filename().string()) best = e.path().string();
+  }
+  return best;
+}
+
+Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::move(spec)) {
+  device_ = resolve_device(spec_.run.device);
+  out_dir_ = spec_.run.output_dir;
+  fs::create_directories(out_dir_);
+  store_ = std::make_unique<data::Store>(data::Store::open(spec_.run.store, true));
+
+  if (resume) {
+    resume_from_ = latest_checkpoint(out_dir_);
+    RLFT_CHECK(!resume_from_.empty(), "--resume: no checkpoint under {}/checkpoints to resume run '{}' from", out_dir_,
+               spec_.run.name);
+    const auto run = store_->find_run(spec_.run.name);
+    RLFT_CHECK(run.has_value(), "--resume: run '{}' is not in the store {}", spec_.run.name, spec_.run.store);
+    RLFT_CHECK(run->config_hash == spec_.config_hash,
+               "--resume: the config differs from the one run '{}' started with (hash {} vs {}); resume with the "
+               "same config and overrides",
+               spec_.run.name, spec_.config_hash, run->config_hash);
+    run_id_ = run->id;
+    store_->reopen_run(run_id_);
+  } else {
+    RLFT_CHECK(!store_->find_run(spec_.run.name).has_value(),
+               "run '{}' already exists in {}: pick another run.name, or continue it with --resume", spec_.run.name,
+               spec_.run.store);
+    data::RunRecord r;
+    r.name = spec_.run.name;
+    r.kind = kind_name;
+    r.status = "running";
+    r.config = spec_.config_yaml;
+    r.config_hash = spec_.config_hash;
+    r.git_revision = RLFT_GIT_REVISION;
+    run_id_ = store_->create_run(r);
+  }
+  checkpoint::write_file_atomic((fs::path(out_dir_) / "config.yaml").string(), spec_.config_yaml);
+  if (spec_.prompt.chat) chat_ = std::make_unique<tokenizer::ChatFormat>(*spec_.prompt.chat);
+  setup_tokenizer();
+  setup_policy();
+}
+
+Job::~Job() {
+  if (!finished_) {
+    try {
+      store_->finish_run(run_id_, "failed", "the process ended without finishing the run");
+    } catch (...) {
+    }
+  }
+}
+
+void Job::finish(const std::string& status, const std::string& error) {
+  store_->finish_run(run_id_, status, error);
+  finished_ = true;
+}
+
+void Job::setup_tokenizer() {
+  const auto& t = spec_.tokenizer;
+  const fs::path run_copy = fs::path(out_dir_) / "tokenizer.json";
+  std::string path = t.path;
+  if (path.empty() && !resume_from_.empty() && fs::exists(run_copy)) path = run_copy.string();
+  if (path.empty() && !spec_.policy.path.empty() && fs::exists(fs::path(spec_.policy.path) / "tokenizer.json"))
+    path = (fs::path(spec_.policy.path) / "tokenizer.json").string();
+  if (path.empty()) {
+    // Train a byte-level BPE on the run's own text: prompts as rendered, demonstrations and
+    // references. Deterministic: the same data gives the same tokenizer.
+    tokenizer::BpeTrainerOptions o;
+    o.vocab_size = t.vocab_size;
+    o.special_tokens = t.special_tokens;
+    if (std::find(o.special_tokens.begin(), o.special_tokens.end(), t.eos_token) == o.special_tokens.end())
+      o.special_tokens.push_back(t.eos_token);
+    tokenizer::BpeTrainer trainer(o);
+    for (const auto* split : {&spec_.dataset.train, &spec_.dataset.eval})
+      for (const auto& e : *split) {
+        trainer.feed(prompt_text(e), e.id);
+        if (!e.completion.empty()) trainer.feed(e.completion, e.id);
+        if (!e.reference.empty()) trainer.feed(e.reference, e.id);
+      }
+    for (const auto& text : spec_.tokenizer_corpus) trainer.feed(text, "preference pairs");
+    const std::string json = trainer.train();
+    checkpoint::write_file_atomic(run_copy.string(), json);
+    log::info("tokenizer: trained a byte-level BPE of {} ids on {} bytes of the run's text -> {}",
+              trainer.stats().vocab_size, trainer.stats().bytes, run_copy.string());
+    path = run_copy.string();
+  } else if (fs::absolute(path) != fs::absolute(run_copy)) {
+    const fs::path src = fs::is_directory(path) ? fs::path(path) / "tokenizer.json" : fs::path(path);
+    std::ifstream in(src, std::ios::binary);
+    RLFT_CHECK(in.good(), "tokenizer.path = {}: cannot read {}", t.path, src.string());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    checkpoint::write_file_atomic(run_copy.string(), text);
+  }
+  tokenizer_path_ = run_copy.string();
+  tok_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(tokenizer_path_));
+  const auto eos = tok_->token_to_id(t.eos_token);
+  RLFT_CHECK(eos.has_value(), "tokenizer.eos_token = '{}' is not a token of {}", t.eos_token, tokenizer_path_);
+  eos_id_ = *eos;
+}
+
+void Job::setup_policy() {
+  const auto archs = policy::builtin_architectures();
+  policy::ModelOptions mo;
+  mo.dtype = at::kFloat;  // fp32 master weights; bf16/fp16 compute is autocast
+  mo.device = device_;
+  mo.mtp = spec_.policy.mtp;
+  if (!resume_from_.empty()) {
+    model_ = policy::load_model(resume_from_, mo, archs);
+    log::info("policy: resumed from {}", resume_from_);
+  } else if (!spec_.policy.path.empty()) {
+    model_ = policy::load_model(spec_.policy.path, mo, archs);
+    log::info("policy: loaded {}", spec_.policy.path);
+  } else {
+    auto cfg = *spec_.model;
+    cfg.eos_token_id = {eos_id_};
+    model_ = policy::build_model(cfg, mo, archs);
+    model_->init_weights(static_cast<uint64_t>(spec_.run.seed));
+    log::info("policy: built {} from `model:` (seed {})", cfg.architecture, spec_.run.seed);
+  }
+  RLFT_CHECK(model_->config().vocab_size >= tok_->vocab_size(),
+             "the policy's vocab_size {} is smaller than the tokenizer's {} ({}): ids would fall outside the "
+             "embedding",
+             model_->config().vocab_size, tok_->vocab_size(), tokenizer_path_);
+  const auto counts = model_->param_counts();
+  log::info("policy: {} — {:.2f}M parameters, {:.2f}M active per token, device {}", model_->config().architecture,
+            counts.total / 1e6, counts.active / 1e6, device_.str());
+}
+
+policy::CausalLM Job::initial_policy() const {
+  const auto archs = policy::builtin_architectures();
+  if (!spec_.policy.path.empty()) return policy::load_model(spec_.policy.path, model_->options(), archs);
+  auto m = policy::build_model(model_->config(), model_->options(), archs);
+  m->init_weights(static_cast<uint64_t>(spec_.run.seed));
+  return m;
+}
+
+std::string Job::prompt_text(const data::Example& example) const {
+  if (chat_) {
+    std::vector<tokenizer::ChatMessage> msgs;
+    for (const auto& m : example.messages) msgs.push_back({m.role, m.content});
+    return chat_->render(msgs, true);
+  }
+  return spec_.prompt.prompt_template.render_prompt(example.prompt());
+}
+
+std::vector<int64_t> Job::encode_prompt(const data::Example& example) const {
+  const auto ids = tok_->encode(prompt_text(example), true);
+  return {ids.begin(), ids.end()};
+}
+
+std::vector<int64_t> Job::encode_completion(const std::string& text) const {
+  const auto ids = tok_->encode(text, false);
+  std::vector<int64_t> out(ids.begin(), ids.end());
+  out.push_back(eos_id_);
+  return out;
+}
+
+std::string Job::decode(const std::vector<int64_t>& ids) const {
+  return tok_->decode(std::vector<tokenizer::TokenId>(ids.begin(), ids.end()), true);
+}
+
+void Job::log_metrics(int64_t step, const std::vector<std::pair<std::string, double>>& values) {
+  store_->log_metrics(run_id_, step, values);
+}
+
+}  // namespace rlft::rl

@@ -1,0 +1,118 @@
+#pragma once
+// A training job: every section of its YAML parsed and validated up front (parse_job), then
+// the things a run needs set up once (Job): the run's directory and store record, the
+// tokenizer (loaded, or trained on the run's data), the policy (loaded, or built from
+// `model:` and initialised from run.seed), the prompts rendered and encoded, the rewards.
+//
+// GRPO (rl/grpo_trainer.h), SFT (rl/sft_trainer.h) and evaluation (rl/evaluate.h) run on a Job.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/config.h"
+#include "core/run_options.h"
+#include "data/dataset.h"
+#include "data/store.h"
+#include "policy/causal_lm.h"
+#include "policy/model_config.h"
+#include "policy/tokenizer/prompt.h"
+#include "policy/tokenizer/tokenizer.h"
+#include "reward/combine.h"
+#include "rl/train_options.h"
+
+namespace rlft::rl {
+
+enum class JobKind { kGrpo, kSft, kRm, kAny };
+
+/// Everything a job's YAML says, parsed and validated; data loaded, rewards built.
+struct JobSpec {
+  RunOptions run;
+  PolicySource policy;
+  std::optional<policy::ModelConfig> model;  ///< `model:` (a policy built from scratch)
+  TokenizerSource tokenizer;
+  tokenizer::PromptOptions prompt;
+  PrecisionOptions precision;
+  OptimOptions optim;
+  CheckpointOptions checkpoint;
+  EvalOptions eval;
+  std::optional<GrpoOptions> grpo;
+  std::optional<SftOptions> sft;
+  std::optional<RmOptions> rm;
+  /// Text a trained tokenizer also learns from (a reward model's preference pairs).
+  std::vector<std::string> tokenizer_corpus;
+  data::Dataset dataset;
+  std::shared_ptr<reward::RewardSet> rewards;  ///< null when the config has no `rewards:`
+  std::string config_yaml;                     ///< the resolved YAML, defaults filled in
+  std::string config_hash;
+  std::string config_file;
+};
+
+/// Parses every section `kind` needs (kAny: whatever is present), loads the data, builds the
+/// rewards and rejects unknown keys. Throws ConfigError (file:line:column, key) or rlft::Error.
+JobSpec parse_job(const ConfigView& view, JobKind kind);
+
+/// What a run directory holds:
+///   OUT/checkpoints/step-000100/   an HF model directory (+ tokenizer.json) and trainer_state/
+///   OUT/final/                     the last weights, an HF model directory
+///   OUT/tokenizer.json             the tokenizer the run uses
+class Job {
+ public:
+  /// Creates (or, with `resume`, reopens) the run: output directory, store record,
+  /// tokenizer, policy. `kind_name` is the store's run kind ("train", "sft").
+  Job(JobSpec spec, const std::string& kind_name, bool resume);
+  ~Job();
+
+  JobSpec& spec() { return spec_; }
+  const std::string& output_dir() const { return out_dir_; }
+  const std::string& run_name() const { return spec_.run.name; }
+  data::Store& store() { return *store_; }
+  int64_t run_id() const { return run_id_; }
+  const tokenizer::Tokenizer& tok() const { return *tok_; }
+  const std::string& tokenizer_path() const { return tokenizer_path_; }
+  policy::CausalLM& model() { return model_; }
+  at::Device device() const { return device_; }
+  int64_t eos_id() const { return eos_id_; }
+  /// The newest checkpoint directory when resuming ("" otherwise).
+  const std::string& resume_from() const { return resume_from_; }
+
+  /// The prompt as the policy sees it: the example's chat or prompt, rendered.
+  std::string prompt_text(const data::Example& example) const;
+  std::vector<int64_t> encode_prompt(const data::Example& example) const;
+  /// A demonstration's ids followed by EOS.
+  std::vector<int64_t> encode_completion(const std::string& text) const;
+  std::string decode(const std::vector<int64_t>& ids) const;
+
+  /// Writes the store's metrics for `step` and nothing else.
+  void log_metrics(int64_t step, const std::vector<std::pair<std::string, double>>& values);
+  /// Marks the run finished/failed/interrupted.
+  void finish(const std::string& status, const std::string& error = "");
+
+  /// The policy as the run started: policy.path loaded again, or `model:` initialised from
+  /// run.seed again (the frozen reference of a KL penalty; the same after a resume).
+  policy::CausalLM initial_policy() const;
+
+ private:
+  void setup_tokenizer();
+  void setup_policy();
+  JobSpec spec_;
+  std::string out_dir_;
+  std::unique_ptr<data::Store> store_;
+  int64_t run_id_ = 0;
+  bool finished_ = false;
+  std::unique_ptr<tokenizer::Tokenizer> tok_;
+  std::unique_ptr<tokenizer::ChatFormat> chat_;
+  std::string tokenizer_path_;
+  policy::CausalLM model_{nullptr};
+  at::Device device_{at::kCPU};
+  int64_t eos_id_ = 0;
+  std::string resume_from_;
+};
+
+/// Newest `step-N` directory under DIR/checkpoints holding a complete checkpoint ("" if none).
+std::string latest_checkpoint(const std::string& output_dir);
+
+}  // namespace rlft::rl

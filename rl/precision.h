@@ -1,0 +1,77 @@
+#pragma once
+// Mixed precision for training: fp32 master weights and optimizer state always; the forward
+// computes in fp32, or in bf16/fp16 under autocast (LibTorch's per-op casting: matrix
+// products in the low dtype, reductions and softmax in fp32). The router, the vocabulary
+// log-softmax and the losses stay fp32 (the model casts them; see policy/layers/moe.cpp).
+// fp16 adds dynamic loss scaling (rl/loss_scale.h).
+//
+// OptimizerStep wraps what happens between backward() and the weights: un-scaling, the
+// non-finite check, clipping, AdamW, and counting skipped steps — too many in a row stop
+// the run with a clear error.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rl/loss_scale.h"
+#include "rl/optimizer.h"
+#include "rl/train_options.h"
+#include "rl/train_state.h"
+
+namespace rlft::rl {
+
+/// Enables autocast for `compute` on `device` for its lifetime (nothing for fp32).
+class AutocastGuard {
+ public:
+  AutocastGuard(Compute compute, const at::Device& device);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool cpu_ = false, cuda_ = false;
+  bool prev_cpu_ = false, prev_cuda_ = false;
+  at::ScalarType prev_cpu_dtype_ = at::kBFloat16, prev_cuda_dtype_ = at::kHalf;
+};
+
+/// Throws rlft::ConfigError when `compute` cannot run on `device` (fp16 autocast on CPU).
+void check_precision(const PrecisionOptions& precision, const at::Device& device);
+
+struct OptimizerStepResult {
+  bool applied = false;
+  double grad_norm = 0.0;
+  double lr = 0.0;
+  double loss_scale = 1.0;
+};
+
+class OptimizerStep {
+ public:
+  OptimizerStep(const std::vector<std::pair<std::string, at::Tensor>>& params, const PrecisionOptions& precision,
+                const OptimOptions& optim, int64_t total_steps);
+
+  /// The factor to multiply a loss by before backward(): the loss scale, or inf for an
+  /// injected overflow (PrecisionOptions::inject_nonfinite) on the coming optimizer step.
+  double loss_multiplier(const TrainerState& state) const;
+  /// Un-scales, checks, clips and steps (or skips). Throws rlft::Error after
+  /// max_consecutive_skips skipped steps in a row.
+  OptimizerStepResult step(TrainerState& state);
+
+  Optimizer& optimizer() { return optimizer_; }
+  DynamicLossScale& loss_scale() { return scale_; }
+  /// Restores the loss-scale state from a checkpoint.
+  void restore(const TrainerState& state);
+  /// Copies the loss-scale state into `state` (before a checkpoint).
+  void store(TrainerState& state) const;
+
+ private:
+  PrecisionOptions precision_;
+  OptimOptions optim_;
+  Optimizer optimizer_;
+  DynamicLossScale scale_;
+};
+
+}  // namespace rlft::rl

@@ -1,0 +1,111 @@
+#include "rl/sequence_batch.h"
+
+#include <fmt/ranges.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "rl/losses.h"
+#include "rollout/logprobs.h"
+
+namespace rlft::rl {
+
+SequenceBatch make_sequence_batch(const std::vector<Sequence>& sequences, const at::Device& device) {
+  RLFT_CHECK(!sequences.empty(), "a training batch needs at least one sequence");
+  const int64_t B = static_cast<int64_t>(sequences.size());
+  int64_t T = 0;
+  for (const auto& s : sequences) {
+    RLFT_CHECK(!s.prompt.empty() && !s.completion.empty(), "a training sequence needs a prompt and a completion");
+    RLFT_CHECK(s.token_mask.empty() || s.token_mask.size() == s.completion.size(),
+               "token_mask has {} entries for {} completion tokens", s.token_mask.size(), s.completion.size());
+    T = std::max<int64_t>(T, static_cast<int64_t>(s.prompt.size() + s.completion.size()));
+  }
+  const bool routed = !sequences.front().routing.empty();
+  const size_t M = sequences.front().routing.size();
+  int64_t K = routed ? sequences.front().routing.front().size(1) : 0;
+
+  SequenceBatch b;
+  auto tokens = at::zeros({B, T}, at::kLong);
+  auto attn = at::zeros({B, T}, at::kBool);
+  auto mask = at::zeros({B, T - 1}, at::kFloat);
+  auto comp = at::zeros({B, T - 1}, at::kBool);
+  std::vector<at::Tensor> routing;
+  for (size_t m = 0; m < M; ++m) routing.push_back(at::zeros({B, T, K}, at::kLong));
+  auto tk = tokens.accessor<int64_t, 2>();
+  auto am = attn.accessor<bool, 2>();
+  auto mk = mask.accessor<float, 2>();
+  auto cp = comp.accessor<bool, 2>();
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& s = sequences[i];
+    RLFT_CHECK(s.routing.size() == M, "sequence {} has routing for {} layers, sequence 0 for {}", i, s.routing.size(),
+               M);
+    const int64_t P = static_cast<int64_t>(s.prompt.size()), C = static_cast<int64_t>(s.completion.size());
+    const int64_t start = T - P - C;
+    for (int64_t j = 0; j < P; ++j) tk[i][start + j] = s.prompt[j];
+    for (int64_t j = 0; j < C; ++j) tk[i][start + P + j] = s.completion[j];
+    for (int64_t j = start; j < T; ++j) am[i][j] = true;
+    for (int64_t j = 0; j < C; ++j) {
+      // Completion token j sits at column start + P + j; its log-prob at column start + P + j - 1.
+      cp[i][start + P + j - 1] = true;
+      mk[i][start + P + j - 1] = s.token_mask.empty() || s.token_mask[j] ? 1.0f : 0.0f;
+    }
+    for (size_t m = 0; m < M; ++m) {
+      RLFT_CHECK(s.routing[m].dim() == 2 && s.routing[m].size(0) == P + C && s.routing[m].size(1) == K,
+                 "sequence {}: routing of MoE layer {} is {}, expected [{}, {}]", i, m, s.routing[m].sizes(), P + C, K);
+      routing[m][i].narrow(0, start, P + C).copy_(s.routing[m]);
+    }
+    b.prompt_lengths.push_back(P);
+    b.completion_lengths.push_back(C);
+  }
+  b.tokens = tokens.to(device);
+  b.attention_mask = attn.to(device);
+  b.mask = mask.to(device);
+  b.completion = comp.to(device);
+  for (auto& r : routing) b.routing.push_back(r.to(device));
+  return b;
+}
+
+at::Tensor SequenceBatch::scatter(const std::vector<std::vector<float>>& values) const {
+  const int64_t B = rows(), W = tokens.size(1) - 1;
+  RLFT_CHECK(static_cast<int64_t>(values.size()) == B, "scatter: {} rows of values for {} sequences", values.size(), B);
+  auto out = at::zeros({B, W}, at::kFloat);
+  auto o = out.accessor<float, 2>();
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t C = completion_lengths[i];
+    RLFT_CHECK(static_cast<int64_t>(values[i].size()) == C, "scatter: row {} has {} values for {} completion tokens",
+               i, values[i].size(), C);
+    for (int64_t j = 0; j < C; ++j) o[i][W - C + j] = values[i][j];
+  }
+  return out.to(tokens.device());
+}
+
+std::vector<std::vector<float>> SequenceBatch::gather(const at::Tensor& values) const {
+  const auto v = values.detach().to(at::kCPU, at::kFloat).contiguous();
+  const int64_t B = rows(), W = v.size(1);
+  auto a = v.accessor<float, 2>();
+  std::vector<std::vector<float>> out(B);
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t C = completion_lengths[i];
+    for (int64_t j = 0; j < C; ++j) out[i].push_back(a[i][W - C + j]);
+  }
+  return out;
+}
+
+PolicyForward policy_forward(policy::CausalLM& model, const SequenceBatch& batch, const PolicyForwardOptions& options) {
+  policy::ForwardInputs in;
+  in.tokens = batch.tokens;
+  in.attention_mask = batch.attention_mask;
+  if (options.replay_routing && !batch.routing.empty()) in.replay_routing = &batch.routing;
+  in.balance = options.balance;
+  PolicyForward f;
+  f.out = model->forward(in);
+  f.logp = rollout::shifted_token_logprobs(f.out.logits, batch.tokens, options.temperature);
+  if (options.entropy) {
+    const double t = options.temperature > 0 ? options.temperature : 1.0;
+    auto logits = f.out.logits.narrow(1, 0, batch.tokens.size(1) - 1);
+    f.entropy = token_entropy(t == 1.0 ? logits : logits / t);
+  }
+  return f;
+}
+
+}  // namespace rlft::rl

@@ -1,0 +1,65 @@
+#pragma once
+// Training batches of prompt + completion sequences, and the per-token log-probs of their
+// completions under the policy — the trainer's side of rollout/logprobs.h's definition.
+//
+// Layout: B rows, left-padded to T tokens (as rollout pads, so the training forward sees
+// the same positions). Per-token values of the completions live in [B, T - 1]: entry j is
+// about token j + 1, predicted from position j (shifted_token_logprobs's layout); `mask`
+// marks the completion tokens that count.
+//
+// Legend: B rows, T tokens, K experts per token, M trunk MoE layers.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "policy/causal_lm.h"
+
+namespace rlft::rl {
+
+struct Sequence {
+  std::vector<int64_t> prompt;      ///< P >= 1 ids
+  std::vector<int64_t> completion;  ///< C >= 1 ids
+  /// Routing to replay: M tensors [P + C, K] (rollout::Sample::routing); empty = none.
+  std::vector<at::Tensor> routing;
+  /// Per completion token: counts in the loss (empty = all count).
+  std::vector<uint8_t> token_mask;
+};
+
+struct SequenceBatch {
+  at::Tensor tokens;          ///< [B, T] int64, left-padded with 0
+  at::Tensor attention_mask;  ///< [B, T] bool
+  at::Tensor mask;            ///< [B, T - 1] float32: 1 on completion tokens that count
+  at::Tensor completion;      ///< [B, T - 1] bool: 1 on every completion token
+  std::vector<at::Tensor> routing;  ///< M tensors [B, T, K] (empty when no sequence has routing)
+  std::vector<int64_t> prompt_lengths, completion_lengths;
+
+  int64_t rows() const { return tokens.size(0); }
+  /// Scatters per-completion-token values (one vector per row, C_i entries) into [B, T - 1].
+  at::Tensor scatter(const std::vector<std::vector<float>>& values) const;
+  /// The inverse: row i's C_i completion values of a [B, T - 1] tensor.
+  std::vector<std::vector<float>> gather(const at::Tensor& values) const;
+};
+
+/// Builds a batch on `device`. Rows with routing must all have it (or none).
+SequenceBatch make_sequence_batch(const std::vector<Sequence>& sequences, const at::Device& device);
+
+struct PolicyForward {
+  at::Tensor logp;     ///< [B, T - 1] float32 log-probs of the next tokens (rollout/logprobs.h)
+  at::Tensor entropy;  ///< [B, T - 1] token entropies (when asked for)
+  policy::ForwardOutput out;
+};
+
+struct PolicyForwardOptions {
+  double temperature = 1.0;   ///< the sampling temperature (<= 0 means 1)
+  bool replay_routing = false;
+  bool entropy = false;
+  std::optional<policy::BalanceLossOptions> balance;
+};
+
+/// One training forward (autograd as the caller's mode says).
+PolicyForward policy_forward(policy::CausalLM& model, const SequenceBatch& batch, const PolicyForwardOptions& options);
+
+}  // namespace rlft::rl

@@ -1,0 +1,145 @@
+#include "rl/sft_trainer.h"
+
+#include <torch/nn/module.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/interrupt.h"
+#include "core/log.h"
+#include "rl/evaluate.h"
+#include "rl/precision.h"
+#include "rl/sequence_batch.h"
+#include "rl/train_common.h"
+#include "rl/train_state.h"
+#include "rollout/logprobs.h"
+
+namespace rlft::rl {
+
+TrainResult run_sft(Job& job, int64_t stop_after) {
+  auto& spec = job.spec();
+  const auto& o = *spec.sft;
+  const auto& train = spec.dataset.train;
+  const int64_t n = static_cast<int64_t>(train.size());
+  const int64_t total =
+      o.steps > 0 ? o.steps : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.epochs * n / o.batch_size)));
+  check_precision(spec.precision, job.device());
+  auto& model = job.model();
+  model->train();
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  for (const auto& p : model->named_parameters(true))
+    if (p.value().requires_grad()) params.emplace_back(p.key(), p.value());
+  OptimizerStep opt(params, spec.precision, spec.optim, total);
+  TrainerState state;
+  if (!job.resume_from().empty()) {
+    state = load_trainer_state(job.resume_from(), opt.optimizer());
+    opt.restore(state);
+    log::info("sft: resuming after step {} of {}", state.step, total);
+  }
+  const bool mtp = !model->model->mtp_layers.empty() && o.mtp_weight > 0;
+  const bool balance = o.balance.switch_coef > 0 || o.balance.seq_alpha > 0;
+  const bool router_bias = o.router_bias_gamma > 0 && model->config().topk_method == "noaux_tc";
+  const uint64_t data_seed = static_cast<uint64_t>(spec.run.seed);
+  log::info("sft: {} steps of {} examples ({} training examples, {:.2f} epochs), run '{}' -> {}", total, o.batch_size,
+            n, static_cast<double>(total * o.batch_size) / n, job.run_name(), job.output_dir());
+  install_stop_handlers();
+
+  std::vector<int64_t> order;
+  int64_t order_epoch = -1;
+  TrainResult result;
+  while (state.step < total) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<Sequence> seqs;
+    for (int64_t i = 0; i < o.batch_size; ++i, ++state.cursor) {
+      const int64_t epoch = state.cursor / n;
+      if (epoch != order_epoch) {
+        order = data::epoch_order(n, data_seed, epoch);
+        order_epoch = epoch;
+      }
+      const auto& e = train[order[state.cursor % n]];
+      seqs.push_back({job.encode_prompt(e), job.encode_completion(e.completion), {}, {}});
+    }
+    const auto batch = make_sequence_batch(seqs, job.device());
+    policy::ForwardInputs in;
+    in.tokens = batch.tokens;
+    in.attention_mask = batch.attention_mask;
+    in.mtp = mtp;
+    if (balance) in.balance = o.balance;
+    policy::ForwardOutput out;
+    at::Tensor loss, ce;
+    {
+      AutocastGuard ac(spec.precision.compute, job.device());
+      out = model->forward(in);
+    }
+    const auto logp = rollout::shifted_token_logprobs(out.logits, batch.tokens, 1.0);
+    const auto mask = batch.mask;
+    ce = -(logp * mask).sum() / mask.sum().clamp_min(1.0);
+    loss = ce;
+    if (mtp) loss = loss + o.mtp_weight * out.mtp_loss;
+    if (balance && out.aux_loss.defined()) loss = loss + out.aux_loss;
+    (loss * opt.loss_multiplier(state)).backward();
+    const auto r = opt.step(state);
+    if (router_bias && r.applied) {
+      std::vector<policy::RouterStats> trunk;
+      for (const auto& s : out.router)
+        if (s.layer < model->config().num_hidden_layers) trunk.push_back(s);
+      if (!trunk.empty()) model->update_router_bias(trunk, o.router_bias_gamma);
+    }
+    ++state.step;
+    const double secs = seconds_since(t0);
+    const double tokens = batch.attention_mask.sum().item<double>();
+    Metrics m = {{"sft/loss", ce.item<double>()},
+                 {"loss", loss.item<double>()},
+                 {"lr", r.lr},
+                 {"grad_norm", r.grad_norm},
+                 {"skipped_steps", static_cast<double>(state.skipped_steps)},
+                 {"loss_scale", spec.precision.loss_scaling ? opt.loss_scale().scale() : 1.0},
+                 {"tokens_per_s", tokens / std::max(secs, 1e-9)},
+                 {"time/train", secs},
+                 {"epoch", static_cast<double>(state.cursor) / n}};
+    if (mtp) m.emplace_back("sft/mtp_loss", out.mtp_loss.item<double>());
+    LoadAccumulator loads;
+    loads.add(out.router);
+    loads.append_metrics(m);
+
+    const bool last = state.step == total;
+    const bool eval_now = spec.rewards && spec.eval.enabled && !spec.dataset.eval.empty() &&
+                          (last || (spec.eval.every > 0 && state.step % spec.eval.every == 0));
+    if (eval_now) {
+      const auto ev = evaluate(job, spec.dataset.eval, spec.eval, 64, data_seed);
+      for (const auto& kv : ev.metrics()) m.push_back(kv);
+    }
+    job.log_metrics(state.step, m);
+    if (state.step % o.log_every == 0 || last || eval_now)
+      log::info("{}", console_line(fmt::format("sft step {}/{}", state.step, total), m,
+                                   {{"loss", "sft/loss"},
+                                    {"mtp", "sft/mtp_loss"},
+                                    {"lr", "lr"},
+                                    {"gnorm", "grad_norm"},
+                                    {"balance", "moe/balance_max"},
+                                    {"tok/s", "tokens_per_s"},
+                                    {"eval acc", "eval/accuracy"}}));
+    const bool stop = stop_requested() || (stop_after > 0 && state.step >= stop_after && !last);
+    if (!last && (stop || (spec.checkpoint.every > 0 && state.step % spec.checkpoint.every == 0)))
+      result.checkpoint = save_training_checkpoint(job, state, opt.optimizer(), spec.checkpoint.keep);
+    if (stop && !last) {
+      log::info("sft: stopped after step {} ({}); continue with --resume", state.step,
+                stop_requested() ? "signal" : "--stop-after");
+      result.interrupted = true;
+      result.steps = state.step;
+      job.finish("interrupted");
+      return result;
+    }
+  }
+  result.checkpoint = save_training_checkpoint(job, state, opt.optimizer(), spec.checkpoint.keep);
+  result.final_dir = save_final_model(job);
+  result.steps = state.step;
+  job.finish("finished");
+  return result;
+}
+
+}  // namespace rlft::rl

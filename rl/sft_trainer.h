@@ -1,0 +1,28 @@
+#pragma once
+// Supervised fine-tuning (`rlft sft`): the policy learns the training split's demonstrations.
+//
+//   loss = mean over completion tokens of −log p(token)          (prompt tokens carry no loss)
+//        + sft.mtp_weight · MTP loss     (when the model has MTP modules; DeepSeek-V3 §2.2)
+//        + balance losses                (sft.balance)
+//
+// Each step takes sft.batch_size examples in the order epoch_order(data.seed, epoch) gives;
+// checkpoints, resume, SIGINT/SIGTERM and metrics as in GRPO (rl/grpo_trainer.h).
+
+#include <cstdint>
+#include <string>
+
+#include "rl/job.h"
+
+namespace rlft::rl {
+
+struct TrainResult {
+  int64_t steps = 0;         ///< steps completed (in all, resumed ones included)
+  bool interrupted = false;  ///< stopped by a signal or --stop-after before the last step
+  std::string final_dir;     ///< OUT/final ("" when interrupted)
+  std::string checkpoint;    ///< the newest checkpoint written
+};
+
+/// `stop_after` > 0: stop (as if interrupted) once that many steps are complete.
+TrainResult run_sft(Job& job, int64_t stop_after = 0);
+
+}  // namespace rlft::rl

@@ -1,0 +1,61 @@
+#include "rl/train_common.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace rlft::rl {
+
+void LoadAccumulator::add(const std::vector<policy::RouterStats>& stats) {
+  for (const auto& s : stats) {
+    auto l = s.load.detach().to(at::kCPU, at::kLong);
+    auto it = loads_.find(s.layer);
+    if (it == loads_.end()) loads_.emplace(s.layer, l.clone());
+    else it->second.add_(l);
+  }
+}
+
+std::vector<policy::RouterStats> LoadAccumulator::loads() const {
+  std::vector<policy::RouterStats> out;
+  for (const auto& [layer, load] : loads_) out.push_back({layer, load});
+  return out;
+}
+
+void LoadAccumulator::append_metrics(Metrics& m) const {
+  double worst = 0.0;
+  for (const auto& [layer, load] : loads_) {
+    const auto l = load.to(at::kDouble);
+    const double total = l.sum().item<double>();
+    if (total <= 0) continue;
+    const int64_t E = l.size(0);
+    auto a = l.accessor<double, 1>();
+    for (int64_t e = 0; e < E; ++e) m.emplace_back(fmt::format("moe/load/layer{}/expert{}", layer, e), a[e] / total);
+    const double balance = l.max().item<double>() / (total / static_cast<double>(E));
+    m.emplace_back(fmt::format("moe/balance/layer{}", layer), balance);
+    worst = std::max(worst, balance);
+  }
+  if (!loads_.empty()) m.emplace_back("moe/balance_max", worst);
+}
+
+double metric(const Metrics& m, const std::string& name, double fallback) {
+  for (const auto& [k, v] : m)
+    if (k == name) return v;
+  return fallback;
+}
+
+std::string console_line(const std::string& head, const Metrics& m,
+                         const std::vector<std::pair<std::string, std::string>>& show) {
+  std::string line = head;
+  for (const auto& [label, name] : show) {
+    const auto it = std::find_if(m.begin(), m.end(), [&](const auto& kv) { return kv.first == name; });
+    if (it == m.end()) continue;
+    line += fmt::format(" | {} {:.4g}", label, it->second);
+  }
+  return line;
+}
+
+double seconds_since(const std::chrono::steady_clock::time_point& t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace rlft::rl

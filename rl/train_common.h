@@ -1,0 +1,43 @@
+#pragma once
+// Pieces SFT and GRPO share: expert-load metrics, the console line, router loads summed
+// over a step's forwards, and the timing of a step's phases.
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "policy/causal_lm.h"
+
+namespace rlft::rl {
+
+using Metrics = std::vector<std::pair<std::string, double>>;
+
+/// Router loads of several forwards, summed per layer.
+class LoadAccumulator {
+ public:
+  void add(const std::vector<policy::RouterStats>& stats);
+  bool empty() const { return loads_.empty(); }
+  std::vector<policy::RouterStats> loads() const;
+  /// moe/load/layer{N}/expert{E} (shares summing to 1 per layer), moe/balance/layer{N}
+  /// (max/mean) and moe/balance_max (the worst layer).
+  void append_metrics(Metrics& m) const;
+  void clear() { loads_.clear(); }
+
+ private:
+  std::map<int64_t, at::Tensor> loads_;
+};
+
+/// "step 12/200 | reward 0.41 ± 0.32 | acc 0.38 | loss 0.012 | ..." from chosen metrics.
+std::string console_line(const std::string& head, const Metrics& m, const std::vector<std::pair<std::string, std::string>>& show);
+
+double metric(const Metrics& m, const std::string& name, double fallback = 0.0);
+
+/// Seconds since `t0` (steady clock).
+double seconds_since(const std::chrono::steady_clock::time_point& t0);
+
+}  // namespace rlft::rl

@@ -1,0 +1,118 @@
+#include "rl/train_state.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "policy/arch/arch.h"
+#include "policy/checkpoint/checkpoint.h"
+#include "policy/checkpoint/file_io.h"
+#include "policy/model_io.h"
+
+namespace rlft::rl {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  RLFT_CHECK(in.good(), "cannot read {}", p.string());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_model_dir(Job& job, const std::string& dir) {
+  policy::SaveModelOptions o;
+  o.dtype = at::kFloat;
+  o.copy_files["tokenizer.json"] = job.tokenizer_path();
+  policy::save_model(job.model(), dir, o, policy::builtin_architectures());
+}
+
+}  // namespace
+
+std::string save_training_checkpoint(Job& job, const TrainerState& s, const Optimizer& optimizer, int64_t keep,
+                                     const ExtraWriter& extra) {
+  const fs::path root = fs::path(job.output_dir()) / "checkpoints";
+  fs::create_directories(root);
+  const fs::path dest = root / fmt::format("step-{:06d}", s.step);
+  {
+    checkpoint::AtomicDir out(dest.string());
+    write_model_dir(job, out.path());
+    if (extra) extra(out.path());
+    const fs::path ts = fs::path(out.path()) / "trainer_state";
+    fs::create_directories(ts);
+    nlohmann::json j = {{"format", "rlft-trainer-state-1"},
+                        {"run", job.run_name()},
+                        {"config_hash", job.spec().config_hash},
+                        {"step", s.step},
+                        {"cursor", s.cursor},
+                        {"optimizer_steps", s.optimizer_steps},
+                        {"skipped_steps", s.skipped_steps},
+                        {"consecutive_skips", s.consecutive_skips},
+                        {"loss_scale", s.loss_scale},
+                        {"loss_scale_good_steps", s.loss_scale_good_steps},
+                        {"loss_scale_skipped", s.loss_scale_skipped}};
+    const std::string opt = optimizer.save_state();
+    {
+      std::ofstream f(ts / "optimizer.bin", std::ios::binary);
+      f.write(opt.data(), static_cast<std::streamsize>(opt.size()));
+      RLFT_CHECK(f.good(), "cannot write {}", (ts / "optimizer.bin").string());
+    }
+    // state.json last: its presence marks a complete trainer state (latest_checkpoint).
+    std::ofstream(ts / "state.json") << j.dump(2) << "\n";
+    out.commit();
+  }
+  job.store().add_checkpoint(job.run_id(), s.step, dest.string());
+  // Keep the newest `keep`.
+  std::vector<fs::path> all;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) all.push_back(e.path());
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) fs::remove_all(all[i]);
+  log::info("checkpoint: {}", dest.string());
+  return dest.string();
+}
+
+TrainerState load_trainer_state(const std::string& dir, Optimizer& optimizer) {
+  const fs::path ts = fs::path(dir) / "trainer_state";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_all(ts / "state.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: not a trainer state: {}", (ts / "state.json").string(), e.what()));
+  }
+  RLFT_CHECK(j.value("format", "") == "rlft-trainer-state-1", "{}: unknown trainer-state format '{}'",
+             (ts / "state.json").string(), j.value("format", ""));
+  TrainerState s;
+  s.step = j.at("step").get<int64_t>();
+  s.cursor = j.at("cursor").get<int64_t>();
+  s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
+  s.skipped_steps = j.at("skipped_steps").get<int64_t>();
+  s.consecutive_skips = j.at("consecutive_skips").get<int64_t>();
+  s.loss_scale = j.at("loss_scale").get<double>();
+  s.loss_scale_good_steps = j.at("loss_scale_good_steps").get<int64_t>();
+  s.loss_scale_skipped = j.at("loss_scale_skipped").get<int64_t>();
+  optimizer.load_state(read_all(ts / "optimizer.bin"));
+  return s;
+}
+
+std::string save_final_model(Job& job, const ExtraWriter& extra) {
+  const auto dir = (fs::path(job.output_dir()) / "final").string();
+  if (extra) {
+    checkpoint::AtomicDir out(dir);
+    write_model_dir(job, out.path());
+    extra(out.path());
+    out.commit();
+  } else {
+    write_model_dir(job, dir);
+  }
+  log::info("model: {}", dir);
+  return dir;
+}
+
+}  // namespace rlft::rl

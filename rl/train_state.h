@@ -1,0 +1,48 @@
+#pragma once
+// Training checkpoints: OUT/checkpoints/step-000100/ holds an HF model directory (config.json,
+// model.safetensors in float32, tokenizer.json — what transformers and `rlft generate` open)
+// and trainer_state/ (state.json: step, data cursor, loss-scale state, counters;
+// optimizer.bin: AdamW's moments and step counts, exactly). The whole directory is written
+// atomically (policy/checkpoint AtomicDir): a kill at any moment leaves the previous
+// checkpoint whole. The newest `keep` are kept.
+//
+// Every random choice of a run derives from (run.seed, step, prompt index): sampling seeds
+// from the request id (= the data cursor), the data order from (data.seed, epoch). With the
+// weights, moments and counters restored, a resumed run repeats the uninterrupted one
+// bitwise (fp32, fixed threads).
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "rl/job.h"
+#include "rl/optimizer.h"
+
+namespace rlft::rl {
+
+struct TrainerState {
+  int64_t step = 0;             ///< completed steps
+  int64_t cursor = 0;           ///< examples consumed from the training split
+  int64_t optimizer_steps = 0;  ///< optimizer steps taken (applied or skipped)
+  int64_t skipped_steps = 0;    ///< steps skipped for non-finite loss or gradients
+  int64_t consecutive_skips = 0;
+  double loss_scale = 1.0;
+  int64_t loss_scale_good_steps = 0;
+  int64_t loss_scale_skipped = 0;
+};
+
+/// Writes OUT/checkpoints/step-NNNNNN atomically, records it in the store, deletes all but
+/// the newest `keep`. Returns the directory. `extra` writes more files into the model
+/// directory before it is committed (a reward model's head).
+using ExtraWriter = std::function<void(const std::string& model_dir)>;
+std::string save_training_checkpoint(Job& job, const TrainerState& state, const Optimizer& optimizer, int64_t keep,
+                                     const ExtraWriter& extra = {});
+
+/// Reads trainer_state/ of checkpoint `dir` (the weights were loaded by the Job) into the
+/// optimizer; returns the counters.
+TrainerState load_trainer_state(const std::string& dir, Optimizer& optimizer);
+
+/// Writes the policy as an HF model directory OUT/final (with tokenizer.json). Returns it.
+std::string save_final_model(Job& job, const ExtraWriter& extra = {});
+
+}  // namespace rlft::rl

@@ -1,0 +1,120 @@
+#pragma once
+// Batched generation on the policy with its KV cache.
+//
+// Requests are taken in waves of at most GenerateOptions::max_batch_rows rows. In a wave,
+// the prompts are left-padded into one batch and prefilled ONCE each; the cache is then
+// fanned out to the request's n_samples rows with KvCache::select_rows (no G-fold prefill).
+// Every decode step feeds one token per live row; rows that finish (a stop token, a stop
+// string, max_new_tokens or the context length) are dropped from the batch and the cache at
+// once, so the rest never stall behind them. The next wave starts when a wave empties (no
+// mid-wave refill: merging caches of different lengths costs a copy of the whole cache,
+// which on CPU eats what the fuller batch would save).
+//
+// Randomness: row (request r, sample s) draws from its own generator seeded from
+// (seed, Request::id, s) (sampling.h), so a completion does not depend on which other
+// requests share its batch (up to the last-ulp effects of batched kernels on the logits).
+//
+// Log-probs: Sample::logprobs[i] = token_logprobs(logits, token_i, T) (logprobs.h): the
+// policy at the sampling temperature, before penalties and truncation, in fp32.
+//
+// Legend: N live rows, P prompt tokens, C completion tokens, V vocabulary, M trunk MoE
+// layers, K experts per token.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "policy/causal_lm.h"
+#include "rollout/sampling.h"
+
+namespace rlft::rollout {
+
+struct Request {
+  std::vector<int64_t> prompt;  ///< token ids, at least one, shorter than the context
+  int64_t n_samples = 1;        ///< G completions of this prompt (>= 1)
+  uint64_t id = 0;              ///< seeds the rows' generators (with the run seed and sample index)
+};
+
+enum class FinishReason { kStop, kLength };
+/// "stop" | "length".
+const char* finish_reason_name(FinishReason reason);
+
+struct GenerateOptions {
+  /// Largest number of new tokens per completion (>= 1).
+  int64_t max_new_tokens = 64;
+  /// Token ids that end a completion (kept as its last token). Empty: the model's
+  /// eos_token_id when use_model_eos.
+  std::vector<int64_t> stop_token_ids;
+  /// Add the model config's eos_token_id to stop_token_ids.
+  bool use_model_eos = true;
+  /// Strings that end a completion once its detokenised text contains one (needs
+  /// `detokenize`); Sample::text is cut before the stop string.
+  std::vector<std::string> stop_strings;
+  /// ids → text, for stop strings and Sample::text; may be empty when neither is needed.
+  std::function<std::string(const std::vector<int64_t>&)> detokenize;
+  /// Record the experts every token was routed to (Sample::routing).
+  bool record_routing = false;
+  /// Rows (samples) decoded together at most (>= 1); a request never splits over waves.
+  int64_t max_batch_rows = 64;
+  /// Run seed for the row generators.
+  uint64_t seed = 0;
+  /// Ids >= this are never sampled (a model vocabulary padded past its tokenizer's ids);
+  /// 0 = no limit. Like top-k, outside the recorded log-probs' definition.
+  int64_t vocab_limit = 0;
+
+  /// Throws rlft::ConfigError naming `prefix`.option. `vocab_size` bounds stop_token_ids.
+  void validate(int64_t vocab_size, const std::string& prefix = "generate") const;
+};
+
+struct Sample {
+  std::vector<int64_t> tokens;   ///< C completion ids (a stop token included)
+  std::vector<float> logprobs;   ///< C, logprobs.h's quantity for each completion token
+  FinishReason finish = FinishReason::kLength;
+  std::string text;              ///< detokenised completion (when GenerateOptions::detokenize)
+  /// Routing for replay over prompt + completion: M tensors [P + C, K] int64, the experts
+  /// each token went to as the model consumed it. The last completion token is never fed
+  /// to the model (its logits are not needed); its row repeats the one before it.
+  std::vector<at::Tensor> routing;
+};
+
+struct Group {
+  uint64_t request_id = 0;
+  std::vector<int64_t> prompt;
+  std::vector<Sample> samples;   ///< G, in sample order
+  int64_t policy_version = 0;    ///< set by RolloutPool (the weights that produced it)
+};
+
+/// Decode-side counters of one generate() call (for benchmarks).
+struct GenerateStats {
+  int64_t prefill_tokens = 0;   ///< real prompt tokens fed in prefills
+  int64_t decode_tokens = 0;    ///< tokens fed in decode steps (one per live row per step)
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;  ///< decode forwards and sampling
+};
+
+class Generator {
+ public:
+  /// `model` runs under no-grad (not InferenceMode: Sample::routing must be usable in the
+  /// trainer's autograd forward) and is not modified.
+  explicit Generator(policy::CausalLM model, StepRegistry steps = builtin_sampling_steps());
+  /// One Group per request, in request order. Throws ConfigError on bad options and
+  /// rlft::Error on bad requests (empty list, empty or too long prompt), naming them.
+  std::vector<Group> generate(const std::vector<Request>& requests, const SamplingOptions& sampling,
+                              const GenerateOptions& options, GenerateStats* stats = nullptr);
+  policy::CausalLM& model() { return model_; }
+
+ private:
+  void run_wave(const std::vector<Request>& requests, size_t begin, size_t end, const SamplingChain& chain,
+                const GenerateOptions& options, const std::vector<int64_t>& stop_ids, std::vector<Group>& out,
+                GenerateStats& stats);
+  policy::CausalLM model_;
+  StepRegistry steps_;
+};
+
+/// Checks the requests against the model's context; names the request and the limit.
+void check_requests(const std::vector<Request>& requests, int64_t context_tokens);
+
+}  // namespace rlft::rollout

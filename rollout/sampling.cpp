@@ -1,0 +1,229 @@
+// Sampling steps and the chain. Every step works on fp32 logits [N, V] and marks removed
+// tokens with -inf, so steps compose in any order and softmax of the result is the
+// truncated, renormalised distribution.
+#include "rollout/sampling.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+
+namespace rlft::rollout {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+void check_logits(const at::Tensor& logits) {
+  RLFT_CHECK(logits.defined() && logits.dim() == 2, "sampling: logits must be [N, V], got {}",
+             logits.defined() ? logits.sizes().vec() : std::vector<int64_t>{});
+}
+
+template <typename Fn>
+class FnStep : public SamplingStep {
+ public:
+  FnStep(std::string name, Fn fn) : name_(std::move(name)), fn_(std::move(fn)) {}
+  std::string name() const override { return name_; }
+  at::Tensor apply(const at::Tensor& logits, const StepContext& context) const override {
+    return fn_(logits, context);
+  }
+
+ private:
+  std::string name_;
+  Fn fn_;
+};
+
+template <typename Fn>
+std::unique_ptr<SamplingStep> make_step(std::string name, Fn fn) {
+  return std::make_unique<FnStep<Fn>>(std::move(name), std::move(fn));
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+void SamplingOptions::validate(const std::string& prefix) const {
+  RLFT_CHECK_AS(ConfigError, std::isfinite(temperature) && temperature >= 0.0,
+                "{}.temperature = {}: must be >= 0 (0 = greedy)", prefix, temperature);
+  RLFT_CHECK_AS(ConfigError, top_k >= 0, "{}.top_k = {}: must be >= 0 (0 = off)", prefix, top_k);
+  RLFT_CHECK_AS(ConfigError, top_p > 0.0 && top_p <= 1.0, "{}.top_p = {}: must be in (0, 1] (1 = off)", prefix,
+                top_p);
+  RLFT_CHECK_AS(ConfigError, min_p >= 0.0 && min_p < 1.0, "{}.min_p = {}: must be in [0, 1) (0 = off)", prefix,
+                min_p);
+  RLFT_CHECK_AS(ConfigError, std::isfinite(repetition_penalty) && repetition_penalty > 0.0,
+                "{}.repetition_penalty = {}: must be > 0 (1 = off)", prefix, repetition_penalty);
+  RLFT_CHECK_AS(ConfigError, std::isfinite(presence_penalty), "{}.presence_penalty = {}: must be finite (0 = off)",
+                prefix, presence_penalty);
+}
+
+at::Tensor apply_temperature(const at::Tensor& logits, double temperature) {
+  check_logits(logits);
+  RLFT_CHECK(temperature > 0.0, "temperature step: temperature = {} must be > 0", temperature);
+  return logits / temperature;
+}
+
+at::Tensor apply_top_k(const at::Tensor& logits, int64_t k) {
+  check_logits(logits);
+  if (k <= 0 || k >= logits.size(1)) return logits;
+  const auto kth = std::get<0>(logits.topk(k, 1)).narrow(1, k - 1, 1);  // [N, 1]
+  return logits.masked_fill(logits < kth, kNegInf);                      // ties with the k-th stay
+}
+
+at::Tensor apply_top_p(const at::Tensor& logits, double p) {
+  check_logits(logits);
+  if (p >= 1.0) return logits;
+  auto sorted = logits.sort(1, /*descending=*/true);
+  const auto& values = std::get<0>(sorted);                         // [N, V]
+  const auto& order = std::get<1>(sorted);                          // [N, V]
+  const auto probs = values.softmax(1);
+  const auto before = probs.cumsum(1) - probs;                      // mass of the strictly better tokens
+  const auto drop_sorted = before >= p;                             // the first token always stays
+  const auto drop = at::zeros_like(drop_sorted).scatter(1, order, drop_sorted);
+  return logits.masked_fill(drop, kNegInf);
+}
+
+at::Tensor apply_min_p(const at::Tensor& logits, double min_p) {
+  check_logits(logits);
+  if (min_p <= 0.0) return logits;
+  const auto probs = logits.softmax(1);
+  const auto top = std::get<0>(probs.max(1, /*keepdim=*/true));     // [N, 1]
+  return logits.masked_fill(probs < top * min_p, kNegInf);
+}
+
+at::Tensor apply_repetition_penalty(const at::Tensor& logits, const at::Tensor& seen_counts, double penalty) {
+  check_logits(logits);
+  RLFT_CHECK(seen_counts.defined() && seen_counts.sizes() == logits.sizes(),
+             "repetition_penalty step: seen counts {} for logits {}",
+             seen_counts.defined() ? seen_counts.sizes().vec() : std::vector<int64_t>{}, logits.sizes());
+  if (penalty == 1.0) return logits;
+  const auto penalised = at::where(logits > 0, logits / penalty, logits * penalty);
+  return at::where(seen_counts > 0, penalised, logits);
+}
+
+at::Tensor apply_presence_penalty(const at::Tensor& logits, const at::Tensor& generated_counts, double penalty) {
+  check_logits(logits);
+  RLFT_CHECK(generated_counts.defined() && generated_counts.sizes() == logits.sizes(),
+             "presence_penalty step: generated counts {} for logits {}",
+             generated_counts.defined() ? generated_counts.sizes().vec() : std::vector<int64_t>{}, logits.sizes());
+  if (penalty == 0.0) return logits;
+  return logits - (generated_counts > 0).to(logits.scalar_type()) * penalty;
+}
+
+void register_builtin_sampling_steps(StepRegistry& registry) {
+  registry.add("repetition_penalty", [](const SamplingOptions& o) -> std::unique_ptr<SamplingStep> {
+    if (o.repetition_penalty == 1.0) return nullptr;
+    const double pen = o.repetition_penalty;
+    return make_step("repetition_penalty", [pen](const at::Tensor& l, const StepContext& c) {
+      return apply_repetition_penalty(l, c.seen_counts, pen);
+    });
+  });
+  registry.add("presence_penalty", [](const SamplingOptions& o) -> std::unique_ptr<SamplingStep> {
+    if (o.presence_penalty == 0.0) return nullptr;
+    const double pen = o.presence_penalty;
+    return make_step("presence_penalty", [pen](const at::Tensor& l, const StepContext& c) {
+      return apply_presence_penalty(l, c.generated_counts, pen);
+    });
+  });
+  registry.add("temperature", [](const SamplingOptions& o) -> std::unique_ptr<SamplingStep> {
+    if (o.temperature == 1.0 || o.greedy()) return nullptr;
+    const double t = o.temperature;
+    return make_step("temperature", [t](const at::Tensor& l, const StepContext&) { return apply_temperature(l, t); });
+  });
+  registry.add("top_k", [](const SamplingOptions& o) -> std::unique_ptr<SamplingStep> {
+    if (o.top_k == 0) return nullptr;
+    const int64_t k = o.top_k;
+    return make_step("top_k", [k](const at::Tensor& l, const StepContext&) { return apply_top_k(l, k); });
+  });
+  registry.add("top_p", [](const SamplingOptions& o) -> std::unique_ptr<SamplingStep> {
+    if (o.top_p == 1.0) return nullptr;
+    const double p = o.top_p;
+    return make_step("top_p", [p](const at::Tensor& l, const StepContext&) { return apply_top_p(l, p); });
+  });
+  registry.add("min_p", [](const SamplingOptions& o) -> std::unique_ptr<SamplingStep> {
+    if (o.min_p == 0.0) return nullptr;
+    const double m = o.min_p;
+    return make_step("min_p", [m](const at::Tensor& l, const StepContext&) { return apply_min_p(l, m); });
+  });
+}
+
+StepRegistry builtin_sampling_steps() {
+  StepRegistry r("sampling step");
+  register_builtin_sampling_steps(r);
+  return r;
+}
+
+const std::vector<std::string>& default_step_order() {
+  static const std::vector<std::string> order{"repetition_penalty", "presence_penalty", "temperature",
+                                              "top_k",              "top_p",            "min_p"};
+  return order;
+}
+
+SamplingChain::SamplingChain(const SamplingOptions& options, const StepRegistry& registry,
+                             const std::vector<std::string>& order)
+    : options_(options) {
+  options_.validate();
+  for (const auto& name : order)
+    if (auto step = registry.get(name)(options_)) steps_.push_back(std::move(step));
+}
+
+at::Tensor SamplingChain::apply(const at::Tensor& logits, const StepContext& context) const {
+  at::Tensor x = logits.to(at::kFloat);
+  for (const auto& s : steps_) x = s->apply(x, context);
+  return x;
+}
+
+at::Tensor SamplingChain::sample(const at::Tensor& logits, const StepContext& context,
+                                 std::vector<at::Generator>& gens) const {
+  check_logits(logits);
+  const auto x = apply(logits, context);  // [N, V]
+  if (options_.greedy()) return x.argmax(1);
+  const int64_t N = x.size(0);
+  RLFT_CHECK(static_cast<int64_t>(gens.size()) == N, "sampling: {} generators for {} rows", gens.size(), N);
+  // Draws on the CPU with each row's own generator: the same stream on every device.
+  const auto probs = x.softmax(1).to(at::kCPU, at::kDouble);  // [N, V]
+  auto out = at::empty({N}, at::TensorOptions().dtype(at::kLong));
+  auto* o = out.data_ptr<int64_t>();
+  for (int64_t i = 0; i < N; ++i) {
+    const auto row = probs.select(0, i).contiguous();
+    const double* p = row.data_ptr<double>();
+    const int64_t V = row.size(0);
+    const double u = at::empty({1}, at::kDouble).uniform_(0.0, 1.0, gens[static_cast<size_t>(i)]).item<double>();
+    // Inverse CDF; the last token with nonzero mass catches rounding at the top.
+    double acc = 0.0;
+    int64_t pick = -1, last = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      if (p[v] <= 0.0) continue;
+      last = v;
+      acc += p[v];
+      if (u < acc) {
+        pick = v;
+        break;
+      }
+    }
+    o[i] = pick >= 0 ? pick : last;
+  }
+  return out.to(logits.device());
+}
+
+std::vector<std::string> SamplingChain::step_names() const {
+  std::vector<std::string> out;
+  for (const auto& s : steps_) out.push_back(s->name());
+  return out;
+}
+
+bool SamplingChain::needs_counts() const { return options_.repetition_penalty != 1.0 || options_.presence_penalty != 0.0; }
+
+at::Generator make_row_generator(uint64_t seed, uint64_t request, uint64_t sample) {
+  const uint64_t s = splitmix64(splitmix64(splitmix64(seed) ^ request) ^ (sample * 0xD1B54A32D192ED03ULL));
+  return at::make_generator<at::CPUGeneratorImpl>(s);
+}
+
+}  // namespace rlft::rollout

@@ -1,0 +1,269 @@
+// The GRPO and SFT trainers end to end on a tiny MoE: on-policy ratios, bitwise resume,
+// loss scaling with an injected overflow, SIGINT and kill -9 against a real rlft process.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "core/error.h"
+#include "core/threads.h"
+#include "data/store.h"
+#include "policy/arch/arch.h"
+#include "policy/checkpoint/checkpoint.h"
+#include "policy/model_io.h"
+#include "rl/grpo_trainer.h"
+#include "rl/optimizer.h"
+#include "rl/sequence_batch.h"
+#include "rl/sft_trainer.h"
+#include "rl/train_state.h"
+#include "tests/rl/trainer_test_util.h"
+#include "tests/support/process.h"
+#include "tests/support/doctest_last.h"
+
+namespace fs = std::filesystem;
+using namespace rlft;
+
+namespace {
+
+std::map<std::pair<int64_t, std::string>, double> all_metrics(const std::string& store_path, const std::string& run) {
+  auto store = data::Store::open(store_path, false);
+  const auto r = store.find_run(run);
+  REQUIRE(r.has_value());
+  std::map<std::pair<int64_t, std::string>, double> out;
+  for (const auto& name : store.metric_names(r->id)) {
+    if (name.rfind("time/", 0) == 0 || name.find("per_s") != std::string::npos || name == "eval/seconds") continue;
+    for (const auto& p : store.metric_series(r->id, name)) out[{p.step, name}] = p.value;
+  }
+  return out;
+}
+
+double last_metric(const std::string& store_path, const std::string& run, const std::string& name, int64_t step) {
+  auto store = data::Store::open(store_path, false);
+  const auto r = store.find_run(run);
+  REQUIRE(r.has_value());
+  for (const auto& p : store.metric_series(r->id, name))
+    if (p.step == step) return p.value;
+  FAIL("no metric " << name << " at step " << step);
+  return 0;
+}
+
+std::string run_status(const std::string& store_path, const std::string& run) {
+  auto store = data::Store::open(store_path, false);
+  const auto r = store.find_run(run);
+  return r ? r->status : "";
+}
+
+}  // namespace
+
+TEST_CASE("a sequence batch left-pads, masks only completion tokens and scatters per-token values back") {
+  std::vector<rl::Sequence> seqs(2);
+  seqs[0].prompt = {5, 6, 7};
+  seqs[0].completion = {8, 9};
+  seqs[1].prompt = {4};
+  seqs[1].completion = {3, 2, 1};
+  seqs[1].token_mask = {1, 0, 1};
+  const auto b = rl::make_sequence_batch(seqs, at::kCPU);
+  CHECK(b.tokens.sizes() == at::IntArrayRef({2, 5}));
+  CHECK(b.tokens[0].equal(at::tensor({5, 6, 7, 8, 9}, at::kLong)));
+  CHECK(b.tokens[1].equal(at::tensor({0, 4, 3, 2, 1}, at::kLong)));
+  CHECK(b.attention_mask[1].equal(at::tensor({0, 1, 1, 1, 1}, at::kLong).to(at::kBool)));
+  // Column j holds the log-prob of token j + 1: row 0's completion is tokens 3, 4 -> columns 2, 3.
+  CHECK(b.mask[0].equal(at::tensor({0.f, 0.f, 1.f, 1.f})));
+  CHECK(b.mask[1].equal(at::tensor({0.f, 1.f, 0.f, 1.f})));
+  CHECK(b.completion[1].equal(at::tensor({0, 1, 1, 1}, at::kLong).to(at::kBool)));
+  const std::vector<std::vector<float>> v = {{0.5f, 0.25f}, {1.f, 2.f, 3.f}};
+  const auto t = b.scatter(v);
+  CHECK(t[0].equal(at::tensor({0.f, 0.f, 0.5f, 0.25f})));
+  CHECK(b.gather(t) == v);
+  seqs[1].token_mask = {1};
+  CHECK_THROWS_AS(rl::make_sequence_batch(seqs, at::kCPU), Error);
+}
+
+TEST_CASE("GRPO on-policy: the ratio is exactly 1 with recomputed old log-probs, within 1e-5 with rollout's") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  for (const bool recompute : {true, false}) {
+    const std::string name = recompute ? "recompute" : "behaviour";
+    auto spec = test::tiny_job(tmp, name, rl::JobKind::kGrpo,
+                               {"grpo.steps=1", "grpo.mini_batches=1", "grpo.micro_batch_rows=0",
+                                fmt::format("grpo.recompute_old_logp={}", recompute ? "true" : "false")});
+    rl::Job job(std::move(spec), "train", false);
+    const auto r = rl::run_grpo(job);
+    CHECK(r.steps == 1);
+    const auto db = tmp.file("rlft.db");
+    const double ratio = last_metric(db, name, "ratio_mean", 1);
+    if (recompute) {
+      CHECK(ratio == 1.0);
+      CHECK(last_metric(db, name, "clip_fraction", 1) == 0.0);
+    } else {
+      CHECK(std::abs(ratio - 1.0) <= 1e-5);
+      CHECK(last_metric(db, name, "approx_kl_old", 1) <= 1e-9);
+    }
+    CHECK(run_status(db, name) == "finished");
+    CHECK(fs::exists(fs::path(tmp.path()) / name / "final" / "config.json"));
+    CHECK(fs::exists(fs::path(tmp.path()) / name / "final" / "tokenizer.json"));
+  }
+}
+
+TEST_CASE("a resumed GRPO run continues bitwise like the uninterrupted one: metrics and weights") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  const std::vector<std::string> common = {"grpo.steps=4", "checkpoint.every=2"};
+  {
+    rl::Job job(test::tiny_job(tmp, "whole", rl::JobKind::kGrpo, common), "train", false);
+    CHECK(rl::run_grpo(job).steps == 4);
+  }
+  {
+    rl::Job job(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, common), "train", false);
+    const auto r = rl::run_grpo(job, 2);
+    CHECK(r.interrupted);
+    CHECK(r.steps == 2);
+  }
+  CHECK(run_status(tmp.file("rlft.db"), "split") == "interrupted");
+  {
+    rl::Job job(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, common), "train", true);
+    CHECK(fs::path(job.resume_from()).filename() == "step-000002");
+    CHECK(rl::run_grpo(job).steps == 4);
+  }
+  CHECK(run_status(tmp.file("rlft.db"), "split") == "finished");
+  const auto a = all_metrics(tmp.file("rlft.db"), "whole");
+  const auto b = all_metrics(tmp.file("rlft.db"), "split");
+  CHECK(a.size() == b.size());
+  CHECK(a.size() > 40);
+  for (const auto& [key, value] : a) {
+    auto it = b.find(key);
+    REQUIRE_MESSAGE(it != b.end(), "missing " << key.second << " at step " << key.first);
+    CHECK_MESSAGE(it->second == value, key.second << " at step " << key.first << ": " << it->second << " vs " << value);
+  }
+  const auto wa = checkpoint::read_checkpoint(tmp.file("whole/final"));
+  const auto wb = checkpoint::read_checkpoint(tmp.file("split/final"));
+  REQUIRE(wa.size() == wb.size());
+  for (const auto& [name, t] : wa) CHECK_MESSAGE(t.equal(wb.at(name)), name);
+  // Resuming with another config is refused.
+  CHECK_THROWS_WITH_AS(rl::Job(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, {"grpo.steps=5", "checkpoint.every=2"}),
+                               "train", true),
+                       doctest::Contains("config differs"), Error);
+}
+
+TEST_CASE("loss scaling: an injected overflow skips the step, backs the scale off, and training recovers") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  // Optimizer steps 1-2 belong to RL step 1 (two mini-batches); inject inf into step 2.
+  rl::Job job(test::tiny_job(tmp, "scaled", rl::JobKind::kGrpo,
+                             {"grpo.steps=3", "checkpoint.every=0"},
+                             "precision:\n  loss_scaling: \"on\"\n  init_scale: 1024.0\n  inject_nonfinite: [2]\n"),
+              "train", false);
+  const auto before = job.model()->named_parameters(true)["model.layers.1.mlp.experts.0.gate_proj.weight"].clone();
+  rl::run_grpo(job);
+  const auto db = tmp.file("rlft.db");
+  CHECK(last_metric(db, "scaled", "skipped_steps", 1) == 1.0);
+  CHECK(last_metric(db, "scaled", "skipped_steps", 3) == 1.0);
+  CHECK(last_metric(db, "scaled", "loss_scale", 1) == 512.0);  // backed off by 0.5 after step 2
+  for (const auto& p : job.model()->parameters()) CHECK(at::isfinite(p).all().item<bool>());
+  const auto after = job.model()->named_parameters(true)["model.layers.1.mlp.experts.0.gate_proj.weight"];
+  CHECK_FALSE(before.equal(after));
+}
+
+TEST_CASE("too many non-finite steps in a row stop the run with a clear error") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  rl::Job job(test::tiny_job(tmp, "diverge", rl::JobKind::kGrpo, {"grpo.steps=3"},
+                             "precision:\n  inject_nonfinite: [1, 2, 3]\n  max_consecutive_skips: 3\n"),
+              "train", false);
+  CHECK_THROWS_WITH_AS(rl::run_grpo(job), doctest::Contains("3 optimizer steps in a row had non-finite gradients"),
+                       Error);
+}
+
+TEST_CASE("SFT: the loss falls on the demonstrations, with the MTP loss, and a checkpoint opens as a model") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  rl::Job job(test::tiny_job(tmp, "sft", rl::JobKind::kSft, {"sft.steps=30", "optim.lr=3e-3", "checkpoint.every=0"}),
+              "sft", false);
+  const auto r = rl::run_sft(job);
+  CHECK(r.steps == 30);
+  const auto db = tmp.file("rlft.db");
+  const double first = last_metric(db, "sft", "sft/loss", 1), last = last_metric(db, "sft", "sft/loss", 30);
+  CHECK(last < 0.6 * first);
+  CHECK(last_metric(db, "sft", "sft/mtp_loss", 30) > 0.0);
+  CHECK(last_metric(db, "sft", "eval/accuracy", 30) >= 0.0);
+  policy::ModelOptions mo;
+  auto loaded = policy::load_model(r.final_dir, mo, policy::builtin_architectures());
+  CHECK(loaded->config().eos_token_id == std::vector<int64_t>{job.eos_id()});
+}
+
+TEST_CASE("bad training options are config errors naming the key") {
+  test::TempDir tmp;
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad1", rl::JobKind::kGrpo, {"grpo.group_size=1"}),
+                       doctest::Contains("grpo.group_size"), ConfigError);
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad2", rl::JobKind::kGrpo, {"grpo.mini_batches=3"}),
+                       doctest::Contains("must divide prompts_per_step"), ConfigError);
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad3", rl::JobKind::kGrpo, {"grpo.stepz=3"}),
+                       doctest::Contains("steps"), ConfigError);
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad4", rl::JobKind::kGrpo, {"grpo.loss.aggregation=mean"}),
+                       doctest::Contains("grpo.loss.aggregation"), ConfigError);
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad5", rl::JobKind::kGrpo, {"eval.accuracy_reward=nope"}),
+                       doctest::Contains("eval.accuracy_reward"), ConfigError);
+}
+
+TEST_CASE("rlft train: SIGINT finishes the step, writes a checkpoint, exits 0; --resume completes the run") {
+  test::TempDir tmp;
+  const auto cfg = tmp.write("sig.yaml", test::tiny_job_yaml(tmp.path(), "sig"));
+  const auto log = tmp.file("sig.log");
+  const int pid = test::spawn_rlft({"train", cfg, "--set", "grpo.steps=40", "--set", "checkpoint.every=0",
+                                    "--set", "run.log_level=info"},
+                                   log);
+  // Wait for the first step's console line, then interrupt.
+  bool started = false;
+  for (int i = 0; i < 600 && !started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    started = text.find("step 1/40") != std::string::npos;
+  }
+  REQUIRE(started);
+  kill(pid, SIGINT);
+  CHECK(test::wait_child(pid) == 0);
+  const auto ckpt = rl::latest_checkpoint(tmp.file("sig"));
+  REQUIRE_FALSE(ckpt.empty());
+  CHECK(run_status(tmp.file("rlft.db"), "sig") == "interrupted");
+  const auto r = test::run_rlft({"train", cfg, "--set", "grpo.steps=40", "--set", "checkpoint.every=0", "--set",
+                                 "run.log_level=info", "--resume"});
+  CHECK_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(run_status(tmp.file("rlft.db"), "sig") == "finished");
+}
+
+TEST_CASE("kill -9 while checkpoints are being written leaves the newest complete checkpoint loadable") {
+  test::TempDir tmp;
+  const auto cfg = tmp.write("k9.yaml", test::tiny_job_yaml(tmp.path(), "k9"));
+  std::mt19937 rng(11);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::string> args = {"train", cfg, "--set", "grpo.steps=1000", "--set", "checkpoint.every=1",
+                                     "--set", "checkpoint.keep=2", "--set", "eval.every=0"};
+    if (round > 0) args.push_back("--resume");  // later rounds continue the killed run
+    const int pid = test::spawn_rlft(args, tmp.file("k9.log"));
+    // Let it write a few checkpoints, then kill it at a random moment.
+    for (int i = 0; i < 600 && rl::latest_checkpoint(tmp.file("k9")).empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng() % 600));
+    kill(pid, SIGKILL);
+    CHECK(test::wait_child(pid) == 128 + SIGKILL);
+    const auto ckpt = rl::latest_checkpoint(tmp.file("k9"));
+    REQUIRE_FALSE(ckpt.empty());
+    policy::ModelOptions mo;
+    auto model = policy::load_model(ckpt, mo, policy::builtin_architectures());
+    std::vector<std::pair<std::string, at::Tensor>> params;
+    for (const auto& p : model->named_parameters(true)) params.emplace_back(p.key(), p.value());
+    rl::Optimizer opt(params, {});
+    const auto state = rl::load_trainer_state(ckpt, opt);
+    CHECK(state.step >= 1);
+  }
+  const auto r = test::run_rlft({"train", cfg, "--set", "grpo.steps=1000", "--set", "checkpoint.every=1", "--set",
+                                 "checkpoint.keep=2", "--set", "eval.every=0", "--resume", "--stop-after", "1"});
+  CHECK_MESSAGE(r.exit_code == 0, r.err);
+}

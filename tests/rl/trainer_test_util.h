@@ -1,0 +1,100 @@
+#pragma once
+// A tiny GRPO/SFT job for the trainer tests: a DeepSeek-V3-style MoE (MLA, shared and routed
+// experts, MTP) small enough to train a few steps in a second, on built-in arithmetic.
+
+#include <fmt/format.h>
+
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "rl/job.h"
+#include "tests/support/temp_dir.h"
+
+namespace rlft::test {
+
+inline std::string tiny_job_yaml(const std::string& dir, const std::string& name, const std::string& extra = "") {
+  return fmt::format(R"(run:
+  name: {name}
+  seed: 3
+  store: {dir}/rlft.db
+  output_dir: {dir}/{name}
+  threads: 1
+  log_level: warn
+model:
+  architectures: [DeepseekV3ForCausalLM]
+  vocab_size: 300
+  hidden_size: 32
+  intermediate_size: 48
+  moe_intermediate_size: 16
+  num_hidden_layers: 2
+  num_attention_heads: 2
+  num_key_value_heads: 2
+  q_lora_rank: 16
+  kv_lora_rank: 16
+  qk_nope_head_dim: 8
+  qk_rope_head_dim: 8
+  v_head_dim: 8
+  n_routed_experts: 4
+  n_shared_experts: 1
+  num_experts_per_tok: 2
+  n_group: 2
+  topk_group: 1
+  scoring_func: sigmoid
+  topk_method: noaux_tc
+  norm_topk_prob: true
+  first_k_dense_replace: 1
+  num_nextn_predict_layers: 1
+  max_position_embeddings: 64
+  initializer_range: 0.05
+tokenizer:
+  vocab_size: 290
+prompt:
+  template: "{{prompt}}\n"
+data:
+  source: arithmetic
+  eval_size: 8
+  arithmetic:
+    n_examples: 90
+    max_digits: 1
+    ops: ["+"]
+    completion_template: "<answer>{{answer}}</answer>"
+rewards:
+  correct:
+    type: math_answer
+  fmt:
+    type: format
+    template: think_answer
+    weight: 0.0
+optim:
+  lr: 1.0e-3
+  schedule: cosine
+  warmup_steps: 1
+sft:
+  steps: 4
+  batch_size: 8
+grpo:
+  steps: 4
+  prompts_per_step: 4
+  group_size: 4
+  max_new_tokens: 6
+  mini_batches: 2
+  micro_batch_rows: 3
+checkpoint:
+  every: 2
+  keep: 3
+eval:
+  max_new_tokens: 6
+{extra}
+)",
+                     fmt::arg("name", name), fmt::arg("dir", dir), fmt::arg("extra", extra));
+}
+
+/// Writes the job YAML into `tmp` and parses it with `overrides`.
+inline rl::JobSpec tiny_job(const TempDir& tmp, const std::string& name, rl::JobKind kind,
+                            const std::vector<std::string>& overrides = {}, const std::string& extra = "") {
+  const auto path = tmp.write(name + ".yaml", tiny_job_yaml(tmp.path(), name, extra));
+  return rl::parse_job(ConfigView::load(path, overrides), kind);
+}
+
+}  // namespace rlft::test
