@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "app/cli.h"
+#include "app/token_ids.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "policy/arch/arch.h"
@@ -43,28 +44,6 @@ struct GenerateCli {
   int threads = 0;
 };
 
-std::vector<int64_t> parse_id_list(const std::string& text) {
-  std::vector<int64_t> ids;
-  std::string cur;
-  auto flush = [&] {
-    if (cur.empty()) return;
-    try {
-      size_t used = 0;
-      ids.push_back(std::stoll(cur, &used));
-      RLFT_CHECK_AS(UsageError, used == cur.size(), "--ids: '{}' is not an integer", cur);
-    } catch (const std::logic_error&) {
-      throw UsageError(fmt::format("--ids: '{}' is not an integer", cur));
-    }
-    cur.clear();
-  };
-  for (char c : text) {
-    if (c == ',' || c == ' ') flush();
-    else cur.push_back(c);
-  }
-  flush();
-  RLFT_CHECK_AS(UsageError, !ids.empty(), "--ids '{}': no token ids", text);
-  return ids;
-}
 
 std::vector<std::string> read_lines(std::istream& in) {
   std::vector<std::string> out;
@@ -103,7 +82,7 @@ void run_generate(const GenerateCli& o) {
     shown.push_back(t);
   }
   for (const auto& s : o.ids) {
-    requests.push_back({parse_id_list(s), o.num_samples, requests.size()});
+    requests.push_back({parse_token_ids(s, "--ids"), o.num_samples, requests.size()});
     shown.push_back(s);
   }
   RLFT_CHECK_AS(UsageError, !requests.empty(),

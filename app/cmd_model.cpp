@@ -16,6 +16,7 @@
 #include <iostream>
 
 #include "app/cli.h"
+#include "app/token_ids.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -52,29 +53,6 @@ void write_npy(const std::string& path, const at::Tensor& tensor) {
   RLFT_CHECK(out.good(), "write failed: {}", path);
 }
 
-std::vector<int64_t> parse_ids(const std::string& text) {
-  std::vector<int64_t> ids;
-  std::string cur;
-  auto flush = [&] {
-    if (cur.empty()) return;
-    try {
-      size_t used = 0;
-      const long long v = std::stoll(cur, &used);
-      if (used != cur.size() || v < 0) throw std::invalid_argument(cur);
-      ids.push_back(v);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--ids: '{}' is not a token id (non-negative integer)", cur));
-    }
-    cur.clear();
-  };
-  for (char c : text) {
-    if (c == ',' || c == ' ') flush();
-    else cur.push_back(c);
-  }
-  flush();
-  if (ids.empty()) throw UsageError("--ids: no token ids given");
-  return ids;
-}
 
 policy::ModelConfig read_config_file(const std::string& path, const ArchRegistry& registry) {
   if (fs::path(path).extension() == ".json" || fs::is_directory(path))
@@ -182,7 +160,7 @@ struct LogitsOptions {
 
 void run_logits(const LogitsOptions& o) {
   apply_thread_count(o.threads);
-  const auto ids = parse_ids(o.ids);
+  const auto ids = parse_token_ids(o.ids, "--ids");
   const ArchRegistry registry = policy::builtin_architectures();
   policy::ModelOptions mo;
   mo.dtype = policy::parse_dtype(o.dtype);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "app/cli.h"
+#include "app/token_ids.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "policy/tokenizer/byte_level.h"
@@ -47,26 +48,6 @@ std::string input_text(const std::string& input) {
   return input == "-" ? read_all(std::cin) : input;
 }
 
-std::vector<TokenId> parse_ids(const std::string& text) {
-  std::string s = text;
-  for (char& c : s)
-    if (c == ',' || c == '[' || c == ']') c = ' ';
-  std::istringstream in(s);
-  std::vector<TokenId> ids;
-  std::string word;
-  while (in >> word) {
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(word, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    RLFT_CHECK_AS(UsageError, used == word.size(), "--decode: '{}' is not a token id", word);
-    ids.push_back(static_cast<TokenId>(v));
-  }
-  return ids;
-}
 
 /// --jsonl: each input line a JSON string (or, with --decode, a JSON list of ids); each output
 /// line its ids (or its text). Lines are processed in batches across threads.
@@ -165,7 +146,8 @@ void run_tokenize(const TokenizeOptions& o) {
   RLFT_CHECK_AS(UsageError, !o.input.empty(), "give the text to tokenize, or - to read it from stdin");
   const std::string text = input_text(o.input);
   if (o.decode) {
-    const std::string decoded = tok.decode(parse_ids(text), o.skip_special);
+    const auto ids = parse_token_ids(text, "--decode", true);
+    const std::string decoded = tok.decode(std::vector<TokenId>(ids.begin(), ids.end()), o.skip_special);
     std::fwrite(decoded.data(), 1, decoded.size(), stdout);
     std::fputc('\n', stdout);
     return;

@@ -32,6 +32,17 @@ function(rlft_use_torch_pch target)
   target_precompile_headers(${target} REUSE_FROM rlft_torch_pch)
 endfunction()
 
+# rlft_unity(TARGET): with RLFT_UNITY_BUILD, compile TARGET's files in batches of
+# RLFT_UNITY_BATCH (one translation unit each). LibTorch's headers cost ~10 s of compiler
+# time in every translation unit that includes them, whatever the file's own size; batching
+# pays that once per batch. Files keep their helpers in uniquely named namespaces or
+# anonymous ones without clashes, so both modes build.
+function(rlft_unity target)
+  if(RLFT_UNITY_BUILD)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${RLFT_UNITY_BATCH})
+  endif()
+endfunction()
+
 function(rlft_module name)
   cmake_parse_arguments(M "TORCH_PCH" "" "DEPS" ${ARGN})
   file(GLOB_RECURSE srcs CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/${name}/*.cpp")
@@ -50,5 +61,6 @@ function(rlft_module name)
   if(M_TORCH_PCH)
     rlft_use_torch_pch(${t})
   endif()
+  rlft_unity(${t})
   rlft_warnings(${t})
 endfunction()

@@ -36,6 +36,12 @@ struct ChatMessage {
   bool operator==(const ChatMessage& o) const { return role == o.role && content == o.content; }
 };
 
+/// One chat message of an input line, {"role": system | user | assistant | tool, "content": str};
+/// `at` names it ("messages[2]"). `fail(field, what)` must throw; it is called with the dotted
+/// field at fault.
+ChatMessage parse_chat_message(const nlohmann::json& m, const std::string& at,
+                               const std::function<void(const std::string&, const std::string&)>& fail);
+
 /// One prompt with what rewards need to judge its completions.
 struct Example {
   std::string id;  ///< stable and unique in its source: "gsm8k.jsonl:17", "countdown:42"

@@ -9,9 +9,27 @@
 #include "core/error.h"
 
 namespace rlft::data {
-namespace {
 
-const std::set<std::string> kRoles = {"system", "user", "assistant", "tool"};
+ChatMessage parse_chat_message(const nlohmann::json& m, const std::string& at,
+                               const std::function<void(const std::string&, const std::string&)>& fail) {
+  static const std::set<std::string> kRoles = {"system", "user", "assistant", "tool"};
+  auto bad = [&](const std::string& field, const std::string& what) {
+    fail(field, what);
+    throw Error(fmt::format("{}: {}", field, what));  // fail() throws; this keeps the compiler sure
+  };
+  if (!m.is_object()) bad(at, fmt::format("must be a chat message {{\"role\", \"content\"}}, got {}", json_type_name(m)));
+  auto role = m.find("role");
+  auto content = m.find("content");
+  if (role == m.end()) bad(at + ".role", "is missing");
+  if (content == m.end()) bad(at + ".content", "is missing");
+  if (!role->is_string()) bad(at + ".role", fmt::format("must be a string, got {}", json_type_name(*role)));
+  if (!content->is_string()) bad(at + ".content", fmt::format("must be a string, got {}", json_type_name(*content)));
+  if (!kRoles.count(role->get<std::string>()))
+    bad(at + ".role", fmt::format("is '{}': must be system, user, assistant or tool", role->get<std::string>()));
+  return {role->get<std::string>(), content->get<std::string>()};
+}
+
+namespace {
 
 class RowReader {
  public:
@@ -45,19 +63,7 @@ class RowReader {
     std::vector<ChatMessage> out;
     for (std::size_t i = 0; i < v.size(); ++i) {
       const std::string at = fmt::format("{}[{}]", key, i);
-      const auto& m = v[i];
-      if (!m.is_object())
-        fail(at, fmt::format("must be an object {{\"role\", \"content\"}}, got {}", json_type_name(m)));
-      auto role = m.find("role");
-      auto content = m.find("content");
-      if (role == m.end()) fail(at + ".role", "is missing");
-      if (content == m.end()) fail(at + ".content", "is missing");
-      if (!role->is_string()) fail(at + ".role", fmt::format("must be a string, got {}", json_type_name(*role)));
-      if (!content->is_string())
-        fail(at + ".content", fmt::format("must be a string, got {}", json_type_name(*content)));
-      if (!kRoles.count(role->get<std::string>()))
-        fail(at + ".role", fmt::format("is '{}': must be system, user, assistant or tool", role->get<std::string>()));
-      out.push_back({role->get<std::string>(), content->get<std::string>()});
+      out.push_back(parse_chat_message(v[i], at, [this](const std::string& f, const std::string& w) { fail(f, w); }));
     }
     return out;
   }

@@ -10,7 +10,6 @@
 namespace rlft::data {
 namespace {
 
-const std::set<std::string> kRoles = {"system", "user", "assistant", "tool"};
 constexpr const char* kHumanTurn = "\n\nHuman:";
 constexpr const char* kAssistantTurn = "\n\nAssistant:";
 
@@ -51,20 +50,8 @@ class Line {
     bool any_text = false;
     for (std::size_t i = 0; i < v.size(); ++i) {
       const std::string at = fmt::format("{}[{}]", field, i);
-      const auto& m = v[i];
-      if (!m.is_object())
-        fail(at, fmt::format("must be a chat message {{\"role\", \"content\"}}, got {}", json_type_name(m)));
-      auto role = m.find("role");
-      auto content = m.find("content");
-      if (role == m.end()) fail(at + ".role", "is missing");
-      if (content == m.end()) fail(at + ".content", "is missing");
-      if (!role->is_string()) fail(at + ".role", fmt::format("must be a string, got {}", json_type_name(*role)));
-      if (!content->is_string())
-        fail(at + ".content", fmt::format("must be a string, got {}", json_type_name(*content)));
-      if (!kRoles.count(role->get<std::string>()))
-        fail(at + ".role", fmt::format("is '{}': must be system, user, assistant or tool", role->get<std::string>()));
-      any_text = any_text || !is_blank(content->get<std::string>());
-      t.messages.push_back({role->get<std::string>(), content->get<std::string>()});
+      t.messages.push_back(parse_chat_message(v[i], at, [this](const std::string& f, const std::string& w) { fail(f, w); }));
+      any_text = any_text || !is_blank(t.messages.back().content);
     }
     if (!any_text) fail(field, "has no text (every message is empty)");
     return t;

@@ -89,6 +89,20 @@ std::vector<int64_t> reward_input_ids(const tokenizer::Tokenizer& tok, const std
   return out;
 }
 
+std::pair<at::Tensor, at::Tensor> left_pad(const std::vector<std::vector<int64_t>>& rows, const at::Device& device) {
+  int64_t T = 0;
+  for (const auto& r : rows) T = std::max<int64_t>(T, static_cast<int64_t>(r.size()));
+  const int64_t B = static_cast<int64_t>(rows.size());
+  auto tokens = at::zeros({B, T}, at::kLong);
+  auto mask = at::zeros({B, T}, at::kBool);
+  for (int64_t r = 0; r < B; ++r) {
+    const int64_t n = static_cast<int64_t>(rows[static_cast<size_t>(r)].size());
+    tokens[r].narrow(0, T - n, n).copy_(at::tensor(rows[static_cast<size_t>(r)], at::kLong));
+    mask[r].narrow(0, T - n, n).fill_(true);
+  }
+  return {tokens.to(device), mask.to(device)};
+}
+
 std::vector<double> score_texts(RewardModel& model, const tokenizer::Tokenizer& tok, int64_t eos_id,
                                 const std::vector<std::string>& prompts, const std::vector<std::string>& completions,
                                 int64_t batch_size, int64_t max_length) {
@@ -100,19 +114,9 @@ std::vector<double> score_texts(RewardModel& model, const tokenizer::Tokenizer& 
   for (size_t b = 0; b < prompts.size(); b += static_cast<size_t>(batch_size)) {
     const size_t e = std::min(prompts.size(), b + static_cast<size_t>(batch_size));
     std::vector<std::vector<int64_t>> rows;
-    int64_t T = 0;
-    for (size_t i = b; i < e; ++i) {
-      rows.push_back(reward_input_ids(tok, prompts[i], completions[i], eos_id, max_length));
-      T = std::max<int64_t>(T, static_cast<int64_t>(rows.back().size()));
-    }
-    auto tokens = at::zeros({static_cast<int64_t>(rows.size()), T}, at::kLong);
-    auto mask = at::zeros({static_cast<int64_t>(rows.size()), T}, at::kBool);
-    for (size_t r = 0; r < rows.size(); ++r) {
-      const int64_t n = static_cast<int64_t>(rows[r].size());
-      tokens[static_cast<int64_t>(r)].narrow(0, T - n, n).copy_(at::tensor(rows[r], at::kLong));
-      mask[static_cast<int64_t>(r)].narrow(0, T - n, n).fill_(true);
-    }
-    const auto s = model->forward(tokens.to(device), mask.to(device)).to(at::kCPU, at::kDouble);
+    for (size_t i = b; i < e; ++i) rows.push_back(reward_input_ids(tok, prompts[i], completions[i], eos_id, max_length));
+    const auto [tokens, mask] = left_pad(rows, device);
+    const auto s = model->forward(tokens, mask).to(at::kCPU, at::kDouble);
     for (int64_t i = 0; i < s.size(0); ++i) out.push_back(s[i].item<double>());
   }
   return out;

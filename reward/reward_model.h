@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy/causal_lm.h"
@@ -52,6 +53,9 @@ void load_reward_head(RewardModel& model, const std::string& dir);
 /// Token ids of prompt + completion + eos, cut to the last `max_length` ids (0 = no limit).
 std::vector<int64_t> reward_input_ids(const tokenizer::Tokenizer& tok, const std::string& prompt,
                                       const std::string& completion, int64_t eos_id, int64_t max_length);
+
+/// Rows of ids left-padded with 0: tokens [B, T] int64 and attention mask [B, T] bool, on `device`.
+std::pair<at::Tensor, at::Tensor> left_pad(const std::vector<std::vector<int64_t>>& rows, const at::Device& device);
 
 /// Scores texts in rows of `batch_size` (no grad). `prompts` and `completions` have N entries.
 std::vector<double> score_texts(RewardModel& model, const tokenizer::Tokenizer& tok, int64_t eos_id,

@@ -443,23 +443,9 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
                                   {"len", "response_length/mean"},
                                   {"s", "time/step"},
                                   {"eval acc", "eval/accuracy"}}));
-    const bool stop = stop_requested() || (stop_after > 0 && state.step >= stop_after && !last);
-    if (!last && (stop || (spec.checkpoint.every > 0 && state.step % spec.checkpoint.every == 0)))
-      result.checkpoint = save_training_checkpoint(job, state, opt.optimizer(), spec.checkpoint.keep);
-    if (stop && !last) {
-      log::info("train: stopped after step {} ({}); continue with --resume", state.step,
-                stop_requested() ? "signal" : "--stop-after");
-      result.interrupted = true;
-      result.steps = state.step;
-      job.finish("interrupted");
-      return result;
-    }
+    if (end_of_step(job, state, opt.optimizer(), total, stop_after, "train", result)) return result;
   }
-  result.checkpoint = save_training_checkpoint(job, state, opt.optimizer(), spec.checkpoint.keep);
-  result.final_dir = save_final_model(job);
-  result.steps = state.step;
-  job.finish("finished");
-  return result;
+  return finish_training(job, state, opt.optimizer());
 }
 
 }  // namespace rlft::rl

@@ -139,19 +139,9 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
   const auto device = job.device();
   auto batch_tensors = [&](const std::vector<const PreferenceText*>& pairs, bool chosen) {
     std::vector<std::vector<int64_t>> rows;
-    int64_t T = 0;
-    for (const auto* p : pairs) {
+    for (const auto* p : pairs)
       rows.push_back(reward::reward_input_ids(tok, p->prompt, chosen ? p->chosen : p->rejected, eos, o.max_length));
-      T = std::max<int64_t>(T, static_cast<int64_t>(rows.back().size()));
-    }
-    auto tokens = at::zeros({static_cast<int64_t>(rows.size()), T}, at::kLong);
-    auto mask = at::zeros({static_cast<int64_t>(rows.size()), T}, at::kBool);
-    for (size_t r = 0; r < rows.size(); ++r) {
-      const int64_t n = static_cast<int64_t>(rows[r].size());
-      tokens[static_cast<int64_t>(r)].narrow(0, T - n, n).copy_(at::tensor(rows[r], at::kLong));
-      mask[static_cast<int64_t>(r)].narrow(0, T - n, n).fill_(true);
-    }
-    return std::make_pair(tokens.to(device), mask.to(device));
+    return reward::left_pad(rows, device);
   };
   auto score = [&](const std::vector<const PreferenceText*>& pairs) {
     const auto [tc, mc] = batch_tensors(pairs, true);
@@ -237,21 +227,9 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
                                     {"gnorm", "grad_norm"},
                                     {"eval acc", "eval/rm_accuracy"},
                                     {"eval loss", "eval/rm_loss"}}));
-    const bool stop = stop_requested() || (stop_after > 0 && state.step >= stop_after && !last);
-    if (!last && (stop || (spec.checkpoint.every > 0 && state.step % spec.checkpoint.every == 0)))
-      result.checkpoint = save_training_checkpoint(job, state, opt.optimizer(), spec.checkpoint.keep, write_head);
-    if (stop && !last) {
-      result.interrupted = true;
-      result.steps = state.step;
-      job.finish("interrupted");
-      return result;
-    }
+    if (end_of_step(job, state, opt.optimizer(), o.steps, stop_after, "rm", result, write_head)) return result;
   }
-  result.checkpoint = save_training_checkpoint(job, state, opt.optimizer(), spec.checkpoint.keep, write_head);
-  result.final_dir = save_final_model(job, write_head);
-  result.steps = state.step;
-  job.finish("finished");
-  return result;
+  return finish_training(job, state, opt.optimizer(), write_head);
 }
 
 }  // namespace rlft::rl

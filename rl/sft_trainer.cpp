@@ -123,23 +123,9 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
                                     {"balance", "moe/balance_max"},
                                     {"tok/s", "tokens_per_s"},
                                     {"eval acc", "eval/accuracy"}}));
-    const bool stop = stop_requested() || (stop_after > 0 && state.step >= stop_after && !last);
-    if (!last && (stop || (spec.checkpoint.every > 0 && state.step % spec.checkpoint.every == 0)))
-      result.checkpoint = save_training_checkpoint(job, state, opt.optimizer(), spec.checkpoint.keep);
-    if (stop && !last) {
-      log::info("sft: stopped after step {} ({}); continue with --resume", state.step,
-                stop_requested() ? "signal" : "--stop-after");
-      result.interrupted = true;
-      result.steps = state.step;
-      job.finish("interrupted");
-      return result;
-    }
+    if (end_of_step(job, state, opt.optimizer(), total, stop_after, "sft", result)) return result;
   }
-  result.checkpoint = save_training_checkpoint(job, state, opt.optimizer(), spec.checkpoint.keep);
-  result.final_dir = save_final_model(job);
-  result.steps = state.step;
-  job.finish("finished");
-  return result;
+  return finish_training(job, state, opt.optimizer());
 }
 
 }  // namespace rlft::rl

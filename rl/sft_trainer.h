@@ -12,15 +12,9 @@
 #include <string>
 
 #include "rl/job.h"
+#include "rl/train_state.h"
 
 namespace rlft::rl {
-
-struct TrainResult {
-  int64_t steps = 0;         ///< steps completed (in all, resumed ones included)
-  bool interrupted = false;  ///< stopped by a signal or --stop-after before the last step
-  std::string final_dir;     ///< OUT/final ("" when interrupted)
-  std::string checkpoint;    ///< the newest checkpoint written
-};
 
 /// `stop_after` > 0: stop (as if interrupted) once that many steps are complete.
 TrainResult run_sft(Job& job, int64_t stop_after = 0);

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "policy/arch/arch.h"
 #include "policy/checkpoint/checkpoint.h"
@@ -113,6 +114,31 @@ std::string save_final_model(Job& job, const ExtraWriter& extra) {
   }
   log::info("model: {}", dir);
   return dir;
+}
+
+bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer, int64_t total, int64_t stop_after,
+                 const char* what, TrainResult& result, const ExtraWriter& extra) {
+  if (state.step >= total) return false;
+  const bool stop = stop_requested() || (stop_after > 0 && state.step >= stop_after);
+  const auto& c = job.spec().checkpoint;
+  if (stop || (c.every > 0 && state.step % c.every == 0))
+    result.checkpoint = save_training_checkpoint(job, state, optimizer, c.keep, extra);
+  if (!stop) return false;
+  log::info("{}: stopped after step {} ({}); continue with --resume", what, state.step,
+            stop_requested() ? "signal" : "--stop-after");
+  result.interrupted = true;
+  result.steps = state.step;
+  job.finish("interrupted");
+  return true;
+}
+
+TrainResult finish_training(Job& job, const TrainerState& state, const Optimizer& optimizer, const ExtraWriter& extra) {
+  TrainResult result;
+  result.checkpoint = save_training_checkpoint(job, state, optimizer, job.spec().checkpoint.keep, extra);
+  result.final_dir = save_final_model(job, extra);
+  result.steps = state.step;
+  job.finish("finished");
+  return result;
 }
 
 }  // namespace rlft::rl

@@ -20,6 +20,13 @@
 
 namespace rlft::rl {
 
+struct TrainResult {
+  int64_t steps = 0;         ///< steps completed (in all, resumed ones included)
+  bool interrupted = false;  ///< stopped by a signal or --stop-after before the last step
+  std::string final_dir;     ///< OUT/final ("" when interrupted)
+  std::string checkpoint;    ///< the newest checkpoint written
+};
+
 struct TrainerState {
   int64_t step = 0;             ///< completed steps
   int64_t cursor = 0;           ///< examples consumed from the training split
@@ -44,5 +51,16 @@ TrainerState load_trainer_state(const std::string& dir, Optimizer& optimizer);
 
 /// Writes the policy as an HF model directory OUT/final (with tokenizer.json). Returns it.
 std::string save_final_model(Job& job, const ExtraWriter& extra = {});
+
+/// The end of a step of a training loop (`what`: "sft", "train", "rm"): writes a checkpoint
+/// when checkpoint.every says so, or when a stop was asked (SIGINT/SIGTERM, or `stop_after`
+/// steps done). Returns true when the loop must end: `result` is filled and the run is
+/// marked interrupted. Never stops after the last step (finish_training() follows).
+bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer, int64_t total, int64_t stop_after,
+                 const char* what, TrainResult& result, const ExtraWriter& extra = {});
+
+/// After the last step: the last checkpoint, OUT/final, the run marked finished.
+TrainResult finish_training(Job& job, const TrainerState& state, const Optimizer& optimizer,
+                            const ExtraWriter& extra = {});
 
 }  // namespace rlft::rl

@@ -10,7 +10,7 @@
 
 namespace rlft::policy {
 
-namespace {
+namespace deepseek_v3_keys {  // named, not anonymous: the files of a unity batch share one translation unit
 
 ModelConfig class_defaults() {  // DeepseekV3Config's defaults
   ModelConfig d;
@@ -128,15 +128,15 @@ LayerPlan plan(const ModelConfig& c, int64_t index) {
   return p;
 }
 
-}  // namespace
+}  // namespace deepseek_v3_keys
 
 void register_deepseek_v3(ArchRegistry& registry) {
   Architecture a;
   a.name = "DeepseekV3ForCausalLM";
   a.model_type = "deepseek_v3";
-  a.read = read;
-  a.write = write;
-  a.plan = plan;
+  a.read = deepseek_v3_keys::read;
+  a.write = deepseek_v3_keys::write;
+  a.plan = deepseek_v3_keys::plan;
   a.supports_mtp = true;
   registry.add(a);
 }

@@ -10,7 +10,7 @@
 
 namespace rlft::policy {
 
-namespace {
+namespace qwen2_moe_keys {  // named, not anonymous: the files of a unity batch share one translation unit
 
 ModelConfig class_defaults() {  // Qwen2MoeConfig's defaults
   ModelConfig d;
@@ -55,7 +55,7 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   j["mlp_only_layers"] = c.mlp_only_layers;
 }
 
-}  // namespace
+}  // namespace qwen2_moe_keys
 
 namespace arch {
 
@@ -100,8 +100,8 @@ void register_qwen2_moe(ArchRegistry& registry) {
   Architecture a;
   a.name = "Qwen2MoeForCausalLM";
   a.model_type = "qwen2_moe";
-  a.read = read;
-  a.write = write;
+  a.read = qwen2_moe_keys::read;
+  a.write = qwen2_moe_keys::write;
   a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_moe_plan(c, i, true); };
   registry.add(a);
 }

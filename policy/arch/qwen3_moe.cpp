@@ -11,7 +11,7 @@ namespace arch {
 LayerPlan qwen_moe_plan(const ModelConfig& c, int64_t index, bool shared_expert);
 }
 
-namespace {
+namespace qwen3_moe_keys {  // named, not anonymous: the files of a unity batch share one translation unit
 
 ModelConfig class_defaults() {  // Qwen3MoeConfig's defaults
   ModelConfig d;
@@ -57,14 +57,14 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   j["mlp_only_layers"] = c.mlp_only_layers;
 }
 
-}  // namespace
+}  // namespace qwen3_moe_keys
 
 void register_qwen3_moe(ArchRegistry& registry) {
   Architecture a;
   a.name = "Qwen3MoeForCausalLM";
   a.model_type = "qwen3_moe";
-  a.read = read;
-  a.write = write;
+  a.read = qwen3_moe_keys::read;
+  a.write = qwen3_moe_keys::write;
   a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_moe_plan(c, i, false); };
   registry.add(a);
 }

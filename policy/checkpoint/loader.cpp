@@ -14,10 +14,6 @@ constexpr size_t kMaxListed = 20;
 
 std::string shape_str(c10::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-bool is_floating(at::ScalarType t) {
-  return t == at::kDouble || t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
-}
-
 std::string dtype_name(at::ScalarType t) {
   try {
     return safetensors_dtype_name(t);
@@ -56,7 +52,7 @@ void check(const CheckpointReader& reader, const std::vector<ParamSpec>& specs, 
       if (info.scalar_type != *spec.stored_dtype)
         problems.push_back(fmt::format("{}: dtype {} in the checkpoint, the model expects {}", spec.name, info.dtype,
                                        dtype_name(*spec.stored_dtype)));
-    } else if (!is_floating(info.scalar_type)) {
+    } else if (!checkpoint::is_floating_dtype(info.scalar_type)) {
       problems.push_back(fmt::format("{}: dtype {} in the checkpoint, the model expects a floating dtype "
                                      "(F32, BF16, F16 or F64)",
                                      spec.name, info.dtype));
@@ -103,7 +99,7 @@ std::vector<ParamSpec> module_specs(const torch::nn::Module& module) {
     ParamSpec s;
     s.name = name;
     s.shape = t.sizes().vec();
-    if (!is_floating(t.scalar_type())) s.stored_dtype = t.scalar_type();
+    if (!checkpoint::is_floating_dtype(t.scalar_type())) s.stored_dtype = t.scalar_type();
     specs.push_back(std::move(s));
   };
   for (const auto& p : module.named_parameters(/*recurse=*/true)) add(p.key(), p.value());

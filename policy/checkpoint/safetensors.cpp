@@ -48,10 +48,6 @@ std::string supported_list() {
 
 std::string shape_str(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-bool is_floating(at::ScalarType t) {
-  return t == at::kDouble || t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
-}
-
 // The read-only mapping of a whole file.
 struct Mapping {
   const uint8_t* data = nullptr;
@@ -65,6 +61,10 @@ struct Mapping {
 };
 
 }  // namespace
+
+bool is_floating_dtype(at::ScalarType t) {
+  return t == at::kDouble || t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
+}
 
 std::string safetensors_dtype_name(at::ScalarType type) {
   for (const auto& d : kDtypes)
@@ -264,7 +264,7 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
 at::Tensor SafetensorsFile::tensor(const std::string& name, const LoadOptions& options) const {
   const TensorInfo& in = info(name);
   const uint8_t* src = impl_->map.data + impl_->data_start + in.begin;  // bounds checked by open()
-  const bool convert = options.dtype && is_floating(in.scalar_type) && *options.dtype != in.scalar_type;
+  const bool convert = options.dtype && is_floating_dtype(in.scalar_type) && *options.dtype != in.scalar_type;
   const auto elem = c10::elementSize(in.scalar_type);
   at::Tensor out;
   if (in.scalar_type == at::kBool) {

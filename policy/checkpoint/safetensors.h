@@ -54,6 +54,9 @@ struct TensorInfo {
   uint64_t n_bytes() const { return end - begin; }
 };
 
+/// float64, float32, float16 or bfloat16 (the dtypes a load converts).
+bool is_floating_dtype(at::ScalarType type);
+
 /// The safetensors name of a LibTorch dtype ("F32" for at::kFloat); throws for a dtype the
 /// format (or this reader) does not support.
 std::string safetensors_dtype_name(at::ScalarType type);

@@ -3,11 +3,13 @@
 #include <doctest/doctest.h>
 
 #include "tests/support/process.h"
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 namespace {
-bool contains(const std::string& s, const std::string& needle) {
-  return s.find(needle) != std::string::npos;
-}
 }  // namespace
 
 TEST_CASE("without a terminal, progress is plain log lines") {

@@ -4,6 +4,11 @@
 
 #include "core/error.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 using rlft::ConfigError;
 using rlft::ConfigView;
@@ -20,10 +25,6 @@ std::string config_error(Fn&& fn) {
     return e.what();
   }
   return "";
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 }  // namespace

@@ -6,6 +6,11 @@
 #include "data/dataset.h"
 #include "data/dataset_jsonl.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 using namespace rlft;
 using data::Example;
@@ -32,15 +37,6 @@ data::Dataset load(const std::string& yaml) {
   auto d = data::load_dataset(view.section("data"), data::builtin_sources());
   view.reject_unknown_keys();
   return d;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

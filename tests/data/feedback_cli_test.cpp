@@ -7,15 +7,16 @@
 
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 using rlft::test::run_rlft;
 using rlft::test::TempDir;
 
 namespace {
-
-bool contains(const std::string& s, const std::string& needle) {
-  return s.find(needle) != std::string::npos;
-}
 
 std::string read(const std::string& path) {
   std::ifstream in(path);

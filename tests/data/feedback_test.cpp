@@ -11,6 +11,11 @@
 #include "data/feedback_hash.h"
 #include "data/feedback_import.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 using namespace rlft;
 using namespace rlft::data;
@@ -37,15 +42,6 @@ struct Fixture {
     return q.column_int(0);
   }
 };
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 Turns text(const std::string& s) {
   Turns t;

@@ -6,20 +6,16 @@
 #include "data/dataset.h"
 #include "data/tasks/arithmetic.h"
 #include "data/tasks/countdown.h"
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 using namespace rlft;
 using namespace rlft::data::tasks;
 
 namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::vector<int64_t> ints(const nlohmann::json& j) {
   return j.get<std::vector<int64_t>>();

@@ -20,6 +20,11 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 namespace ck = rlft::checkpoint;
 namespace fs = std::filesystem;
@@ -30,13 +35,6 @@ using rlft::test::TempDir;
 using rlft::test::varied_tensor;
 
 namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // A small model-like set of tensors: 1 KiB to 16 KiB each, mixed dtypes.
 ck::TensorMap model_tensors(uint64_t seed, at::ScalarType type = at::kFloat) {

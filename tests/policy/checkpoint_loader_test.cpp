@@ -13,6 +13,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 namespace ck = rlft::checkpoint;
 using rlft::test::bitwise_equal;
@@ -22,13 +27,6 @@ using rlft::test::TempDir;
 using rlft::test::varied_tensor;
 
 namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::vector<ck::ParamSpec> specs() {
   return {{"model.embed_tokens.weight", {16, 8}, std::nullopt},

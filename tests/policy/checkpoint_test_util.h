@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include "tests/support/text_util.h"
 
 namespace rlft::test {
 
@@ -56,17 +57,4 @@ inline bool bitwise_equal(const checkpoint::TensorMap& a, const checkpoint::Tens
 }
 
 /// The message of the exception `fn` throws ("" when it throws nothing).
-inline std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-inline bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 }  // namespace rlft::test

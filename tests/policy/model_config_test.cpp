@@ -7,6 +7,11 @@
 #include "tests/policy/tiny_models.h"
 
 #include <doctest/doctest.h>  // last: glog (via ATen) defines CHECK too
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 using namespace rlft;
 using namespace rlft::policy;
@@ -20,15 +25,6 @@ ModelConfig from_yaml(const std::string& text) {
 
 ModelConfig from_json(const std::string& text) {
   return read_model_config_json(nlohmann::json::parse(text), "ckpt/config.json", builtin_architectures());
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // deepseek-ai/DeepSeek-V3 config.json (algorithms.md §5.1).

@@ -11,6 +11,11 @@
 #include "tests/support/temp_dir.h"
 
 #include <doctest/doctest.h>  // last: glog (via ATen) defines CHECK too
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 using namespace rlft;
 using namespace rlft::policy;
@@ -32,15 +37,6 @@ void check_same_tensors(const CausalLM& a, const CausalLM& b) {
     CAPTURE(p.key());
     CHECK(at::equal(p.value(), bb[p.key()]));
   }
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

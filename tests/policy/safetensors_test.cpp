@@ -12,6 +12,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 namespace ck = rlft::checkpoint;
 using rlft::test::bitwise_equal;
@@ -21,13 +26,6 @@ using rlft::test::TempDir;
 using rlft::test::varied_tensor;
 
 namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void write_all(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

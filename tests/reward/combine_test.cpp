@@ -12,6 +12,11 @@
 #include "reward/combine.h"
 #include "reward/rules/format.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/text_util.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 using namespace rlft;
 using namespace rlft::reward;
@@ -31,15 +36,6 @@ class Fixed : public RewardFn {
 RewardSet from_yaml(const std::string& yaml, const std::string& file = "r.yaml") {
   auto view = ConfigView::parse(yaml, file);
   return RewardSet::from_config(view.section("rewards"), builtin_rewards());
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

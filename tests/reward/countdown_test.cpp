@@ -8,9 +8,9 @@ using namespace rlft::reward;
 
 namespace {
 
-constexpr auto kOk = CountdownVerdict::kCorrect;
-constexpr auto kWrong = CountdownVerdict::kWrongValue;
-constexpr auto kInvalid = CountdownVerdict::kInvalid;
+constexpr auto kCountdownOk = CountdownVerdict::kCorrect;
+constexpr auto kCountdownWrong = CountdownVerdict::kWrongValue;
+constexpr auto kCountdownInvalid = CountdownVerdict::kInvalid;
 
 data::Example task(std::vector<int64_t> numbers, int64_t target) {
   data::Example ex;
@@ -28,31 +28,31 @@ TEST_CASE("countdown: hand-worked equations for numbers [3, 5, 7, 2] and target 
     CountdownVerdict verdict;
   };
   const Row rows[] = {
-      {"<answer>(7 - 3) * (5 + 2) - 4</answer>", kInvalid},  // 4 is not given
-      {"<answer>3 * (5 + 7 - 2) - 6</answer>", kInvalid},    // 6 is not given
-      {"<answer>(5 + 7) * 2</answer>", kOk},                 // a subset is fine
-      {"<answer>(7 + 5) * 2 = 24</answer>", kOk},            // "= target" allowed
-      {"<answer>(7 + 5) * 2 = 25</answer>", kOk},            // the claim is ignored: the value counts
-      {"<answer>7 + 5 = 24</answer>", kWrong},
-      {"<answer>= 24</answer>", kInvalid},
-      {"<answer>24</answer>", kInvalid},  // 24 is not given
-      {"<answer>3 * 7 + 5 - 2</answer>", kOk},
-      {"<answer>3 * 7 + 3</answer>", kInvalid},                              // 3 used twice
-      {"<answer>(3 + 5) * (7 - 2)</answer>", kWrong},                        // valid, 40
-      {"<answer>2 * (3 \xC3\x97 5 \xE2\x88\x92 7) + 8</answer>", kInvalid},  // 8 not given
-      {"<answer>(5 \xC3\x97 3) + 7 + 2</answer>", kOk},                      // × accepted
-      {"<answer>7 * 3 + 5 - 2 </answer> done", kOk},
-      {"<think>maybe</think><answer>5 * 5 - 1</answer>", kInvalid},  // 5 twice, 1 not given
-      {"<answer></answer>", kInvalid},
-      {"<answer>   </answer>", kInvalid},
-      {"(5 + 7) * 2", kInvalid},                                 // no answer tag
-      {"<answer>(5+7)*2</answer><answer>1</answer>", kInvalid},  // two answers: hedging
-      {"<answer>eval('(5+7)*2')</answer>", kInvalid},
-      {"<answer>(5 + 7) * 2; import os</answer>", kInvalid},
-      {"<answer>-2 + (5 + 7) * 2 + 2</answer>", kInvalid},  // unary minus
-      {"<answer>(5 + 7) * 2.0</answer>", kInvalid},         // decimals
-      {"<answer>7 / 2 * (5 + 3)</answer>", kWrong},         // 3.5 * 8 = 28: valid, not 24
-      {"<answer>(7 - 5) ^ 3 * 3</answer>", kInvalid},
+      {"<answer>(7 - 3) * (5 + 2) - 4</answer>", kCountdownInvalid},  // 4 is not given
+      {"<answer>3 * (5 + 7 - 2) - 6</answer>", kCountdownInvalid},    // 6 is not given
+      {"<answer>(5 + 7) * 2</answer>", kCountdownOk},                 // a subset is fine
+      {"<answer>(7 + 5) * 2 = 24</answer>", kCountdownOk},            // "= target" allowed
+      {"<answer>(7 + 5) * 2 = 25</answer>", kCountdownOk},            // the claim is ignored: the value counts
+      {"<answer>7 + 5 = 24</answer>", kCountdownWrong},
+      {"<answer>= 24</answer>", kCountdownInvalid},
+      {"<answer>24</answer>", kCountdownInvalid},  // 24 is not given
+      {"<answer>3 * 7 + 5 - 2</answer>", kCountdownOk},
+      {"<answer>3 * 7 + 3</answer>", kCountdownInvalid},                              // 3 used twice
+      {"<answer>(3 + 5) * (7 - 2)</answer>", kCountdownWrong},                        // valid, 40
+      {"<answer>2 * (3 \xC3\x97 5 \xE2\x88\x92 7) + 8</answer>", kCountdownInvalid},  // 8 not given
+      {"<answer>(5 \xC3\x97 3) + 7 + 2</answer>", kCountdownOk},                      // × accepted
+      {"<answer>7 * 3 + 5 - 2 </answer> done", kCountdownOk},
+      {"<think>maybe</think><answer>5 * 5 - 1</answer>", kCountdownInvalid},  // 5 twice, 1 not given
+      {"<answer></answer>", kCountdownInvalid},
+      {"<answer>   </answer>", kCountdownInvalid},
+      {"(5 + 7) * 2", kCountdownInvalid},                                 // no answer tag
+      {"<answer>(5+7)*2</answer><answer>1</answer>", kCountdownInvalid},  // two answers: hedging
+      {"<answer>eval('(5+7)*2')</answer>", kCountdownInvalid},
+      {"<answer>(5 + 7) * 2; import os</answer>", kCountdownInvalid},
+      {"<answer>-2 + (5 + 7) * 2 + 2</answer>", kCountdownInvalid},  // unary minus
+      {"<answer>(5 + 7) * 2.0</answer>", kCountdownInvalid},         // decimals
+      {"<answer>7 / 2 * (5 + 3)</answer>", kCountdownWrong},         // 3.5 * 8 = 28: valid, not 24
+      {"<answer>(7 - 5) ^ 3 * 3</answer>", kCountdownInvalid},
   };
   for (const auto& r : rows) {
     CAPTURE(r.completion);
@@ -65,43 +65,43 @@ TEST_CASE("countdown: hand-worked equations for numbers [3, 5, 7, 2] and target 
 
 TEST_CASE("countdown: exact rational arithmetic, and the game's integer division when asked") {
   // 8 / 3 * 3 = 8 exactly; a float evaluator would give 7.999999…
-  CHECK(judge_countdown("<answer>8 / 3 * 3</answer>", {8, 3, 3}, 8, false, {}) == kOk);
+  CHECK(judge_countdown("<answer>8 / 3 * 3</answer>", {8, 3, 3}, 8, false, {}) == kCountdownOk);
   CountdownRewardOptions game;
   game.integer_division = true;
-  CHECK(judge_countdown("<answer>8 / 3 * 3</answer>", {8, 3, 3}, 8, false, game) == kInvalid);
-  CHECK(judge_countdown("<answer>(8 + 1) / 3</answer>", {8, 1, 3}, 3, false, game) == kOk);
+  CHECK(judge_countdown("<answer>8 / 3 * 3</answer>", {8, 3, 3}, 8, false, game) == kCountdownInvalid);
+  CHECK(judge_countdown("<answer>(8 + 1) / 3</answer>", {8, 1, 3}, 3, false, game) == kCountdownOk);
   // A fraction never equals an integer target.
-  CHECK(judge_countdown("<answer>7 / 2</answer>", {7, 2}, 3, false, {}) == kWrong);
-  CHECK(judge_countdown("<answer>6 / (3 - 3)</answer>", {6, 3, 3}, 2, false, {}) == kInvalid);
+  CHECK(judge_countdown("<answer>7 / 2</answer>", {7, 2}, 3, false, {}) == kCountdownWrong);
+  CHECK(judge_countdown("<answer>6 / (3 - 3)</answer>", {6, 3, 3}, 2, false, {}) == kCountdownInvalid);
 }
 
 TEST_CASE("countdown: use_all from the options or from the example") {
   CountdownRewardOptions all;
   all.use_all = true;
-  CHECK(judge_countdown("<answer>(5 + 7) * 2</answer>", {3, 5, 7, 2}, 24, false, all) == kInvalid);
-  CHECK(judge_countdown("<answer>(5 + 7) * 2 * 3 / 3</answer>", {3, 5, 7, 2}, 24, false, all) == kInvalid);  // 3 twice
-  CHECK(judge_countdown("<answer>(5 + 7) * 2</answer>", {3, 5, 7, 2}, 24, /*use_all=*/true, {}) == kInvalid);
-  CHECK(judge_countdown("<answer>3 * 7 + 5 - 2</answer>", {3, 5, 7, 2}, 24, true, {}) == kOk);
+  CHECK(judge_countdown("<answer>(5 + 7) * 2</answer>", {3, 5, 7, 2}, 24, false, all) == kCountdownInvalid);
+  CHECK(judge_countdown("<answer>(5 + 7) * 2 * 3 / 3</answer>", {3, 5, 7, 2}, 24, false, all) == kCountdownInvalid);  // 3 twice
+  CHECK(judge_countdown("<answer>(5 + 7) * 2</answer>", {3, 5, 7, 2}, 24, /*use_all=*/true, {}) == kCountdownInvalid);
+  CHECK(judge_countdown("<answer>3 * 7 + 5 - 2</answer>", {3, 5, 7, 2}, 24, true, {}) == kCountdownOk);
 }
 
 TEST_CASE("countdown: extraction modes and bounds") {
   CountdownRewardOptions line;
   line.extract = "last_line";
-  CHECK(judge_countdown("thinking...\n(5 + 7) * 2", {5, 7, 2}, 24, false, line) == kOk);
+  CHECK(judge_countdown("thinking...\n(5 + 7) * 2", {5, 7, 2}, 24, false, line) == kCountdownOk);
   CountdownRewardOptions full;
   full.extract = "full";
-  CHECK(judge_countdown(" (5 + 7) * 2 ", {5, 7, 2}, 24, false, full) == kOk);
-  CHECK(judge_countdown("The answer is (5 + 7) * 2", {5, 7, 2}, 24, false, full) == kInvalid);
+  CHECK(judge_countdown(" (5 + 7) * 2 ", {5, 7, 2}, 24, false, full) == kCountdownOk);
+  CHECK(judge_countdown("The answer is (5 + 7) * 2", {5, 7, 2}, 24, false, full) == kCountdownInvalid);
   CountdownRewardOptions small;
   small.max_chars = 10;
-  CHECK(judge_countdown("<answer>(5 + 7) * 2</answer>", {5, 7, 2}, 24, false, small) == kInvalid);
+  CHECK(judge_countdown("<answer>(5 + 7) * 2</answer>", {5, 7, 2}, 24, false, small) == kCountdownInvalid);
   CountdownRewardOptions shallow;
   shallow.max_depth = 2;
-  CHECK(judge_countdown("<answer>(((5 + 7))) * 2</answer>", {5, 7, 2}, 24, false, shallow) == kInvalid);
-  CHECK(judge_countdown("<answer>" + std::string(5000, '(') + "</answer>", {5}, 5, false, {}) == kInvalid);
+  CHECK(judge_countdown("<answer>(((5 + 7))) * 2</answer>", {5, 7, 2}, 24, false, shallow) == kCountdownInvalid);
+  CHECK(judge_countdown("<answer>" + std::string(5000, '(') + "</answer>", {5}, 5, false, {}) == kCountdownInvalid);
   CountdownRewardOptions no_equals;
   no_equals.allow_equals = false;
-  CHECK(judge_countdown("<answer>(5 + 7) * 2 = 24</answer>", {5, 7, 2}, 24, false, no_equals) == kInvalid);
+  CHECK(judge_countdown("<answer>(5 + 7) * 2 = 24</answer>", {5, 7, 2}, 24, false, no_equals) == kCountdownInvalid);
 }
 
 TEST_CASE("countdown reward: scores, and examples without numbers are refused up front") {

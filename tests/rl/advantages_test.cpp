@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "core/error.h"
+#include "tests/support/doctest_last.h"
 
 using namespace rlft::rl;
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "tests/support/doctest_last.h"
 
 using namespace rlft::rl;
 

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "tests/support/doctest_last.h"
 
 using namespace rlft::rl;
 

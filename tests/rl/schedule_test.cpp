@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "rl/loss_scale.h"
+#include "tests/support/doctest_last.h"
 
 using namespace rlft::rl;
 

@@ -19,6 +19,7 @@
 #include "policy/model_io.h"
 #include "rl/grpo_trainer.h"
 #include "rl/optimizer.h"
+#include "rl/precision.h"
 #include "rl/sequence_batch.h"
 #include "rl/sft_trainer.h"
 #include "rl/train_state.h"
@@ -168,6 +169,34 @@ TEST_CASE("loss scaling: an injected overflow skips the step, backs the scale of
   for (const auto& p : job.model()->parameters()) CHECK(at::isfinite(p).all().item<bool>());
   const auto after = job.model()->named_parameters(true)["model.layers.1.mlp.experts.0.gate_proj.weight"];
   CHECK_FALSE(before.equal(after));
+}
+
+TEST_CASE("bf16 compute under autocast trains with fp32 master weights and an fp32 router") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  rl::Job job(test::tiny_job(tmp, "bf16", rl::JobKind::kSft, {"sft.steps=12", "optim.lr=3e-3", "checkpoint.every=0"},
+                             "precision:\n  compute: bf16\n"),
+              "sft", false);
+  rl::run_sft(job);
+  for (const auto& p : job.model()->parameters()) {
+    CHECK((p.scalar_type() == at::kFloat));  // master weights stay fp32
+    CHECK(at::isfinite(p).all().item<bool>());
+  }
+  const auto db = tmp.file("rlft.db");
+  CHECK(last_metric(db, "bf16", "sft/loss", 12) < last_metric(db, "bf16", "sft/loss", 1));
+  // Under the guard a linear runs in bf16, the router's product stays fp32.
+  rl::AutocastGuard guard(rl::Compute::kBf16, at::kCPU);
+  const auto x = at::randn({3, 32});
+  CHECK((at::linear(x, at::randn({4, 32})).scalar_type() == at::kBFloat16));
+  auto& gate = job.model()->model->decoder_layers[1]->moe->gate;
+  CHECK((gate->forward(x).scalar_type() == at::kFloat));
+}
+
+TEST_CASE("fp16 compute is refused on CPU with a clear error") {
+  test::TempDir tmp;
+  rl::Job job(test::tiny_job(tmp, "fp16", rl::JobKind::kSft, {"sft.steps=1"}, "precision:\n  compute: fp16\n"), "sft",
+              false);
+  CHECK_THROWS_WITH_AS(rl::run_sft(job), doctest::Contains("fp16 autocast needs a CUDA device"), ConfigError);
 }
 
 TEST_CASE("too many non-finite steps in a row stop the run with a clear error") {

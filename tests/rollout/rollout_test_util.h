@@ -12,19 +12,11 @@
 #include "rollout/generator.h"
 #include "rollout/logprobs.h"
 #include "tests/policy/tiny_models.h"
+#include "tests/support/text_util.h"
 
 namespace rlft::test {
 
 /// The message of the rlft::Error fn throws ("" when it does not throw).
-inline std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 /// Prompts of the given lengths, random ids in [2, vocab).
 inline std::vector<rollout::Request> make_requests(const std::vector<int64_t>& lengths, int64_t vocab,
                                                    int64_t n_samples) {

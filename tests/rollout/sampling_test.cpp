@@ -5,7 +5,12 @@
 #include "core/error.h"
 #include "rollout/logprobs.h"
 #include "rollout/sampling.h"
+#include "tests/support/text_util.h"
 #include "tests/support/doctest_last.h"
+
+using rlft::test::contains;
+using rlft::test::error_of;
+using rlft::test::read_all;
 
 using namespace rlft;
 using namespace rlft::rollout;
@@ -29,15 +34,6 @@ void check_row(const at::Tensor& got, std::vector<float> want) {
 }
 
 at::Tensor log_probs(std::vector<float> p) { return row(p).log(); }
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 
