@@ -61,7 +61,7 @@ void add_token_commands(CLI::App& serve) {
 }  // namespace
 
 void add_serve_command(CLI::App& app) {
-  CLI::App* serve = app.add_subcommand("serve", "a web page to watch runs and to collect human preferences");
+  CLI::App* serve = app.add_subcommand("serve", "A web page to watch runs and to collect human preferences");
   auto o = std::make_shared<serve::ServeOptions>();
   serve->add_option("--store", o->store_path, "the run store")->capture_default_str();
   serve->add_option("--host", o->host, "address to listen on (loopback only unless you say otherwise)")->capture_default_str();
