@@ -70,7 +70,8 @@ void run_bench_train(const BenchTrainCli& o) {
   std::map<std::string, double> sum;
   auto& store = job.store();
   const std::vector<std::string> names = {"time/rollout", "time/reward", "time/train", "time/sync", "time/step",
-                                          "tokens_per_s", "rollout/decode_tokens_per_s", "response_length/mean"};
+                                          "tokens_per_s", "rollout/decode_tokens_per_s", "response_length/mean",
+                                          "rollout/prefill_tokens"};
   for (const auto& n : names)
     for (const auto& p : store.metric_series(job.run_id(), n))
       if (p.step >= 2) sum[n] += p.value;
@@ -78,13 +79,11 @@ void run_bench_train(const BenchTrainCli& o) {
   for (auto& [k, v] : sum) v /= n_avg;
   const auto& g = *job.spec().grpo;
   const double rows = static_cast<double>(g.prompts_per_step * g.group_size);
-  // Tokens trained per step: prompt + completion of every row (the prompt tokens are in the
-  // forward too); prompts here are ~10 tokens.
-  double prompt_tokens = 0;
-  for (int64_t i = 0; i < std::min<int64_t>(64, static_cast<int64_t>(job.spec().dataset.train.size())); ++i)
-    prompt_tokens += static_cast<double>(job.encode_prompt(job.spec().dataset.train[i]).size());
-  prompt_tokens /= std::min<double>(64, static_cast<double>(job.spec().dataset.train.size()));
-  const double trained_tokens = rows * (prompt_tokens + sum["response_length/mean"]) * static_cast<double>(g.epochs);
+  // Tokens trained per step: prompt + completion of every row. Rollout prefills each prompt
+  // once per group (rollout/prefill_tokens), the trainer runs it in all G rows.
+  const double trained_tokens =
+      (static_cast<double>(g.group_size) * sum["rollout/prefill_tokens"] + rows * sum["response_length/mean"]) *
+      static_cast<double>(g.epochs);
   const double train_gflops = 6.0 * active * trained_tokens / std::max(sum["time/train"], 1e-9) / 1e9;
   const double step = std::max(sum["time/step"], 1e-9);
 

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -37,24 +38,28 @@ struct TrainCli {
   int64_t stop_after = 0;
 };
 
-std::unique_ptr<rl::Job> open_job(const TrainCli& o, rl::JobKind kind, const char* store_kind) {
+/// Parses the config, applies its log level and threads, lets `prepare` add to the spec (what
+/// must be known before the Job trains a tokenizer), and opens the run.
+std::unique_ptr<rl::Job> open_job(const TrainCli& o, rl::JobKind kind, const char* store_kind,
+                                  const std::function<void(rl::JobSpec&)>& prepare = {}) {
   const ConfigView view = ConfigView::load(o.file, o.overrides);
   rl::JobSpec spec = rl::parse_job(view, kind);
   log::set_level(log::parse_level(spec.run.log_level));
   const int threads = apply_thread_count(spec.run.threads);
   log::info("{} '{}': config {} (hash {}), {} intra-op threads", store_kind, spec.run.name, o.file,
             spec.config_hash.substr(0, 12), threads);
-  log::info("data: {}", spec.dataset.description);
+  if (!spec.dataset.description.empty()) log::info("data: {}", spec.dataset.description);
+  if (prepare) prepare(spec);
   return std::make_unique<rl::Job>(std::move(spec), store_kind, o.resume);
 }
 
-void report(const rl::Job& job, const rl::TrainResult& r) {
+void report(rl::Job& job, const rl::TrainResult& r) {
   if (r.interrupted)
     std::cout << fmt::format("stopped after step {}; checkpoint {}\n", r.steps, r.checkpoint);
   else
     std::cout << fmt::format("finished {} steps; model {}\n", r.steps, r.final_dir);
   std::cout << fmt::format("look at it: rlft runs show {} --store {}\n", job.run_name(),
-                           const_cast<rl::Job&>(job).spec().run.store);
+                           job.spec().run.store);
 }
 
 void add_options(CLI::App* cmd, const std::shared_ptr<TrainCli>& o, bool training) {
@@ -94,16 +99,14 @@ void add_train_commands(CLI::App& app) {
     CLI::App* train = rm->add_subcommand("train", "Bradley-Terry training on preference pairs from a YAML config");
     add_options(train, o, true);
     train->callback([o] {
-      const ConfigView view = ConfigView::load(o->file, o->overrides);
-      rl::JobSpec spec = rl::parse_job(view, rl::JobKind::kRm);
-      log::set_level(log::parse_level(spec.run.log_level));
-      apply_thread_count(spec.run.threads);
-      const auto pairs = rl::load_preference_texts(*spec.rm, spec.run.store);
-      for (const auto& p : pairs) spec.tokenizer_corpus.push_back(p.prompt + p.chosen + p.rejected);
-      log::info("rm '{}': {} preference pairs from {}", spec.run.name, pairs.size(),
-                spec.rm->pairs == "store" ? spec.run.store : spec.rm->pairs);
-      rl::Job job(std::move(spec), "rm", o->resume);
-      report(job, rl::run_rm(job, pairs, o->stop_after));
+      std::vector<rl::PreferenceText> pairs;
+      auto job = open_job(*o, rl::JobKind::kRm, "rm", [&pairs](rl::JobSpec& spec) {
+        pairs = rl::load_preference_texts(*spec.rm, spec.run.store);
+        for (const auto& p : pairs) spec.tokenizer_corpus.push_back(p.prompt + p.chosen + p.rejected);
+        log::info("rm: {} preference pairs from {}", pairs.size(),
+                  spec.rm->pairs == "store" ? spec.run.store : spec.rm->pairs);
+      });
+      report(*job, rl::run_rm(*job, pairs, o->stop_after));
     });
     struct ScoreCli {
       std::string dir, prompt, jsonl;

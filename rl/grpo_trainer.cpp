@@ -108,20 +108,11 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
   RLFT_CHECK(!spec.dataset.train.empty(), "rlft train: the training split is empty");
   auto& model = job.model();
   model->train();
-  std::vector<std::pair<std::string, at::Tensor>> params;
-  for (const auto& p : model->named_parameters(true))
-    if (p.value().requires_grad()) params.emplace_back(p.key(), p.value());
-  const int64_t opt_steps_per_step = g.epochs * g.mini_batches;
-  OptimizerStep opt(params, spec.precision, spec.optim, total * opt_steps_per_step);
-  TrainerState state;
-  if (!job.resume_from().empty()) {
-    state = load_trainer_state(job.resume_from(), opt.optimizer());
-    opt.restore(state);
-    log::info("train: resuming after step {} of {}", state.step, total);
-  }
+  OptimizerStep opt(trainable_parameters(*model), spec.precision, spec.optim, total * g.epochs * g.mini_batches);
+  TrainerState state = resume_trainer_state(job, opt);
+  if (state.step > 0) log::info("train: resuming after step {} of {}", state.step, total);
   const bool moe = model->config().is_moe();
   const bool replay = g.routing_replay && moe;
-  const bool router_bias = g.router_bias_gamma > 0 && model->config().topk_method == "noaux_tc";
   const bool balance = g.balance.switch_coef > 0 || g.balance.seq_alpha > 0;
   const bool use_ref = g.loss.kl_beta > 0;
   policy::CausalLM ref{nullptr};
@@ -294,18 +285,18 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
     if (g.kl_in_reward) lo.kl_beta = 0.0;
     double loss_sum = 0, pl_sum = 0, kl_sum = 0, ent_sum = 0, clip_sum = 0, ratio_sum = 0, akl_sum = 0;
     double gnorm_sum = 0, lr = 0, scale = 1;
-    int64_t n_terms = 0, n_opt = 0, n_applied = 0;
+    int64_t n_opt = 0, n_applied = 0;
     LoadAccumulator loads;
     for (int64_t epoch = 0; epoch < g.epochs; ++epoch)
       for (const auto& mics : minis) {
         int64_t mini_rows = 0;
-        double mini_tokens = 0;
+        double mini_tokens = 0;  // completion tokens that count in the loss
         for (const auto& rg : mics) {
           mini_rows += rg.end - rg.begin;
           for (int64_t i = rg.begin; i < rg.end; ++i)
-            for (auto v : seqs[i].token_mask.empty() ? std::vector<uint8_t>(seqs[i].completion.size(), 1)
-                                                     : seqs[i].token_mask)
-              mini_tokens += v;
+            mini_tokens += seqs[i].token_mask.empty()
+                               ? static_cast<double>(seqs[i].completion.size())
+                               : std::accumulate(seqs[i].token_mask.begin(), seqs[i].token_mask.end(), 0.0);
         }
         for (const auto& rg : mics) {
           const auto batch = make_sequence_batch(slice(rg), job.device());
@@ -346,7 +337,6 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
           ratio_sum += out.ratio_mean * weight;
           akl_sum += out.approx_kl_old * weight;
         }
-        ++n_terms;
         const auto r = opt.step(state);
         gnorm_sum += r.grad_norm;
         lr = r.lr;
@@ -354,12 +344,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
         ++n_opt;
         n_applied += r.applied;
       }
-    if (router_bias && n_applied > 0 && !loads.empty()) {
-      std::vector<policy::RouterStats> trunk;
-      for (const auto& s : loads.loads())
-        if (s.layer < model->config().num_hidden_layers) trunk.push_back(s);
-      if (!trunk.empty()) model->update_router_bias(trunk, g.router_bias_gamma);
-    }
+    if (n_applied > 0) update_trunk_router_bias(model, loads.loads(), g.router_bias_gamma);
     const double t_train = seconds_since(t_train0);
     ++state.step;
 
@@ -375,13 +360,13 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
                        {"advantage/abs_mean", a.abs().mean().item<double>()},
                        {"zero_variance_frac", static_cast<double>(rb.zero_variance_groups) / rb.drawn_groups},
                        {"groups_drawn", static_cast<double>(rb.drawn_groups)},
-                       {"loss", loss_sum / n_terms},
-                       {"policy_loss", pl_sum / n_terms},
-                       {"kl", kl_sum / n_terms},
-                       {"entropy", ent_sum / n_terms},
-                       {"clip_fraction", clip_sum / n_terms},
-                       {"ratio_mean", ratio_sum / n_terms},
-                       {"approx_kl_old", akl_sum / n_terms},
+                       {"loss", loss_sum / n_opt},
+                       {"policy_loss", pl_sum / n_opt},
+                       {"kl", kl_sum / n_opt},
+                       {"entropy", ent_sum / n_opt},
+                       {"clip_fraction", clip_sum / n_opt},
+                       {"ratio_mean", ratio_sum / n_opt},
+                       {"approx_kl_old", akl_sum / n_opt},
                        {"grad_norm", gnorm_sum / n_opt},
                        {"lr", lr},
                        {"loss_scale", scale},

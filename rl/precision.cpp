@@ -98,4 +98,11 @@ void OptimizerStep::store(TrainerState& s) const {
   s.loss_scale_skipped = scale_.skipped_steps();
 }
 
+TrainerState resume_trainer_state(Job& job, OptimizerStep& opt) {
+  if (job.resume_from().empty()) return {};
+  TrainerState state = load_trainer_state(job.resume_from(), opt.optimizer());
+  opt.restore(state);
+  return state;
+}
+
 }  // namespace rlft::rl

@@ -74,4 +74,8 @@ class OptimizerStep {
   DynamicLossScale scale_;
 };
 
+/// When the job resumes: the trainer state of its checkpoint, loaded into `opt` (AdamW moments
+/// and loss-scale state). Otherwise a fresh state.
+TrainerState resume_trainer_state(Job& job, OptimizerStep& opt);
+
 }  // namespace rlft::rl

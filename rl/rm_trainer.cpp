@@ -38,6 +38,14 @@ PreferenceText from_pair(const data::PreferencePair& p, const std::string& origi
   return {render(p.prompt), render(p.chosen), render(p.rejected), p.margin.value_or(0.0), origin};
 }
 
+// Held-out figures of the reward model.
+struct RmEval {
+  double accuracy = 0.0;
+  double loss = 0.0;
+  double margin_mean = 0.0;  ///< mean r_chosen − r_rejected
+  int64_t pairs = 0;
+};
+
 struct Scored {
   at::Tensor chosen, rejected;  // [B]
 };
@@ -123,17 +131,8 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
   reward::RewardModel rm(job.model(), static_cast<uint64_t>(spec.run.seed));
   if (!job.resume_from().empty()) reward::load_reward_head(rm, job.resume_from());
   rm->train();
-  std::vector<std::pair<std::string, at::Tensor>> params;
-  for (const auto& p : rm->named_parameters(true))
-    if (p.value().requires_grad() && p.key().find(".lm_head.") == std::string::npos &&
-        p.key().rfind("model.lm_head", 0) != 0)
-      params.emplace_back(p.key(), p.value());
-  OptimizerStep opt(params, spec.precision, spec.optim, o.steps);
-  TrainerState state;
-  if (!job.resume_from().empty()) {
-    state = load_trainer_state(job.resume_from(), opt.optimizer());
-    opt.restore(state);
-  }
+  OptimizerStep opt(trainable_parameters(*rm), spec.precision, spec.optim, o.steps);
+  TrainerState state = resume_trainer_state(job, opt);
   const auto& tok = job.tok();
   const int64_t eos = job.eos_id();
   const auto device = job.device();

@@ -28,13 +28,6 @@ struct PreferenceText {
 /// The pairs `rm.pairs` names. Throws rlft::Error (InputError for a bad line, with file:line).
 std::vector<PreferenceText> load_preference_texts(const RmOptions& options, const std::string& store_path);
 
-struct RmEval {
-  double accuracy = 0.0;
-  double loss = 0.0;
-  double margin_mean = 0.0;  ///< mean r_chosen − r_rejected
-  int64_t pairs = 0;
-};
-
 /// Trains the reward model of `job` (its policy is the backbone) on `pairs`.
 TrainResult run_rm(Job& job, const std::vector<PreferenceText>& pairs, int64_t stop_after = 0);
 

@@ -30,19 +30,11 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
   check_precision(spec.precision, job.device());
   auto& model = job.model();
   model->train();
-  std::vector<std::pair<std::string, at::Tensor>> params;
-  for (const auto& p : model->named_parameters(true))
-    if (p.value().requires_grad()) params.emplace_back(p.key(), p.value());
-  OptimizerStep opt(params, spec.precision, spec.optim, total);
-  TrainerState state;
-  if (!job.resume_from().empty()) {
-    state = load_trainer_state(job.resume_from(), opt.optimizer());
-    opt.restore(state);
-    log::info("sft: resuming after step {} of {}", state.step, total);
-  }
+  OptimizerStep opt(trainable_parameters(*model), spec.precision, spec.optim, total);
+  TrainerState state = resume_trainer_state(job, opt);
+  if (state.step > 0) log::info("sft: resuming after step {} of {}", state.step, total);
   const bool mtp = !model->model->mtp_layers.empty() && o.mtp_weight > 0;
   const bool balance = o.balance.switch_coef > 0 || o.balance.seq_alpha > 0;
-  const bool router_bias = o.router_bias_gamma > 0 && model->config().topk_method == "noaux_tc";
   const uint64_t data_seed = static_cast<uint64_t>(spec.run.seed);
   log::info("sft: {} steps of {} examples ({} training examples, {:.2f} epochs), run '{}' -> {}", total, o.batch_size,
             n, static_cast<double>(total * o.batch_size) / n, job.run_name(), job.output_dir());
@@ -83,12 +75,7 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
     if (balance && out.aux_loss.defined()) loss = loss + out.aux_loss;
     (loss * opt.loss_multiplier(state)).backward();
     const auto r = opt.step(state);
-    if (router_bias && r.applied) {
-      std::vector<policy::RouterStats> trunk;
-      for (const auto& s : out.router)
-        if (s.layer < model->config().num_hidden_layers) trunk.push_back(s);
-      if (!trunk.empty()) model->update_router_bias(trunk, o.router_bias_gamma);
-    }
+    if (r.applied) update_trunk_router_bias(model, out.router, o.router_bias_gamma);
     ++state.step;
     const double secs = seconds_since(t0);
     const double tokens = batch.attention_mask.sum().item<double>();

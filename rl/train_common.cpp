@@ -37,10 +37,19 @@ void LoadAccumulator::append_metrics(Metrics& m) const {
   if (!loads_.empty()) m.emplace_back("moe/balance_max", worst);
 }
 
-double metric(const Metrics& m, const std::string& name, double fallback) {
-  for (const auto& [k, v] : m)
-    if (k == name) return v;
-  return fallback;
+std::vector<std::pair<std::string, at::Tensor>> trainable_parameters(const torch::nn::Module& module) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : module.named_parameters(true))
+    if (p.value().requires_grad()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+void update_trunk_router_bias(policy::CausalLM& model, const std::vector<policy::RouterStats>& loads, double gamma) {
+  if (gamma <= 0 || model->config().topk_method != "noaux_tc") return;
+  std::vector<policy::RouterStats> trunk;
+  for (const auto& s : loads)
+    if (s.layer < model->config().num_hidden_layers) trunk.push_back(s);
+  if (!trunk.empty()) model->update_router_bias(trunk, gamma);
 }
 
 std::string console_line(const std::string& head, const Metrics& m,

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <torch/nn/module.h>
+
 #include "policy/causal_lm.h"
 
 namespace rlft::rl {
@@ -32,10 +34,18 @@ class LoadAccumulator {
   std::map<int64_t, at::Tensor> loads_;
 };
 
+/// Every parameter of `module` that requires grad, with its name (what the optimizer steps;
+/// parameters that never get a gradient, e.g. an unused LM head, are skipped by AdamW).
+std::vector<std::pair<std::string, at::Tensor>> trainable_parameters(const torch::nn::Module& module);
+
+/// DeepSeek-V3's aux-loss-free balancing after an optimizer step: moves the router biases of
+/// the trunk's MoE layers (MTP layers are left alone) by `gamma` against their loads. Does
+/// nothing when gamma is 0 or the model's routers select without a bias (topk_method other
+/// than noaux_tc).
+void update_trunk_router_bias(policy::CausalLM& model, const std::vector<policy::RouterStats>& loads, double gamma);
+
 /// "step 12/200 | reward 0.41 ± 0.32 | acc 0.38 | loss 0.012 | ..." from chosen metrics.
 std::string console_line(const std::string& head, const Metrics& m, const std::vector<std::pair<std::string, std::string>>& show);
-
-double metric(const Metrics& m, const std::string& name, double fallback = 0.0);
 
 /// Seconds since `t0` (steady clock).
 double seconds_since(const std::chrono::steady_clock::time_point& t0);
