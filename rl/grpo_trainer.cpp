@@ -268,13 +268,16 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
           }
         }
     }
+    double reward_kl_sum = 0, reward_kl_tokens = 0;  // the per-token k1 the reward was charged
     if (use_ref && g.kl_in_reward) {
       // r_i -= β · Σ_t k1(t): the KL penalty as part of the reward (InstructGPT, REINFORCE++).
       auto acc = rewards_t.accessor<double, 2>();
       for (int64_t i = 0; i < N; ++i) {
         double kl = 0;
-        for (size_t t = 0; t < old_lp[i].size(); ++t) kl += behaviour[i][t] - ref_lp[i][t];
+        for (size_t t = 0; t < behaviour[i].size(); ++t) kl += behaviour[i][t] - ref_lp[i][t];
         acc[i / G][i % G] -= g.loss.kl_beta * kl;
+        reward_kl_sum += kl;
+        reward_kl_tokens += static_cast<double>(behaviour[i].size());
       }
     }
     const auto adv = compute_advantages(rewards_t, g.advantage);
@@ -362,7 +365,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
                        {"groups_drawn", static_cast<double>(rb.drawn_groups)},
                        {"loss", loss_sum / n_opt},
                        {"policy_loss", pl_sum / n_opt},
-                       {"kl", kl_sum / n_opt},
+                       {"kl", g.kl_in_reward ? reward_kl_sum / std::max(reward_kl_tokens, 1.0) : kl_sum / n_opt},
                        {"entropy", ent_sum / n_opt},
                        {"clip_fraction", clip_sum / n_opt},
                        {"ratio_mean", ratio_sum / n_opt},
