@@ -38,7 +38,7 @@ void add_bench_tokenizer(CLI::App& bench);
 void add_bench_train(CLI::App& bench);
 /// `rlft train`, `rlft sft`, `rlft eval` (app/cmd_train.cpp).
 void add_train_commands(CLI::App& app);
-/// Subcommands that later parts of rlft fill; until then they say so and exit 1.
-void add_pending_commands(CLI::App& app);
+/// `rlft launch --nproc N -- COMMAND …` (app/cmd_launch.cpp).
+void add_launch_command(CLI::App& app);
 
 }  // namespace rlft::app

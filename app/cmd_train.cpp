@@ -54,6 +54,7 @@ std::unique_ptr<rl::Job> open_job(const TrainCli& o, rl::JobKind kind, const cha
 }
 
 void report(rl::Job& job, const rl::TrainResult& r) {
+  if (!job.is_main()) return;  // rank 0 speaks for the run
   if (r.interrupted)
     std::cout << fmt::format("stopped after step {}; checkpoint {}\n", r.steps, r.checkpoint);
   else

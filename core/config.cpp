@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -601,8 +602,25 @@ std::string ConfigView::to_yaml() const {
   return std::string(out.c_str()) + "\n";
 }
 
-std::string ConfigView::hash() const {
-  const std::string text = to_yaml();
+std::string ConfigView::hash(const std::vector<std::string>& ignore) const {
+  std::string text = to_yaml();
+  if (!ignore.empty()) {
+    // Handles passed by value (yaml-cpp's Node::operator= would rebind the tree's nodes).
+    const std::function<void(YAML::Node, const std::string&)> drop = [&drop](YAML::Node n, const std::string& k) {
+      if (!n.IsMap()) return;
+      const auto dot = k.find('.');
+      if (dot == std::string::npos) {
+        n.remove(k);
+      } else if (n[k.substr(0, dot)]) {
+        drop(n[k.substr(0, dot)], k.substr(dot + 1));
+      }
+    };
+    YAML::Node root = YAML::Load(text);
+    for (const auto& key : ignore) drop(root, key);
+    YAML::Emitter out;
+    out << root;
+    text = out.c_str();
+  }
   uint64_t h = 1469598103934665603ull;  // FNV-1a, 64-bit
   for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
   return fmt::format("{:016x}", h);

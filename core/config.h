@@ -76,8 +76,9 @@ class ConfigView {
   const std::string& path() const { return prefix_; }
   /// The resolved configuration as YAML (includes merged, overrides applied).
   std::string to_yaml() const;
-  /// A hash of the resolved YAML (hex), equal across processes for equal configs.
-  std::string hash() const;
+  /// A hash of the resolved YAML (hex), equal across processes for equal configs. Keys in
+  /// `ignore` (dotted; a section ignores all it holds) do not count.
+  std::string hash(const std::vector<std::string>& ignore = {}) const;
   /// The source position of `key` (or of this view when `key` is empty).
   SourceLoc location(const std::string& key = "") const;
   /// The main file this configuration was loaded from ("<string>" for parse()).

@@ -9,8 +9,15 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -64,25 +71,132 @@ void Options::validate() const {
   RLFT_CHECK(timeout_s > 0, "distributed timeout = {} s: must be > 0", timeout_s);
 }
 
-struct Context::Impl {
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
-#ifdef USE_C10D_NCCL
-  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
-#endif
-  std::chrono::milliseconds timeout{600000};
 
-  template <typename Fn>
-  void run(const char* what, int rank, int world, Fn&& start) {
-    c10::intrusive_ptr<c10d::Work> work;
-    try {
-      work = start();
-      work->wait(timeout);
-    } catch (const std::exception& e) {
-      throw Error(fmt::format("rank {}/{}: {} failed or timed out after {} ms (a peer rank may have died or hung): {}",
-                              rank, world, what, timeout.count(), e.what()));
+namespace {
+
+// The store keys of the failure diagnosis.
+std::string heartbeat_key(int rank) { return fmt::format("rlft/heartbeat/{}", rank); }
+std::string progress_key(int rank) { return fmt::format("rlft/progress/{}", rank); }
+
+c10::intrusive_ptr<c10d::TCPStore> store_client(const Env& env, std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(env.master_port);
+  so.isServer = false;
+  so.waitWorkers = false;
+  so.timeout = timeout;
+  return c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+}
+
+}  // namespace
+
+struct Context::Impl {
+  Env env;
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  std::chrono::milliseconds timeout{600000};
+  at::Device device{at::kCPU};  // where NCCL needs the tensors
+  int64_t seq = 0;            // collectives entered
+  double waited_s = 0.0;      // seconds in collectives since take_collective_seconds()
+
+  // The heartbeat: a thread with its own store connection.
+  std::thread beat_thread;
+  std::mutex beat_mutex;
+  std::condition_variable beat_cv;
+  bool beat_stop = false;
+
+  ~Impl() {
+    if (beat_thread.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(beat_mutex);
+        beat_stop = true;
+      }
+      beat_cv.notify_all();
+      beat_thread.join();
     }
   }
+
+  void start_heartbeat() {
+    auto client = store_client(env, std::chrono::milliseconds(5000));
+    client->add(heartbeat_key(env.rank), 1);
+    beat_thread = std::thread([this, client] {
+      std::unique_lock<std::mutex> lock(beat_mutex);
+      while (!beat_cv.wait_for(lock, std::chrono::milliseconds(500), [this] { return beat_stop; })) {
+        try {
+          client->add(heartbeat_key(env.rank), 1);
+        } catch (const std::exception&) {
+          return;  // the store is gone: rank 0 has ended; the next collective reports it
+        }
+      }
+    });
+  }
+
+  // Before a collective: this rank's sequence number and the collective's name, in the store.
+  void enter(const char* what) {
+    ++seq;
+    const std::string v = fmt::format("{} {}", seq, what);
+    try {
+      store->set(progress_key(env.rank), std::vector<uint8_t>(v.begin(), v.end()));
+    } catch (const std::exception&) {
+      // The store is unreachable; the collective itself will fail and be diagnosed.
+    }
+  }
+
+  // Why collective `what` (#seq) failed, from the peers' heartbeats and progress.
+  std::string diagnose(const char* what) const {
+    const int world = env.world_size;
+    try {
+      auto client = store_client(env, std::chrono::milliseconds(3000));
+      std::vector<int64_t> before(static_cast<size_t>(world)), after(static_cast<size_t>(world));
+      for (int r = 0; r < world; ++r) before[static_cast<size_t>(r)] = client->add(heartbeat_key(r), 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+      for (int r = 0; r < world; ++r) after[static_cast<size_t>(r)] = client->add(heartbeat_key(r), 0);
+      std::vector<std::string> findings;
+      for (int r = 0; r < world; ++r) {
+        if (r == env.rank) continue;
+        if (after[static_cast<size_t>(r)] == before[static_cast<size_t>(r)]) {
+          findings.push_back(fmt::format("rank {} has died or is frozen (no heartbeat for 2 s)", r));
+          continue;
+        }
+        std::string at = "none";
+        int64_t their_seq = 0;
+        if (client->check({progress_key(r)})) {
+          const auto bytes = client->get(progress_key(r));
+          at.assign(bytes.begin(), bytes.end());
+          their_seq = std::strtoll(at.c_str(), nullptr, 10);
+        }
+        if (their_seq < seq)
+          findings.push_back(fmt::format("rank {} is alive but has not reached {} #{} (it is at #{})", r, what, seq, at));
+      }
+      if (findings.empty()) return "every peer is alive and has reached this collective";
+      return fmt::format("{}", fmt::join(findings, "; "));
+    } catch (const std::exception&) {
+      if (env.rank == 0) return "the rendezvous store of this rank cannot be read";
+      return fmt::format("rank 0 has died (the rendezvous store it hosts at {}:{} is unreachable)", env.master_addr,
+                         env.master_port);
+    }
+  }
+
+  // Runs the collectives `start` launches and waits for them all, within the timeout.
+  template <typename Fn>
+  void run(const char* what, Fn&& start) {
+    enter(what);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      std::vector<c10::intrusive_ptr<c10d::Work>> works = start();
+      for (auto& w : works) w->wait(timeout);
+    } catch (const std::exception& e) {
+      const std::string cause = diagnose(what);
+      throw Error(fmt::format("rank {}/{}: {} #{} did not complete (collective timeout {} s): {}; the backend said: {}",
+                              env.rank, env.world_size, what, seq, timeout.count() / 1000.0, cause,
+                              first_line(e.what())));
+    }
+    waited_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+  // NCCL reduces only CUDA tensors: CPU ones travel through the device and back.
+  bool staged(const at::Tensor& t) const { return device.is_cuda() && !t.is_cuda(); }
 };
 
 Context::Context(Env env, std::string backend, std::unique_ptr<Impl> impl)
@@ -90,15 +204,22 @@ Context::Context(Env env, std::string backend, std::unique_ptr<Impl> impl)
 
 Context::~Context() = default;
 
+std::shared_ptr<Context> Context::single() {
+  auto impl = std::make_unique<Impl>();
+  return std::shared_ptr<Context>(new Context(Env{}, "none", std::move(impl)));
+}
+
 std::shared_ptr<Context> Context::create(const Env& env, const Options& options, at::Device device) {
   options.validate();
   auto impl = std::make_unique<Impl>();
+  impl->env = env;
   impl->timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000.0));
   std::string backend = options.backend;
   if (backend == "auto") {
 #ifdef USE_C10D_NCCL
     backend = device.is_cuda() ? "nccl" : "gloo";
 #else
+    (void)device;
     backend = "gloo";
 #endif
   }
@@ -107,6 +228,20 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
 #endif
   log::set_rank(env.rank, env.world_size);
   if (env.world_size == 1) return std::shared_ptr<Context>(new Context(env, backend, std::move(impl)));
+
+  // The store's, Gloo's and the heartbeat's threads never take SIGINT/SIGTERM (they inherit
+  // this mask): a stop signal reaches the main thread, which finishes its step.
+  struct SignalMask {
+    sigset_t old;
+    SignalMask() {
+      sigset_t block;
+      sigemptyset(&block);
+      sigaddset(&block, SIGINT);
+      sigaddset(&block, SIGTERM);
+      pthread_sigmask(SIG_BLOCK, &block, &old);
+    }
+    ~SignalMask() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+  } mask;
 
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(env.master_port);
@@ -118,61 +253,126 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
   } catch (const std::exception& e) {
     throw Error(fmt::format("rank {}/{}: rendezvous at {}:{} did not complete within {} s: {}", env.rank,
-                            env.world_size, env.master_addr, env.master_port, options.timeout_s, e.what()));
+                            env.world_size, env.master_addr, env.master_port, options.timeout_s,
+                            Impl::first_line(e.what())));
   }
   if (backend == "gloo") {
     auto go = c10d::ProcessGroupGloo::Options::create();
     go->timeout = impl->timeout;
     go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, go);
+    impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, go);
   }
 #ifdef USE_C10D_NCCL
   if (backend == "nccl") {
     auto no = c10d::ProcessGroupNCCL::Options::create();
     no->timeout = impl->timeout;
-    impl->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, no);
+    impl->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, no);
+    impl->device = device;
   }
 #endif
-  log::info("joined {} process group: rank {}/{} (local {}/{}) via {}:{} ({})", backend, env.rank, env.world_size,
-            env.local_rank, env.local_world_size, env.master_addr, env.master_port, env.launcher);
+  impl->start_heartbeat();
+  log::info("joined {} process group: rank {}/{} (local {}/{}) via {}:{} ({}), collective timeout {} s", backend,
+            env.rank, env.world_size, env.local_rank, env.local_world_size, env.master_addr, env.master_port,
+            env.launcher, options.timeout_s);
   return std::shared_ptr<Context>(new Context(env, backend, std::move(impl)));
 }
 
 void Context::all_reduce_sum(std::vector<at::Tensor>& tensors) {
   if (env_.world_size == 1 || tensors.empty()) return;
-  c10d::AllreduceOptions o;
-  o.reduceOp = c10d::ReduceOp::SUM;
-  o.timeout = impl_->timeout;
-#ifdef USE_C10D_NCCL
-  if (impl_->nccl)
-    return impl_->run("all_reduce", rank(), world_size(), [&] { return impl_->nccl->allreduce(tensors, o); });
-#endif
-  impl_->run("all_reduce", rank(), world_size(), [&] { return impl_->gloo->allreduce(tensors, o); });
+  std::vector<at::Tensor> io;
+  for (const auto& t : tensors) io.push_back(impl_->staged(t) ? t.to(impl_->device) : t);
+  impl_->run("all_reduce", [&] {
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (auto& t : io) {
+      std::vector<at::Tensor> one{t};
+      c10d::AllreduceOptions o;
+      o.reduceOp = c10d::ReduceOp::SUM;
+      o.timeout = impl_->timeout;
+      works.push_back(impl_->pg->allreduce(one, o));
+    }
+    return works;
+  });
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (!io[i].is_same(tensors[i])) tensors[i].copy_(io[i]);
+}
+
+std::vector<double> Context::sum(const std::vector<double>& values) {
+  if (env_.world_size == 1 || values.empty()) return values;
+  std::vector<at::Tensor> t{at::tensor(values, at::kDouble)};
+  all_reduce_sum(t);
+  return {t[0].data_ptr<double>(), t[0].data_ptr<double>() + t[0].numel()};
+}
+
+std::vector<double> Context::max(const std::vector<double>& values) {
+  if (env_.world_size == 1 || values.empty()) return values;
+  const auto all = all_gather(values);
+  std::vector<double> out = values;
+  for (size_t i = 0; i < all.size(); ++i) out[i % values.size()] = std::max(out[i % values.size()], all[i]);
+  return out;
+}
+
+std::vector<double> Context::all_gather(const std::vector<double>& values) {
+  if (env_.world_size == 1) return values;
+  // Lengths first, then the values in rank-slotted rows padded to the longest: two all-reduces.
+  std::vector<double> lengths(static_cast<size_t>(world_size()), 0.0);
+  lengths[static_cast<size_t>(rank())] = static_cast<double>(values.size());
+  lengths = sum(lengths);
+  const int64_t longest = static_cast<int64_t>(*std::max_element(lengths.begin(), lengths.end()));
+  at::Tensor rows = at::zeros({world_size(), std::max<int64_t>(1, longest)}, at::kDouble);
+  if (!values.empty()) std::memcpy(rows[rank()].data_ptr(), values.data(), values.size() * sizeof(double));
+  std::vector<at::Tensor> v{rows};
+  all_reduce_sum(v);
+  std::vector<double> out;
+  for (int r = 0; r < world_size(); ++r) {
+    const double* p = rows[r].data_ptr<double>();
+    out.insert(out.end(), p, p + static_cast<int64_t>(lengths[static_cast<size_t>(r)]));
+  }
+  return out;
 }
 
 void Context::broadcast(at::Tensor& tensor, int root) {
-  if (env_.world_size == 1) return;
   std::vector<at::Tensor> v{tensor};
-  c10d::BroadcastOptions o;
-  o.rootRank = root;
-  o.timeout = impl_->timeout;
-#ifdef USE_C10D_NCCL
-  if (impl_->nccl) return impl_->run("broadcast", rank(), world_size(), [&] { return impl_->nccl->broadcast(v, o); });
-#endif
-  impl_->run("broadcast", rank(), world_size(), [&] { return impl_->gloo->broadcast(v, o); });
+  broadcast(v, root);
+}
+
+void Context::broadcast(std::vector<at::Tensor>& tensors, int root) {
+  if (env_.world_size == 1 || tensors.empty()) return;
+  std::vector<at::Tensor> io;
+  for (const auto& t : tensors) io.push_back(impl_->staged(t) ? t.to(impl_->device) : t);
+  impl_->run("broadcast", [&] {
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (auto& t : io) {
+      std::vector<at::Tensor> one{t};
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      o.timeout = impl_->timeout;
+      works.push_back(impl_->pg->broadcast(one, o));
+    }
+    return works;
+  });
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (!io[i].is_same(tensors[i])) tensors[i].copy_(io[i]);
+}
+
+void Context::broadcast_string(std::string& value, int root) {
+  if (env_.world_size == 1) return;
+  at::Tensor length = at::full({1}, rank() == root ? static_cast<int64_t>(value.size()) : 0, at::kLong);
+  broadcast(length, root);
+  const int64_t n = length.item<int64_t>();
+  at::Tensor bytes = at::zeros({std::max<int64_t>(1, n)}, at::kByte);
+  if (rank() == root && n > 0) std::memcpy(bytes.data_ptr(), value.data(), static_cast<size_t>(n));
+  broadcast(bytes, root);
+  value.assign(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(n));
 }
 
 void Context::barrier() {
   if (env_.world_size == 1) return;
-  c10d::BarrierOptions o;
-  o.timeout = impl_->timeout;
   // A barrier as an all-reduce of one value: the same code path and timeout on every backend.
-  std::vector<at::Tensor> one{at::ones({1}, at::kFloat)};
-  impl_->run("barrier", rank(), world_size(), [&] {
-#ifdef USE_C10D_NCCL
-    if (impl_->nccl) return impl_->nccl->allreduce(one);
-#endif
-    return impl_->gloo->allreduce(one);
+  std::vector<at::Tensor> one{at::ones({1}, at::TensorOptions().dtype(at::kFloat).device(impl_->device))};
+  impl_->run("barrier", [&] {
+    c10d::AllreduceOptions o;
+    o.timeout = impl_->timeout;
+    return std::vector<c10::intrusive_ptr<c10d::Work>>{impl_->pg->allreduce(one, o)};
   });
 }
 
@@ -203,6 +403,46 @@ void Context::check_consistent(const std::string& what, const std::string& value
   RLFT_CHECK(differ.empty(), "{} differs between ranks: rank 0 has {}, rank(s) {} differ (rank {} has {})", what,
              all[0], fmt::join(differ, ", "), differ.empty() ? 0 : differ[0],
              differ.empty() ? "" : all[static_cast<std::size_t>(differ[0])]);
+}
+
+void Context::raise_errors(const std::string& what, const std::string& error) {
+  const auto all = all_gather_string(error);
+  if (!error.empty()) return;  // the caller rethrows its own error
+  for (int r = 0; r < world_size(); ++r)
+    if (!all[static_cast<size_t>(r)].empty())
+      throw Error(fmt::format("rank {} failed to {}: {}", r, what, all[static_cast<size_t>(r)]));
+}
+
+double Context::take_collective_seconds() {
+  const double s = impl_->waited_s;
+  impl_->waited_s = 0.0;
+  return s;
+}
+
+std::string tensors_hash(const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+  // FNV-1a over 64-bit words (bytes for the tail): fast enough for every weight of a model.
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](uint64_t w) {
+    h ^= w;
+    h *= 1099511628211ULL;
+  };
+  auto mix_bytes = [&](const unsigned char* p, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      mix(w);
+    }
+    for (; i < n; ++i) mix(p[i]);
+  };
+  for (const auto& [name, tensor] : tensors) {
+    mix_bytes(reinterpret_cast<const unsigned char*>(name.data()), name.size());
+    const auto t = tensor.detach().to(at::kCPU).contiguous();
+    mix(static_cast<uint64_t>(t.scalar_type()));
+    for (const int64_t d : t.sizes()) mix(static_cast<uint64_t>(d));
+    mix_bytes(static_cast<const unsigned char*>(t.data_ptr()), static_cast<size_t>(t.nbytes()));
+  }
+  return fmt::format("{:016x}", h);
 }
 
 }  // namespace rlft::dist

@@ -1,15 +1,24 @@
 #pragma once
 // The distributed context: c10d process groups (Gloo on CPU, NCCL on CUDA) set up from the
-// variables torchrun and SLURM export, rendezvous through a TCPStore, and a timeout on every
-// collective, so a dead or hung rank is an error on the others, never a hang.
+// variables torchrun, SLURM and `rlft launch` export, rendezvous through a TCPStore, and a
+// timeout on every collective, so a dead or hung rank is an error on the others, never a hang.
+//
+// Failure diagnosis: every rank beats a heartbeat counter in the store (its own connection,
+// once a second) and records, before each collective, its sequence number and name. When a
+// collective fails or times out, the rank reads both back and names the peers that stopped
+// beating (died) or that never reached this collective (hung or elsewhere); when the store
+// itself is gone, rank 0 (which hosts it) has died.
 //
 // A world of one needs no process group: every collective is then the identity.
 
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rlft::dist {
@@ -42,6 +51,8 @@ class Context {
   /// Joins the process group `env` describes. Throws rlft::Error naming the master address
   /// when the rendezvous does not complete within the timeout.
   static std::shared_ptr<Context> create(const Env& env, const Options& options, at::Device device = at::kCPU);
+  /// A world of one (no process group).
+  static std::shared_ptr<Context> single();
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -52,10 +63,24 @@ class Context {
   const Env& env() const { return env_; }
   const std::string& backend() const { return backend_; }
 
-  /// In-place sum over ranks of each tensor (same shapes and dtypes on every rank).
+  /// In place: each tensor summed over ranks (each its own all-reduce, all in flight together;
+  /// the same shapes and dtypes on every rank).
   void all_reduce_sum(std::vector<at::Tensor>& tensors);
+  /// Element-wise sum over ranks of equal-length vectors.
+  std::vector<double> sum(const std::vector<double>& values);
+  double sum(double value) { return sum(std::vector<double>{value})[0]; }
+  /// Element-wise maximum over ranks.
+  std::vector<double> max(const std::vector<double>& values);
+  /// True on every rank when `flag` is true on any.
+  bool any(bool flag) { return sum(flag ? 1.0 : 0.0) > 0; }
+  /// Every rank's values concatenated in rank order (lengths may differ).
+  std::vector<double> all_gather(const std::vector<double>& values);
   /// In place: every rank receives `root`'s tensor.
   void broadcast(at::Tensor& tensor, int root = 0);
+  /// In place, each tensor from `root`.
+  void broadcast(std::vector<at::Tensor>& tensors, int root = 0);
+  /// In place: every rank receives `root`'s string.
+  void broadcast_string(std::string& value, int root = 0);
   void barrier();
   /// Every rank's string, in rank order.
   std::vector<std::string> all_gather_string(const std::string& value);
@@ -63,12 +88,46 @@ class Context {
   /// `value` (a config hash, a weights hash …). `what` names it in the message.
   void check_consistent(const std::string& what, const std::string& value);
 
+  /// Runs `fn` on every rank; an error on any rank is raised on all of them, naming the
+  /// ranks that failed, so no rank goes on to wait for a peer that has already given up.
+  template <typename Fn>
+  void together(const std::string& what, Fn&& fn) {
+    if (world_size() == 1) return fn();
+    std::exception_ptr error;
+    std::string message;
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      error = std::current_exception();
+      message = *e.what() ? e.what() : "failed";
+    }
+    raise_errors(what, message);  // on the ranks that did not fail
+    if (error) std::rethrow_exception(error);
+  }
+  /// together() for work only rank 0 does (what touches the run directory or the store).
+  template <typename Fn>
+  void on_main(const std::string& what, Fn&& fn) {
+    together(what, [&] {
+      if (is_main()) fn();
+    });
+  }
+
+  /// Seconds spent waiting in collectives since the last call (the time/allreduce metric).
+  double take_collective_seconds();
+
  private:
   struct Impl;
   Context(Env env, std::string backend, std::unique_ptr<Impl> impl);
+  /// Gathers every rank's error message ("" = none); throws one naming the first failed
+  /// rank on each rank that did not fail itself.
+  void raise_errors(const std::string& what, const std::string& error);
   Env env_;
   std::string backend_;
   std::unique_ptr<Impl> impl_;
 };
+
+/// A 64-bit hash (hex) of named tensors: names, dtypes, shapes and bytes. Equal weights give
+/// equal hashes on every rank (the initial-weights check).
+std::string tensors_hash(const std::vector<std::pair<std::string, at::Tensor>>& tensors);
 
 }  // namespace rlft::dist

@@ -13,7 +13,7 @@ struct RunOptions {
   int64_t seed = 0;                    ///< the run seed; every generator derives from (seed, rank, worker, step)
   std::string store = "runs/rlft.db";  ///< the SQLite store (created with its directory)
   std::string output_dir;              ///< checkpoints and artifacts; "" = runs/<name>
-  int threads = 0;                     ///< intra-op threads; 0 = every core
+  int threads = 0;                     ///< intra-op threads; 0 = OMP_NUM_THREADS if set, else every core
   std::string device = "cpu";          ///< "cpu", "cuda", "cuda:N" or "auto" (CUDA when available)
   std::string log_level = "info";      ///< debug | info | warn | error
 

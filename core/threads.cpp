@@ -3,12 +3,17 @@
 #include <ATen/Parallel.h>
 #include <sched.h>
 
+#include <cstdlib>
 #include <thread>
 
 namespace rlft {
 
 int apply_thread_count(int requested) {
   int n = requested;
+  if (n <= 0) {
+    // OMP_NUM_THREADS, when set, is the launcher's share for this process (rlft launch, torchrun).
+    if (const char* omp = std::getenv("OMP_NUM_THREADS")) n = std::atoi(omp);
+  }
   if (n <= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);

@@ -4,7 +4,8 @@
 
 namespace rlft {
 
-/// Sets LibTorch's intra-op thread count: `requested` > 0 as given, 0 = every core.
+/// Sets LibTorch's intra-op thread count: `requested` > 0 as given, 0 = OMP_NUM_THREADS when
+/// set (what `rlft launch` and torchrun give each rank), else every core.
 /// Returns the count in force.
 int apply_thread_count(int requested);
 

@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "rl/train_common.h"
 #include "rollout/generator.h"
 
 namespace rlft::rl {
@@ -50,34 +51,49 @@ EvalResult evaluate(Job& job, const std::vector<data::Example>& all, const EvalO
   g.seed = seed;
   g.vocab_limit = job.tok().vocab_size();
 
+  // Each rank answers every W-th prompt; request ids stay the prompt's index, so the samples
+  // are those of a single process.
+  auto& d = job.dist();
+  std::vector<size_t> mine;
+  for (size_t i = static_cast<size_t>(d.rank()); i < n; i += static_cast<size_t>(d.world_size())) mine.push_back(i);
   std::vector<rollout::Request> requests;
-  for (size_t i = 0; i < n; ++i) requests.push_back({job.encode_prompt(all[i]), o.samples, i});
-  const auto groups = gen.generate(requests, sampling, g);
+  for (const size_t i : mine) requests.push_back({job.encode_prompt(all[i]), o.samples, i});
+  const auto groups = requests.empty() ? std::vector<rollout::Group>{} : gen.generate(requests, sampling, g);
 
   reward::ScoreBatch batch;
-  for (size_t i = 0; i < n; ++i)
-    for (const auto& s : groups[i].samples) {
-      batch.add(all[i], job.decode(s.tokens), static_cast<int64_t>(s.tokens.size()));
+  double length = 0;
+  for (size_t j = 0; j < mine.size(); ++j)
+    for (const auto& s : groups[j].samples) {
+      batch.add(all[mine[j]], job.decode(s.tokens), static_cast<int64_t>(s.tokens.size()));
       batch.finish_reasons.push_back(rollout::finish_reason_name(s.finish));
-      r.response_length += static_cast<double>(s.tokens.size());
+      length += static_cast<double>(s.tokens.size());
     }
-  const auto scores = rewards.score(batch);
-  int64_t correct = 0, passed = 0;
+  reward::RewardScores local;
+  if (!mine.empty()) {
+    local = rewards.score(batch);
+  } else {
+    local.names = names;
+    local.parts.resize(names.size());
+    local.seconds.assign(names.size(), 0.0);
+  }
+  double correct = 0, passed = 0;
   size_t k = 0;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t j = 0; j < mine.size(); ++j) {
     bool any = false;
     for (int64_t s = 0; s < o.samples; ++s, ++k) {
-      const bool ok = scores.parts[acc_part][k] >= o.accuracy_threshold;
+      const bool ok = local.parts[acc_part][k] >= o.accuracy_threshold;
       correct += ok;
       any = any || ok;
     }
     passed += any;
   }
+  const auto sums = d.sum({correct, passed, length});
+  const auto scores = all_gather_scores(d, local);
   r.prompts = static_cast<int64_t>(n);
   r.samples = static_cast<int64_t>(scores.size());
-  r.accuracy = static_cast<double>(correct) / static_cast<double>(r.samples);
-  r.pass_at_k = static_cast<double>(passed) / static_cast<double>(n);
-  r.response_length /= static_cast<double>(r.samples);
+  r.accuracy = sums[0] / static_cast<double>(r.samples);
+  r.pass_at_k = sums[1] / static_cast<double>(n);
+  r.response_length = sums[2] / static_cast<double>(r.samples);
   for (const auto& [name, value] : scores.summary()) {
     if (name == "reward_mean") r.reward_mean = value;
     else if (name.rfind("reward/", 0) == 0) r.parts.emplace_back(name, value);

@@ -4,11 +4,13 @@
 #include <torch/utils.h>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/interrupt.h"
@@ -41,21 +43,21 @@ struct RolloutBatch {
   at::Tensor rewards;                                 // [P, G] float64
   int64_t drawn_groups = 0;                           // generated, kept or not
   int64_t zero_variance_groups = 0;                   // among the drawn ones
-  reward::RewardScores all_scores;                    // every drawn completion (metrics)
 };
 
-// Takes the next prompt of the training split (epochs in epoch_order).
-class PromptCursor {
+// The prompt at a global position of the training split's epoch order (epochs in
+// data::epoch_order, seeded): every rank agrees on what position c holds.
+class PromptOrder {
  public:
-  PromptCursor(const std::vector<data::Example>& train, uint64_t seed) : train_(train), seed_(seed) {}
-  const data::Example& next(int64_t& cursor) {
+  PromptOrder(const std::vector<data::Example>& train, uint64_t seed) : train_(train), seed_(seed) {}
+  const data::Example& at(int64_t c) {
     const int64_t n = static_cast<int64_t>(train_.size());
-    const int64_t epoch = cursor / n;
+    const int64_t epoch = c / n;
     if (epoch != epoch_) {
       order_ = data::epoch_order(n, seed_, epoch);
       epoch_ = epoch;
     }
-    return train_[order_[cursor++ % n]];
+    return train_[static_cast<size_t>(order_[static_cast<size_t>(c % n)])];
   }
 
  private:
@@ -64,6 +66,30 @@ class PromptCursor {
   std::vector<int64_t> order_;
   int64_t epoch_ = -1;
 };
+
+nlohmann::json record_json(const data::RolloutRecord& r) {
+  nlohmann::json parts = nlohmann::json::array();
+  for (const auto& [name, v] : r.parts) parts.push_back({name, v});
+  return {{"step", r.step},           {"prompt_index", r.prompt_index}, {"sample_index", r.sample_index},
+          {"prompt", r.prompt},       {"completion", r.completion},     {"reward", r.reward},
+          {"parts", parts},           {"advantage", r.advantage},       {"finish_reason", r.finish_reason},
+          {"policy_version", r.policy_version}};
+}
+
+data::RolloutRecord record_from_json(const nlohmann::json& j) {
+  data::RolloutRecord r;
+  r.step = j.at("step").get<int64_t>();
+  r.prompt_index = j.at("prompt_index").get<int64_t>();
+  r.sample_index = j.at("sample_index").get<int64_t>();
+  r.prompt = j.at("prompt").get<std::string>();
+  r.completion = j.at("completion").get<std::string>();
+  r.reward = j.at("reward").get<double>();
+  for (const auto& p : j.at("parts")) r.parts.emplace_back(p.at(0).get<std::string>(), p.at(1).get<double>());
+  r.advantage = j.at("advantage").get<double>();
+  r.finish_reason = j.at("finish_reason").get<std::string>();
+  r.policy_version = j.at("policy_version").get<int64_t>();
+  return r;
+}
 
 reward::RewardScores concat_scores(const std::vector<reward::RewardScores>& parts) {
   reward::RewardScores out;
@@ -106,9 +132,23 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
   const int64_t P = g.prompts_per_step, G = g.group_size;
   check_precision(spec.precision, job.device());
   RLFT_CHECK(!spec.dataset.train.empty(), "rlft train: the training split is empty");
+  auto& d = job.dist();
+  const int64_t W = d.world_size(), R = d.rank();
+  if (W > 1 && P % (g.mini_batches * W) != 0)
+    throw ConfigError(fmt::format(
+        "grpo.prompts_per_step = {} must be divisible by grpo.mini_batches × world size = {} × {} (every "
+        "optimizer step takes the same number of whole groups from each rank)",
+        P, g.mini_batches, W));
+  // Rank R's groups: in each of the m mini-batches of P/m groups, the R-th run of P/(m·W)
+  // (all P with one rank). Its local groups are then its share of each mini-batch, in order.
+  const int64_t P_local = P / W;
+  const int64_t run = W > 1 ? P / (g.mini_batches * W) : P;
+  auto global_group = [&](int64_t local) {
+    return W > 1 ? (local / run) * (P / g.mini_batches) + R * run + local % run : local;
+  };
   auto& model = job.model();
   model->train();
-  OptimizerStep opt(trainable_parameters(*model), spec.precision, spec.optim, total * g.epochs * g.mini_batches);
+  OptimizerStep opt = make_optimizer_step(job, *model, total * g.epochs * g.mini_batches);
   TrainerState state = resume_trainer_state(job, opt);
   if (state.step > 0) log::info("train: resuming after step {} of {}", state.step, total);
   const bool moe = model->config().is_moe();
@@ -126,7 +166,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
                               ? 0
                               : std::find(names.begin(), names.end(), spec.eval.accuracy_reward) - names.begin();
   const uint64_t seed = static_cast<uint64_t>(spec.run.seed);
-  PromptCursor prompts(spec.dataset.train, seed);
+  PromptOrder prompts(spec.dataset.train, seed);
   rollout::Generator gen(model);
   rollout::GenerateOptions gopt;
   gopt.max_new_tokens = g.max_new_tokens;
@@ -157,52 +197,69 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
     // --- rollout and reward ----------------------------------------------------------------
     double t_rollout = 0, t_reward = 0;
     RolloutBatch rb;
-    std::vector<reward::RewardScores> kept_scores, drawn_scores;
+    std::vector<reward::RewardScores> kept_scores;
     int64_t prefill_tokens = 0, decode_tokens = 0;
-    for (int64_t round = 0; static_cast<int64_t>(rb.groups.size()) < P; ++round) {
-      const int64_t want = P - static_cast<int64_t>(rb.groups.size());
-      std::vector<rollout::Request> requests;
-      std::vector<const data::Example*> examples;
-      for (int64_t i = 0; i < want; ++i) {
-        const uint64_t id = static_cast<uint64_t>(state.cursor);
-        const auto& e = prompts.next(state.cursor);
-        requests.push_back({job.encode_prompt(e), G, id});
-        examples.push_back(&e);
-      }
-      auto t0 = std::chrono::steady_clock::now();
-      rollout::GenerateStats gs;
-      auto groups = gen.generate(requests, g.sampling, gopt, &gs);
-      prefill_tokens += gs.prefill_tokens;
-      decode_tokens += gs.decode_tokens;
-      t_rollout += seconds_since(t0);
-      t0 = std::chrono::steady_clock::now();
-      reward::ScoreBatch sb;
-      for (size_t r = 0; r < groups.size(); ++r)
-        for (const auto& s : groups[r].samples) {
-          sb.add(*examples[r], s.text, static_cast<int64_t>(s.tokens.size()));
-          sb.finish_reasons.push_back(rollout::finish_reason_name(s.finish));
+    for (int64_t round = 0;; ++round) {
+      // Round 0 draws the step's P prompts, each rank its own positions; a resampling round
+      // (DAPO) draws, after the ranks' counts, as many fresh prompts as each rank still needs.
+      const int64_t need = P_local - static_cast<int64_t>(rb.groups.size());
+      std::vector<int64_t> positions;
+      int64_t drawn = 0;
+      if (round == 0) {
+        for (int64_t i = 0; i < P_local; ++i) positions.push_back(state.cursor + global_group(i));
+        drawn = P;
+      } else {
+        const auto needs = d.all_gather({static_cast<double>(need)});
+        int64_t before = 0;
+        for (int64_t r = 0; r < W; ++r) {
+          if (r < R) before += static_cast<int64_t>(needs[static_cast<size_t>(r)]);
+          drawn += static_cast<int64_t>(needs[static_cast<size_t>(r)]);
         }
-      auto scores = rewards.score(sb);
-      t_reward += seconds_since(t0);
-      drawn_scores.push_back(scores);
-      rb.drawn_groups += static_cast<int64_t>(groups.size());
-      const bool last_round = !g.dynamic_sampling || round >= g.max_resample_rounds;
-      std::vector<size_t> keep_rows;
-      for (size_t r = 0; r < groups.size(); ++r) {
-        const double* t = scores.total.data() + r * G;
-        const bool flat = std::all_of(t, t + G, [&](double v) { return v == t[0]; });
-        rb.zero_variance_groups += flat;
-        if (g.dynamic_sampling && flat && !last_round) continue;
-        if (static_cast<int64_t>(rb.groups.size()) >= P) break;
-        rb.groups.push_back(std::move(groups[r]));
-        rb.examples.push_back(examples[r]);
-        for (int64_t s = 0; s < G; ++s) keep_rows.push_back(r * G + s);
+        if (drawn == 0) break;
+        for (int64_t i = 0; i < need; ++i) positions.push_back(state.cursor + before + i);
       }
-      kept_scores.push_back(select_scores(scores, keep_rows));
+      state.cursor += drawn;
+      const bool last_round = !g.dynamic_sampling || round >= g.max_resample_rounds;
+      if (!positions.empty()) {
+        std::vector<rollout::Request> requests;
+        std::vector<const data::Example*> examples;
+        for (const int64_t c : positions) {
+          const auto& e = prompts.at(c);
+          requests.push_back({job.encode_prompt(e), G, static_cast<uint64_t>(c)});
+          examples.push_back(&e);
+        }
+        auto t0 = std::chrono::steady_clock::now();
+        rollout::GenerateStats gs;
+        auto groups = gen.generate(requests, g.sampling, gopt, &gs);
+        prefill_tokens += gs.prefill_tokens;
+        decode_tokens += gs.decode_tokens;
+        t_rollout += seconds_since(t0);
+        t0 = std::chrono::steady_clock::now();
+        reward::ScoreBatch sb;
+        for (size_t r = 0; r < groups.size(); ++r)
+          for (const auto& smp : groups[r].samples) {
+            sb.add(*examples[r], smp.text, static_cast<int64_t>(smp.tokens.size()));
+            sb.finish_reasons.push_back(rollout::finish_reason_name(smp.finish));
+          }
+        auto scores = rewards.score(sb);
+        t_reward += seconds_since(t0);
+        rb.drawn_groups += static_cast<int64_t>(groups.size());
+        std::vector<size_t> keep_rows;
+        for (size_t r = 0; r < groups.size(); ++r) {
+          const double* t = scores.total.data() + r * G;
+          const bool flat = std::all_of(t, t + G, [&](double v) { return v == t[0]; });
+          rb.zero_variance_groups += flat;
+          if (g.dynamic_sampling && flat && !last_round) continue;
+          if (static_cast<int64_t>(rb.groups.size()) >= P_local) break;
+          rb.groups.push_back(std::move(groups[r]));
+          rb.examples.push_back(examples[r]);
+          for (int64_t k = 0; k < G; ++k) keep_rows.push_back(r * G + k);
+        }
+        kept_scores.push_back(select_scores(scores, keep_rows));
+      }
       if (last_round) break;
     }
     rb.scores = concat_scores(kept_scores);
-    rb.all_scores = concat_scores(drawn_scores);
     const int64_t Pk = static_cast<int64_t>(rb.groups.size());
 
     // --- sequences, reference log-probs, advantages ----------------------------------------
@@ -280,8 +337,17 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
         reward_kl_tokens += static_cast<double>(behaviour[i].size());
       }
     }
-    const auto adv = compute_advantages(rewards_t, g.advantage);
-    const auto adv_flat = adv.values.reshape({N}).contiguous();
+    // Advantages over the global batch (a batch-level scale sees every rank's rewards): rank
+    // order concatenation, this rank's rows [R·P_local, (R+1)·P_local).
+    at::Tensor global_rewards = rewards_t;
+    if (W > 1) {
+      const auto flat = d.all_gather(std::vector<double>(rewards_t.data_ptr<double>(),
+                                                         rewards_t.data_ptr<double>() + rewards_t.numel()));
+      global_rewards = at::tensor(flat, at::kDouble).reshape({P, G});
+    }
+    const auto adv = compute_advantages(global_rewards, g.advantage);
+    const auto adv_global = adv.values.reshape({-1}).contiguous();
+    const auto adv_flat = adv_global.narrow(0, R * N, N).contiguous();
 
     // --- train ---------------------------------------------------------------------------
     LossOptions lo = g.loss;
@@ -290,17 +356,27 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
     double gnorm_sum = 0, lr = 0, scale = 1;
     int64_t n_opt = 0, n_applied = 0;
     LoadAccumulator loads;
+    // Each mini-batch's rows and loss-counted completion tokens over all ranks: every rank
+    // weighs its micro-batches by these, so the summed gradient is the global batch's.
+    std::vector<double> mini_counts;
+    for (const auto& mics : minis) {
+      double rows = 0, tokens = 0;
+      for (const auto& rg : mics) {
+        rows += static_cast<double>(rg.end - rg.begin);
+        for (int64_t i = rg.begin; i < rg.end; ++i)
+          tokens += seqs[i].token_mask.empty()
+                        ? static_cast<double>(seqs[i].completion.size())
+                        : std::accumulate(seqs[i].token_mask.begin(), seqs[i].token_mask.end(), 0.0);
+      }
+      mini_counts.push_back(rows);
+      mini_counts.push_back(tokens);
+    }
+    mini_counts = d.sum(mini_counts);
+    double t_allreduce = 0;
     for (int64_t epoch = 0; epoch < g.epochs; ++epoch)
-      for (const auto& mics : minis) {
-        int64_t mini_rows = 0;
-        double mini_tokens = 0;  // completion tokens that count in the loss
-        for (const auto& rg : mics) {
-          mini_rows += rg.end - rg.begin;
-          for (int64_t i = rg.begin; i < rg.end; ++i)
-            mini_tokens += seqs[i].token_mask.empty()
-                               ? static_cast<double>(seqs[i].completion.size())
-                               : std::accumulate(seqs[i].token_mask.begin(), seqs[i].token_mask.end(), 0.0);
-        }
+      for (size_t mi = 0; mi < minis.size(); ++mi) {
+        const auto& mics = minis[mi];
+        const double mini_rows = mini_counts[2 * mi], mini_tokens = mini_counts[2 * mi + 1];
         for (const auto& rg : mics) {
           const auto batch = make_sequence_batch(slice(rg), job.device());
           PolicyForwardOptions fo;
@@ -327,7 +403,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
           if (lo.aggregation == LossAggregation::kTokenMean) {
             weight = batch.mask.sum().item<double>() / std::max(mini_tokens, 1.0);
           } else {
-            weight = static_cast<double>(rg.end - rg.begin) / static_cast<double>(mini_rows);
+            weight = static_cast<double>(rg.end - rg.begin) / std::max(mini_rows, 1.0);
           }
           at::Tensor loss = out.loss;
           if (balance && f.out.aux_loss.defined()) loss = loss + f.out.aux_loss;
@@ -341,76 +417,98 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
           akl_sum += out.approx_kl_old * weight;
         }
         const auto r = opt.step(state);
+        t_allreduce += r.sync.seconds;
         gnorm_sum += r.grad_norm;
         lr = r.lr;
         scale = spec.precision.loss_scaling ? opt.loss_scale().scale() : 1.0;  // in force after this step
         ++n_opt;
         n_applied += r.applied;
       }
+    loads.all_reduce(d);
     if (n_applied > 0) update_trunk_router_bias(model, loads.loads(), g.router_bias_gamma);
     const double t_train = seconds_since(t_train0);
     ++state.step;
 
-    // --- metrics -------------------------------------------------------------------------
-    for (const auto& kv : rb.scores.summary()) m.push_back(kv);
+    // --- metrics (over every rank's groups) ---------------------------------------------
+    const auto all_scores = all_gather_scores(d, rb.scores);
+    for (const auto& kv : all_scores.summary()) m.push_back(kv);
     int64_t correct = 0;
-    for (double v : rb.scores.parts[acc_part]) correct += v >= spec.eval.accuracy_threshold;
-    const double nd = static_cast<double>(N);
-    const auto a = adv_flat.to(at::kDouble);
+    for (double v : all_scores.parts[acc_part]) correct += v >= spec.eval.accuracy_threshold;
+    double train_tokens = 0;
+    for (const auto& q : seqs) train_tokens += static_cast<double>(q.prompt.size() + q.completion.size());
+    const auto sums = d.sum({loss_sum, pl_sum, kl_sum, ent_sum, clip_sum, ratio_sum, akl_sum, reward_kl_sum,
+                             reward_kl_tokens, static_cast<double>(rb.zero_variance_groups),
+                             static_cast<double>(rb.drawn_groups), resp_sum, static_cast<double>(truncated),
+                             static_cast<double>(prefill_tokens), static_cast<double>(decode_tokens), train_tokens});
+    const auto maxes = d.max({static_cast<double>(resp_max), t_rollout});
+    const double nd = static_cast<double>(all_scores.size());
+    const auto a = adv_global.to(at::kDouble);
     m.insert(m.end(), {{"accuracy", correct / nd},
                        {"advantage/mean", a.mean().item<double>()},
-                       {"advantage/std", N > 1 ? a.std().item<double>() : 0.0},
+                       {"advantage/std", a.numel() > 1 ? a.std().item<double>() : 0.0},
                        {"advantage/abs_mean", a.abs().mean().item<double>()},
-                       {"zero_variance_frac", static_cast<double>(rb.zero_variance_groups) / rb.drawn_groups},
-                       {"groups_drawn", static_cast<double>(rb.drawn_groups)},
-                       {"loss", loss_sum / n_opt},
-                       {"policy_loss", pl_sum / n_opt},
-                       {"kl", g.kl_in_reward ? reward_kl_sum / std::max(reward_kl_tokens, 1.0) : kl_sum / n_opt},
-                       {"entropy", ent_sum / n_opt},
-                       {"clip_fraction", clip_sum / n_opt},
-                       {"ratio_mean", ratio_sum / n_opt},
-                       {"approx_kl_old", akl_sum / n_opt},
+                       {"zero_variance_frac", sums[9] / sums[10]},
+                       {"groups_drawn", sums[10]},
+                       {"loss", sums[0] / n_opt},
+                       {"policy_loss", sums[1] / n_opt},
+                       {"kl", g.kl_in_reward ? sums[7] / std::max(sums[8], 1.0) : sums[2] / n_opt},
+                       {"entropy", sums[3] / n_opt},
+                       {"clip_fraction", sums[4] / n_opt},
+                       {"ratio_mean", sums[5] / n_opt},
+                       {"approx_kl_old", sums[6] / n_opt},
                        {"grad_norm", gnorm_sum / n_opt},
                        {"lr", lr},
                        {"loss_scale", scale},
                        {"skipped_steps", static_cast<double>(state.skipped_steps)},
-                       {"response_length/mean", resp_sum / nd},
-                       {"response_length/max", static_cast<double>(resp_max)},
-                       {"truncated_frac", truncated / nd},
+                       {"response_length/mean", sums[11] / nd},
+                       {"response_length/max", maxes[0]},
+                       {"truncated_frac", sums[12] / nd},
                        {"time/rollout", t_rollout},
                        {"time/reward", t_reward},
                        {"time/train", t_train},
                        {"time/sync", 0.0},
-                       {"rollout/prefill_tokens", static_cast<double>(prefill_tokens)},
-                       {"rollout/decode_tokens_per_s", decode_tokens / std::max(t_rollout, 1e-9)}});
+                       {"time/allreduce", t_allreduce},
+                       {"rollout/prefill_tokens", sums[13]},
+                       {"rollout/decode_tokens_per_s", sums[14] / std::max(maxes[1], 1e-9)}});
     loads.append_metrics(m);
     const double step_secs = seconds_since(t_step);
-    double train_tokens = 0;
-    for (const auto& q : seqs) train_tokens += static_cast<double>(q.prompt.size() + q.completion.size());
-    m.emplace_back("tokens_per_s", (train_tokens + decode_tokens) / std::max(step_secs, 1e-9));
+    m.emplace_back("tokens_per_s", (sums[15] + sums[14]) / std::max(step_secs, 1e-9));
     m.emplace_back("time/step", step_secs);
 
-    // Stored rollouts for `rlft serve` / `rlft runs show`.
+    // Stored rollouts for `rlft serve` / `rlft runs show`: the first log_rollouts groups of
+    // the global batch, from whichever rank holds them.
     if (g.log_rollouts > 0) {
       std::vector<data::RolloutRecord> recs;
-      const int64_t n_log = std::min<int64_t>(g.log_rollouts, Pk);
-      for (int64_t p = 0; p < n_log; ++p)
-        for (int64_t s = 0; s < G; ++s) {
-          const size_t i = static_cast<size_t>(p * G + s);
+      for (int64_t p = 0; p < Pk; ++p) {
+        const int64_t gp = global_group(p);
+        if (gp >= g.log_rollouts) continue;
+        for (int64_t smp = 0; smp < G; ++smp) {
+          const size_t i = static_cast<size_t>(p * G + smp);
           data::RolloutRecord r;
           r.step = state.step;
-          r.prompt_index = p;
-          r.sample_index = s;
+          r.prompt_index = gp;
+          r.sample_index = smp;
           r.prompt = job.prompt_text(*rb.examples[p]);
-          r.completion = rb.groups[p].samples[s].text;
+          r.completion = rb.groups[p].samples[smp].text;
           r.reward = rb.scores.total[i];
           r.parts = rb.scores.parts_of(i);
           r.advantage = adv_flat[static_cast<int64_t>(i)].item<double>();
-          r.finish_reason = rollout::finish_reason_name(rb.groups[p].samples[s].finish);
+          r.finish_reason = rollout::finish_reason_name(rb.groups[p].samples[smp].finish);
           r.policy_version = state.step - 1;
           recs.push_back(std::move(r));
         }
-      job.store().add_rollouts(job.run_id(), recs);
+      }
+      if (W > 1) {
+        nlohmann::json mine = nlohmann::json::array();
+        for (const auto& r : recs) mine.push_back(record_json(r));
+        recs.clear();
+        for (const auto& text : d.all_gather_string(mine.dump()))
+          for (const auto& j : nlohmann::json::parse(text)) recs.push_back(record_from_json(j));
+        std::sort(recs.begin(), recs.end(), [](const data::RolloutRecord& x, const data::RolloutRecord& y) {
+          return std::tie(x.prompt_index, x.sample_index) < std::tie(y.prompt_index, y.sample_index);
+        });
+      }
+      if (job.is_main()) job.store().add_rollouts(job.run_id(), recs);
     }
     const bool last = state.step == total;
     const bool eval_now = spec.eval.enabled && !spec.dataset.eval.empty() && (last || (spec.eval.every > 0 && state.step % spec.eval.every == 0));

@@ -2,6 +2,7 @@
 
 #include <torch/cuda.h>
 #include <torch/nn/module.h>
+#include <torch/utils.h>
 
 #include <fmt/format.h>
 
@@ -24,12 +25,23 @@ namespace fs = std::filesystem;
 
 namespace {
 
-at::Device resolve_device(const std::string& name) {
+// "cuda" and "auto" give each local rank its own GPU (LOCAL_RANK modulo the GPUs present).
+at::Device resolve_device(const std::string& name, int local_rank) {
   if (name == "cpu") return at::kCPU;
   const bool have_cuda = torch::cuda::is_available();
-  if (name == "auto") return have_cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  if (name == "auto" && !have_cuda) return at::kCPU;
   RLFT_CHECK(have_cuda, "run.device = {}: this build of LibTorch sees no CUDA device", name);
+  if (name == "auto" || name == "cuda")
+    return at::Device(at::kCUDA, static_cast<at::DeviceIndex>(local_rank % static_cast<int>(torch::cuda::device_count())));
   return at::Device(name);
+}
+
+// Every weight and buffer of a model, by name (what ranks compare and broadcast).
+std::vector<std::pair<std::string, at::Tensor>> model_state(const torch::nn::Module& m) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value());
+  for (const auto& b : m.named_buffers()) out.emplace_back(b.key(), b.value());
+  return out;
 }
 
 std::string default_run_name(const std::string& config_file) {
@@ -60,6 +72,7 @@ JobSpec parse_job(const ConfigView& view, JobKind kind) {
   s.precision = PrecisionOptions::from_config(view.section("precision"));
   s.optim = OptimOptions::from_config(view.section("optim"));
   s.checkpoint = CheckpointOptions::from_config(view.section("checkpoint"));
+  s.distributed = DistributedOptions::from_config(view.section("distributed"));
   s.eval = EvalOptions::from_config(view.section("eval"));
   if (kind == JobKind::kGrpo || view.has("grpo"))
     s.grpo = GrpoOptions::from_config(view.section("grpo"));
@@ -95,7 +108,9 @@ JobSpec parse_job(const ConfigView& view, JobKind kind) {
   if (s.run.name.empty()) s.run.name = default_run_name(s.config_file);
   if (s.run.output_dir.empty()) s.run.output_dir = (fs::path("runs") / s.run.name).string();
   s.config_yaml = view.to_yaml();
-  s.config_hash = view.hash();
+  // What may change between ranks and across a resume without changing the run: how loudly
+  // it logs, how many threads it uses, how its process group is set up.
+  s.config_hash = view.hash({"run.log_level", "run.threads", "distributed"});
   return s;
 }
 
@@ -113,8 +128,50 @@ std::string latest_checkpoint(const std::string& output_dir) {
 }
 
 Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::move(spec)) {
-  device_ = resolve_device(spec_.run.device);
+  const auto env = dist::Env::from_environment();
+  device_ = resolve_device(spec_.run.device, env.local_rank);
+  dist_ = dist::Context::create(env, spec_.distributed.group, device_);
+  if (dist_->world_size() > 1) {
+    if (!dist_->is_main() && log::level() < log::Level::kWarn) log::set_level(log::Level::kWarn);
+    check_same_config();
+    // A name derived from the clock may differ by a second between ranks: rank 0's is the run's.
+    dist_->broadcast_string(spec_.run.name);
+    dist_->broadcast_string(spec_.run.output_dir);
+  }
   out_dir_ = spec_.run.output_dir;
+  dist_->on_main("open the run", [&] { open_run(kind_name, resume); });
+  dist_->broadcast_string(resume_from_);
+  if (spec_.prompt.chat) chat_ = std::make_unique<tokenizer::ChatFormat>(*spec_.prompt.chat);
+  setup_tokenizer();
+  setup_policy();
+}
+
+void Job::check_same_config() {
+  const auto hashes = dist_->all_gather_string(spec_.config_hash);
+  int other = -1;
+  for (int r = 1; r < dist_->world_size() && other < 0; ++r)
+    if (hashes[static_cast<size_t>(r)] != hashes[0]) other = r;
+  if (other < 0) return;
+  // Name the first line of the resolved configs that differs.
+  const auto yamls = dist_->all_gather_string(spec_.config_yaml);
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    size_t b = 0;
+    for (size_t e; (e = text.find('\n', b)) != std::string::npos; b = e + 1) out.push_back(text.substr(b, e - b));
+    if (b < text.size()) out.push_back(text.substr(b));
+    return out;
+  };
+  const auto a = lines(yamls[0]), b = lines(yamls[static_cast<size_t>(other)]);
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  throw ConfigError(fmt::format(
+      "config hash differs between ranks: rank 0 has {}, rank {} has {}; first difference at line {} of the "
+      "resolved config: rank 0 has '{}', rank {} has '{}' (start every rank with the same config and --set)",
+      hashes[0].substr(0, 16), other, hashes[static_cast<size_t>(other)].substr(0, 16), i + 1,
+      i < a.size() ? a[i] : "(end)", other, i < b.size() ? b[i] : "(end)"));
+}
+
+void Job::open_run(const std::string& kind_name, bool resume) {
   fs::create_directories(out_dir_);
   store_ = std::make_unique<data::Store>(data::Store::open(spec_.run.store, true));
 
@@ -144,13 +201,15 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
     run_id_ = store_->create_run(r);
   }
   checkpoint::write_file_atomic((fs::path(out_dir_) / "config.yaml").string(), spec_.config_yaml);
-  if (spec_.prompt.chat) chat_ = std::make_unique<tokenizer::ChatFormat>(*spec_.prompt.chat);
-  setup_tokenizer();
-  setup_policy();
+}
+
+data::Store& Job::store() {
+  RLFT_CHECK(store_ != nullptr, "rank {}: only rank 0 opens the store", dist_->rank());
+  return *store_;
 }
 
 Job::~Job() {
-  if (!finished_) {
+  if (store_ && !finished_) {
     try {
       store_->finish_run(run_id_, "failed", "the process ended without finishing the run");
     } catch (...) {
@@ -159,11 +218,29 @@ Job::~Job() {
 }
 
 void Job::finish(const std::string& status, const std::string& error) {
-  store_->finish_run(run_id_, status, error);
+  if (store_) store_->finish_run(run_id_, status, error);
   finished_ = true;
 }
 
 void Job::setup_tokenizer() {
+  const auto& t = spec_.tokenizer;
+  const fs::path run_copy = fs::path(out_dir_) / "tokenizer.json";
+  std::string json;
+  // Rank 0 finds, copies or trains the tokenizer into the run directory; every rank gets its text.
+  dist_->on_main("set up the tokenizer", [&] {
+    setup_tokenizer_file();
+    std::ifstream in(run_copy, std::ios::binary);
+    json.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  });
+  dist_->broadcast_string(json);
+  tokenizer_path_ = run_copy.string();
+  tok_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_json(json, {}, tokenizer_path_));
+  const auto eos = tok_->token_to_id(t.eos_token);
+  RLFT_CHECK(eos.has_value(), "tokenizer.eos_token = '{}' is not a token of {}", t.eos_token, tokenizer_path_);
+  eos_id_ = *eos;
+}
+
+void Job::setup_tokenizer_file() {
   const auto& t = spec_.tokenizer;
   const fs::path run_copy = fs::path(out_dir_) / "tokenizer.json";
   std::string path = t.path;
@@ -198,11 +275,6 @@ void Job::setup_tokenizer() {
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     checkpoint::write_file_atomic(run_copy.string(), text);
   }
-  tokenizer_path_ = run_copy.string();
-  tok_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(tokenizer_path_));
-  const auto eos = tok_->token_to_id(t.eos_token);
-  RLFT_CHECK(eos.has_value(), "tokenizer.eos_token = '{}' is not a token of {}", t.eos_token, tokenizer_path_);
-  eos_id_ = *eos;
 }
 
 void Job::setup_policy() {
@@ -211,18 +283,33 @@ void Job::setup_policy() {
   mo.dtype = at::kFloat;  // fp32 master weights; bf16/fp16 compute is autocast
   mo.device = device_;
   mo.mtp = spec_.policy.mtp;
-  if (!resume_from_.empty()) {
-    model_ = policy::load_model(resume_from_, mo, archs);
-    log::info("policy: resumed from {}", resume_from_);
-  } else if (!spec_.policy.path.empty()) {
-    model_ = policy::load_model(spec_.policy.path, mo, archs);
-    log::info("policy: loaded {}", spec_.policy.path);
-  } else {
-    auto cfg = *spec_.model;
-    cfg.eos_token_id = {eos_id_};
-    model_ = policy::build_model(cfg, mo, archs);
-    model_->init_weights(static_cast<uint64_t>(spec_.run.seed));
-    log::info("policy: built {} from `model:` (seed {})", cfg.architecture, spec_.run.seed);
+  const bool resumed = !resume_from_.empty();
+  dist_->together("set up the policy", [&] {
+    if (resumed && dist_->is_main()) {
+      model_ = policy::load_model(resume_from_, mo, archs);
+      log::info("policy: resumed from {}", resume_from_);
+    } else if (!spec_.policy.path.empty()) {
+      model_ = policy::load_model(spec_.policy.path, mo, archs);
+      log::info("policy: loaded {}", spec_.policy.path);
+    } else {
+      auto cfg = *spec_.model;
+      cfg.eos_token_id = {eos_id_};
+      model_ = policy::build_model(cfg, mo, archs);
+      model_->init_weights(static_cast<uint64_t>(spec_.run.seed));
+      log::info("policy: built {} from `model:` (seed {})", cfg.architecture, spec_.run.seed);
+    }
+  });
+  if (dist_->world_size() > 1) {
+    auto state = model_state(*model_);
+    if (resumed) {
+      // The checkpoint is rank 0's (its disk); the other ranks built the model's shape.
+      std::vector<at::Tensor> tensors;
+      for (auto& [name, t] : state) tensors.push_back(t.detach());
+      torch::NoGradGuard ng;
+      dist_->broadcast(tensors, 0);
+    } else {
+      dist_->check_consistent("initial weights hash", dist::tensors_hash(state));
+    }
   }
   RLFT_CHECK(model_->config().vocab_size >= tok_->vocab_size(),
              "the policy's vocab_size {} is smaller than the tokenizer's {} ({}): ids would fall outside the "
@@ -267,7 +354,7 @@ std::string Job::decode(const std::vector<int64_t>& ids) const {
 }
 
 void Job::log_metrics(int64_t step, const std::vector<std::pair<std::string, double>>& values) {
-  store_->log_metrics(run_id_, step, values);
+  if (store_) store_->log_metrics(run_id_, step, values);
 }
 
 }  // namespace rlft::rl

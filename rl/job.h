@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/distributed.h"
 #include "core/run_options.h"
 #include "data/dataset.h"
 #include "data/store.h"
@@ -38,6 +39,7 @@ struct JobSpec {
   PrecisionOptions precision;
   OptimOptions optim;
   CheckpointOptions checkpoint;
+  DistributedOptions distributed;
   EvalOptions eval;
   std::optional<GrpoOptions> grpo;
   std::optional<SftOptions> sft;
@@ -55,21 +57,28 @@ struct JobSpec {
 /// rewards and rejects unknown keys. Throws ConfigError (file:line:column, key) or rlft::Error.
 JobSpec parse_job(const ConfigView& view, JobKind kind);
 
-/// What a run directory holds:
+/// What a run directory holds (written by rank 0 alone in a multi-rank run):
 ///   OUT/checkpoints/step-000100/   an HF model directory (+ tokenizer.json) and trainer_state/
 ///   OUT/final/                     the last weights, an HF model directory
 ///   OUT/tokenizer.json             the tokenizer the run uses
 class Job {
  public:
-  /// Creates (or, with `resume`, reopens) the run: output directory, store record,
-  /// tokenizer, policy. `kind_name` is the store's run kind ("train", "sft").
+  /// Joins the process group the environment describes (a world of one without a launcher),
+  /// checks that every rank holds the same config, creates (or, with `resume`, reopens) the
+  /// run — output directory and store record on rank 0 only — and sets up the tokenizer (rank
+  /// 0's, broadcast) and the policy (built or loaded on every rank and checked equal by hash;
+  /// on resume rank 0's checkpoint, broadcast). `kind_name` is the store's run kind.
   Job(JobSpec spec, const std::string& kind_name, bool resume);
   ~Job();
 
   JobSpec& spec() { return spec_; }
   const std::string& output_dir() const { return out_dir_; }
   const std::string& run_name() const { return spec_.run.name; }
-  data::Store& store() { return *store_; }
+  /// The store (rank 0 only: other ranks have none and throw).
+  data::Store& store();
+  /// The process group (a world of one when not launched with several ranks).
+  dist::Context& dist() { return *dist_; }
+  bool is_main() const { return dist_->is_main(); }
   int64_t run_id() const { return run_id_; }
   const tokenizer::Tokenizer& tok() const { return *tok_; }
   const std::string& tokenizer_path() const { return tokenizer_path_; }
@@ -86,9 +95,9 @@ class Job {
   std::vector<int64_t> encode_completion(const std::string& text) const;
   std::string decode(const std::vector<int64_t>& ids) const;
 
-  /// Writes the store's metrics for `step` and nothing else.
+  /// Writes the store's metrics for `step` and nothing else (nothing on ranks other than 0).
   void log_metrics(int64_t step, const std::vector<std::pair<std::string, double>>& values);
-  /// Marks the run finished/failed/interrupted.
+  /// Marks the run finished/failed/interrupted (rank 0; other ranks only note it).
   void finish(const std::string& status, const std::string& error = "");
 
   /// The policy as the run started: policy.path loaded again, or `model:` initialised from
@@ -97,8 +106,12 @@ class Job {
 
  private:
   void setup_tokenizer();
+  void setup_tokenizer_file();  // rank 0: OUT/tokenizer.json found, copied or trained
   void setup_policy();
+  void open_run(const std::string& kind_name, bool resume);
+  void check_same_config();  // every rank: the same config hash, or an error naming the first difference
   JobSpec spec_;
+  std::shared_ptr<dist::Context> dist_;
   std::string out_dir_;
   std::unique_ptr<data::Store> store_;
   int64_t run_id_ = 0;

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "rl/schedule.h"
+#include "rl/train_common.h"
 
 namespace rlft::rl {
 
@@ -50,8 +51,14 @@ void check_precision(const PrecisionOptions& p, const at::Device& device) {
 }
 
 OptimizerStep::OptimizerStep(const std::vector<std::pair<std::string, at::Tensor>>& params,
-                             const PrecisionOptions& precision, const OptimOptions& optim, int64_t total_steps)
+                             const PrecisionOptions& precision, const OptimOptions& optim, int64_t total_steps,
+                             dist::Context* context, double bucket_mb)
     : precision_(precision), optim_(optim), optimizer_(params, optim.adamw), scale_(precision.scale) {
+  if (context && context->world_size() > 1) {
+    std::vector<at::Tensor> tensors;
+    for (const auto& [name, t] : params) tensors.push_back(t);
+    sync_ = std::make_unique<GradientSync>(*context, std::move(tensors), bucket_mb);
+  }
   optim_.schedule.total_steps = std::max<int64_t>(total_steps, optim_.schedule.warmup_steps + 1);
   optim_.schedule.validate();
   if (!precision_.loss_scaling) scale_.restore(1.0, 0, 0);
@@ -69,6 +76,7 @@ OptimizerStepResult OptimizerStep::step(TrainerState& state) {
   OptimizerStepResult r;
   r.lr = learning_rate(optim_.schedule, state.optimizer_steps);
   r.loss_scale = precision_.loss_scaling ? scale_.scale() : 1.0;
+  if (sync_) r.sync = sync_->sync();
   const auto report = optimizer_.step(r.lr, r.loss_scale);
   r.applied = report.applied;
   r.grad_norm = report.grad_norm;
@@ -100,9 +108,30 @@ void OptimizerStep::store(TrainerState& s) const {
 
 TrainerState resume_trainer_state(Job& job, OptimizerStep& opt) {
   if (job.resume_from().empty()) return {};
-  TrainerState state = load_trainer_state(job.resume_from(), opt.optimizer());
+  auto& d = job.dist();
+  TrainerState state;
+  std::string state_json, optimizer_bytes;
+  d.on_main("read the trainer state", [&] {
+    state = load_trainer_state(job.resume_from(), opt.optimizer());
+    state_json = trainer_state_json(state);
+    optimizer_bytes = opt.optimizer().save_state();
+  });
+  if (d.world_size() > 1) {
+    d.broadcast_string(state_json);
+    d.broadcast_string(optimizer_bytes);
+    if (!d.is_main()) {
+      state = trainer_state_from_json(state_json, job.resume_from());
+      opt.optimizer().load_state(optimizer_bytes);
+    }
+  }
   opt.restore(state);
   return state;
+}
+
+OptimizerStep make_optimizer_step(Job& job, const torch::nn::Module& module, int64_t total_steps) {
+  const auto& spec = job.spec();
+  return OptimizerStep(trainable_parameters(module), spec.precision, spec.optim, total_steps, &job.dist(),
+                       spec.distributed.bucket_mb);
 }
 
 }  // namespace rlft::rl

@@ -10,6 +10,7 @@
 // the run with a clear error.
 
 #include <ATen/ATen.h>
+#include <torch/nn/module.h>
 
 #include <cstdint>
 #include <memory>
@@ -17,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/distributed.h"
+#include "rl/grad_sync.h"
 #include "rl/loss_scale.h"
 #include "rl/optimizer.h"
 #include "rl/train_options.h"
@@ -46,17 +49,21 @@ struct OptimizerStepResult {
   double grad_norm = 0.0;
   double lr = 0.0;
   double loss_scale = 1.0;
+  GradientSyncReport sync;  ///< the gradient all-reduce of a multi-rank run
 };
 
 class OptimizerStep {
  public:
+  /// With `context` of more than one rank, step() first sums the gradients over ranks
+  /// (rl/grad_sync.h, buckets of `bucket_mb` MiB).
   OptimizerStep(const std::vector<std::pair<std::string, at::Tensor>>& params, const PrecisionOptions& precision,
-                const OptimOptions& optim, int64_t total_steps);
+                const OptimOptions& optim, int64_t total_steps, dist::Context* context = nullptr,
+                double bucket_mb = 25.0);
 
   /// The factor to multiply a loss by before backward(): the loss scale, or inf for an
   /// injected overflow (PrecisionOptions::inject_nonfinite) on the coming optimizer step.
   double loss_multiplier(const TrainerState& state) const;
-  /// Un-scales, checks, clips and steps (or skips). Throws rlft::Error after
+  /// Sums gradients over ranks, un-scales, checks, clips and steps (or skips). Throws rlft::Error after
   /// max_consecutive_skips skipped steps in a row.
   OptimizerStepResult step(TrainerState& state);
 
@@ -72,10 +79,15 @@ class OptimizerStep {
   OptimOptions optim_;
   Optimizer optimizer_;
   DynamicLossScale scale_;
+  std::unique_ptr<GradientSync> sync_;
 };
 
 /// When the job resumes: the trainer state of its checkpoint, loaded into `opt` (AdamW moments
-/// and loss-scale state). Otherwise a fresh state.
+/// and loss-scale state) — read by rank 0 and broadcast to the others. Otherwise a fresh state.
 TrainerState resume_trainer_state(Job& job, OptimizerStep& opt);
+
+/// An OptimizerStep over the trainable parameters of `module`, with the job's precision,
+/// optimizer options and process group.
+OptimizerStep make_optimizer_step(Job& job, const torch::nn::Module& module, int64_t total_steps);
 
 }  // namespace rlft::rl

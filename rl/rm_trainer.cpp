@@ -128,10 +128,23 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
   for (size_t i = 0; i < perm.size(); ++i) (static_cast<int64_t>(i) < n_eval ? eval : train).push_back(&all[perm[i]]);
   RLFT_CHECK(!train.empty(), "rlft rm train: no training pairs left after holding out {}", n_eval);
 
+  auto& d = job.dist();
+  const int64_t W = d.world_size(), R = d.rank();
+  if (W > 1 && o.batch_size % W != 0)
+    throw ConfigError(fmt::format("rm.batch_size = {} must be divisible by the world size {} (each rank takes an "
+                                  "equal share of the global batch)",
+                                  o.batch_size, W));
+  const int64_t local = o.batch_size / W;
   reward::RewardModel rm(job.model(), static_cast<uint64_t>(spec.run.seed));
-  if (!job.resume_from().empty()) reward::load_reward_head(rm, job.resume_from());
+  if (!job.resume_from().empty()) {
+    d.on_main("read the reward head", [&] { reward::load_reward_head(rm, job.resume_from()); });
+    std::vector<at::Tensor> head;
+    for (auto& p : rm->parameters()) head.push_back(p.detach());
+    torch::NoGradGuard ng;
+    d.broadcast(head, 0);
+  }
   rm->train();
-  OptimizerStep opt(trainable_parameters(*rm), spec.precision, spec.optim, o.steps);
+  OptimizerStep opt = make_optimizer_step(job, *rm, o.steps);
   TrainerState state = resume_trainer_state(job, opt);
   const auto& tok = job.tok();
   const int64_t eos = job.eos_id();
@@ -159,17 +172,22 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
     torch::NoGradGuard ng;
     const bool was = rm->is_training();
     rm->eval();
+    // Each rank scores every W-th held-out pair; the sums are added over ranks.
+    std::vector<const PreferenceText*> mine;
+    for (size_t i = static_cast<size_t>(R); i < eval.size(); i += static_cast<size_t>(W)) mine.push_back(eval[i]);
     double correct = 0, loss = 0, diff = 0;
-    for (size_t b = 0; b < eval.size(); b += static_cast<size_t>(o.batch_size)) {
-      std::vector<const PreferenceText*> part(eval.begin() + b,
-                                              eval.begin() + std::min(eval.size(), b + static_cast<size_t>(o.batch_size)));
+    for (size_t b = 0; b < mine.size(); b += static_cast<size_t>(o.batch_size)) {
+      std::vector<const PreferenceText*> part(mine.begin() + b,
+                                              mine.begin() + std::min(mine.size(), b + static_cast<size_t>(o.batch_size)));
       const auto s = score(part);
-      const auto d = s.chosen - s.rejected;
-      correct += (d > 0).sum().item<double>();
-      loss += (-at::log_sigmoid(d - margins(part))).sum().item<double>();
-      diff += d.sum().item<double>();
+      const auto gap = s.chosen - s.rejected;
+      correct += (gap > 0).sum().item<double>();
+      loss += (-at::log_sigmoid(gap - margins(part))).sum().item<double>();
+      diff += gap.sum().item<double>();
     }
     if (was) rm->train();
+    const auto sums = d.sum({correct, loss, diff});
+    correct = sums[0], loss = sums[1], diff = sums[2];
     ev.pairs = static_cast<int64_t>(eval.size());
     ev.accuracy = correct / ev.pairs;
     ev.loss = loss / ev.pairs;
@@ -187,30 +205,38 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
   int64_t order_epoch = -1;
   while (state.step < o.steps) {
     const auto t0 = std::chrono::steady_clock::now();
+    // The global batch is pairs [cursor, cursor + batch_size); rank R takes its slice and
+    // divides by the global batch size, so the summed gradients are those of the whole batch.
     std::vector<const PreferenceText*> batch;
-    for (int64_t i = 0; i < o.batch_size; ++i, ++state.cursor) {
-      const int64_t epoch = state.cursor / n;
+    for (int64_t i = R * local; i < (R + 1) * local; ++i) {
+      const int64_t c = state.cursor + i;
+      const int64_t epoch = c / n;
       if (epoch != order_epoch) {
         order = data::epoch_order(n, static_cast<uint64_t>(spec.run.seed), epoch);
         order_epoch = epoch;
       }
-      batch.push_back(train[order[state.cursor % n]]);
+      batch.push_back(train[order[c % n]]);
     }
+    state.cursor += o.batch_size;
+    const double B = static_cast<double>(o.batch_size);
     const auto s = score(batch);
-    const auto d = s.chosen - s.rejected;
-    auto loss = (-at::log_sigmoid(d - margins(batch))).mean();
-    if (o.center_coef > 0) loss = loss + o.center_coef * (s.chosen + s.rejected).pow(2).mean();
+    const auto diff = s.chosen - s.rejected;
+    auto loss = (-at::log_sigmoid(diff - margins(batch))).sum() / B;
+    if (o.center_coef > 0) loss = loss + o.center_coef * (s.chosen + s.rejected).pow(2).sum() / B;
     (loss * opt.loss_multiplier(state)).backward();
     const auto r = opt.step(state);
     ++state.step;
-    Metrics m = {{"rm/loss", loss.item<double>()},
-                 {"rm/accuracy", (d > 0).to(at::kFloat).mean().item<double>()},
-                 {"rm/margin_mean", d.mean().item<double>()},
-                 {"rm/reward_mean", ((s.chosen + s.rejected) / 2).mean().item<double>()},
+    const auto sums = d.sum({loss.item<double>(), (diff > 0).sum().item<double>(), diff.sum().item<double>(),
+                             ((s.chosen + s.rejected) / 2).sum().item<double>()});
+    Metrics m = {{"rm/loss", sums[0]},
+                 {"rm/accuracy", sums[1] / B},
+                 {"rm/margin_mean", sums[2] / B},
+                 {"rm/reward_mean", sums[3] / B},
                  {"lr", r.lr},
                  {"grad_norm", r.grad_norm},
                  {"skipped_steps", static_cast<double>(state.skipped_steps)},
-                 {"time/train", seconds_since(t0)}};
+                 {"time/train", seconds_since(t0)},
+                 {"time/allreduce", r.sync.seconds}};
     const bool last = state.step == o.steps;
     const bool eval_now = !eval.empty() && (last || (o.eval_every > 0 && state.step % o.eval_every == 0));
     if (eval_now) {

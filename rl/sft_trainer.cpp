@@ -28,9 +28,16 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
   const int64_t total =
       o.steps > 0 ? o.steps : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.epochs * n / o.batch_size)));
   check_precision(spec.precision, job.device());
+  auto& d = job.dist();
+  const int64_t W = d.world_size(), R = d.rank();
+  if (W > 1 && o.batch_size % W != 0)
+    throw ConfigError(fmt::format("sft.batch_size = {} must be divisible by the world size {} (each rank takes an "
+                                  "equal share of the global batch)",
+                                  o.batch_size, W));
+  const int64_t local = o.batch_size / W;
   auto& model = job.model();
   model->train();
-  OptimizerStep opt(trainable_parameters(*model), spec.precision, spec.optim, total);
+  OptimizerStep opt = make_optimizer_step(job, *model, total);
   TrainerState state = resume_trainer_state(job, opt);
   if (state.step > 0) log::info("sft: resuming after step {} of {}", state.step, total);
   const bool mtp = !model->model->mtp_layers.empty() && o.mtp_weight > 0;
@@ -45,17 +52,31 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
   TrainResult result;
   while (state.step < total) {
     const auto t0 = std::chrono::steady_clock::now();
+    // The global batch is examples [cursor, cursor + batch_size); rank R takes its slice.
     std::vector<Sequence> seqs;
-    for (int64_t i = 0; i < o.batch_size; ++i, ++state.cursor) {
-      const int64_t epoch = state.cursor / n;
+    for (int64_t i = R * local; i < (R + 1) * local; ++i) {
+      const int64_t c = state.cursor + i;
+      const int64_t epoch = c / n;
       if (epoch != order_epoch) {
         order = data::epoch_order(n, data_seed, epoch);
         order_epoch = epoch;
       }
-      const auto& e = train[order[state.cursor % n]];
+      const auto& e = train[order[c % n]];
       seqs.push_back({job.encode_prompt(e), job.encode_completion(e.completion), {}, {}});
     }
+    state.cursor += o.batch_size;
     const auto batch = make_sequence_batch(seqs, job.device());
+    // Every rank divides by the global count of target tokens: the summed gradients are then
+    // those of one process with the whole batch.
+    const double local_tokens = batch.mask.sum().item<double>();
+    // The MTP loss is a mean over the positions whose token two ahead is valid (the first
+    // depth's count; exact for one MTP depth, DeepSeek-V3's): weighted by this rank's share.
+    double local_mtp = 0;
+    if (mtp) local_mtp = (batch.attention_mask.sum(1) - 2).clamp_min(0).sum().item<double>();
+    const auto counts = d.sum({local_tokens, local_mtp});
+    const double global_tokens = counts[0];
+    const double share = local_tokens / std::max(global_tokens, 1.0);
+    const double mtp_share = local_mtp / std::max(counts[1], 1.0);
     policy::ForwardInputs in;
     in.tokens = batch.tokens;
     in.attention_mask = batch.attention_mask;
@@ -69,28 +90,33 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
     }
     const auto logp = rollout::shifted_token_logprobs(out.logits, batch.tokens, 1.0);
     const auto mask = batch.mask;
-    ce = -(logp * mask).sum() / mask.sum().clamp_min(1.0);
+    ce = -(logp * mask).sum() / std::max(global_tokens, 1.0);
     loss = ce;
-    if (mtp) loss = loss + o.mtp_weight * out.mtp_loss;
-    if (balance && out.aux_loss.defined()) loss = loss + out.aux_loss;
+    // The MTP and balance losses are means over this rank's tokens: weighted by its share.
+    if (mtp) loss = loss + mtp_share * o.mtp_weight * out.mtp_loss;
+    if (balance && out.aux_loss.defined()) loss = loss + share * out.aux_loss;
     (loss * opt.loss_multiplier(state)).backward();
     const auto r = opt.step(state);
-    if (r.applied) update_trunk_router_bias(model, out.router, o.router_bias_gamma);
+    LoadAccumulator loads;
+    loads.add(out.router);
+    loads.all_reduce(d);
+    if (r.applied) update_trunk_router_bias(model, loads.loads(), o.router_bias_gamma);
     ++state.step;
+    const auto sums = d.sum({ce.item<double>(), loss.item<double>(), mtp ? mtp_share * out.mtp_loss.item<double>() : 0.0,
+                             batch.attention_mask.sum().item<double>()});
     const double secs = seconds_since(t0);
-    const double tokens = batch.attention_mask.sum().item<double>();
-    Metrics m = {{"sft/loss", ce.item<double>()},
-                 {"loss", loss.item<double>()},
+    const double tokens = sums[3];
+    Metrics m = {{"sft/loss", sums[0]},
+                 {"loss", sums[1]},
                  {"lr", r.lr},
                  {"grad_norm", r.grad_norm},
                  {"skipped_steps", static_cast<double>(state.skipped_steps)},
                  {"loss_scale", spec.precision.loss_scaling ? opt.loss_scale().scale() : 1.0},
                  {"tokens_per_s", tokens / std::max(secs, 1e-9)},
                  {"time/train", secs},
+                 {"time/allreduce", r.sync.seconds},
                  {"epoch", static_cast<double>(state.cursor) / n}};
-    if (mtp) m.emplace_back("sft/mtp_loss", out.mtp_loss.item<double>());
-    LoadAccumulator loads;
-    loads.add(out.router);
+    if (mtp) m.emplace_back("sft/mtp_loss", sums[2]);
     loads.append_metrics(m);
 
     const bool last = state.step == total;

@@ -15,6 +15,24 @@ void LoadAccumulator::add(const std::vector<policy::RouterStats>& stats) {
   }
 }
 
+void LoadAccumulator::all_reduce(dist::Context& context) {
+  if (context.world_size() == 1) return;
+  std::vector<at::Tensor> tensors;
+  for (auto& [layer, load] : loads_) tensors.push_back(load);
+  context.all_reduce_sum(tensors);
+}
+
+reward::RewardScores all_gather_scores(dist::Context& context, const reward::RewardScores& local) {
+  if (context.world_size() == 1) return local;
+  reward::RewardScores out;
+  out.names = local.names;
+  out.weights = local.weights;
+  out.total = context.all_gather(local.total);
+  for (const auto& part : local.parts) out.parts.push_back(context.all_gather(part));
+  out.seconds = context.max(local.seconds);
+  return out;
+}
+
 std::vector<policy::RouterStats> LoadAccumulator::loads() const {
   std::vector<policy::RouterStats> out;
   for (const auto& [layer, load] : loads_) out.push_back({layer, load});

@@ -13,7 +13,9 @@
 
 #include <torch/nn/module.h>
 
+#include "core/distributed.h"
 #include "policy/causal_lm.h"
+#include "reward/combine.h"
 
 namespace rlft::rl {
 
@@ -29,10 +31,16 @@ class LoadAccumulator {
   /// (max/mean) and moe/balance_max (the worst layer).
   void append_metrics(Metrics& m) const;
   void clear() { loads_.clear(); }
+  /// Sums the loads over ranks (every rank then holds the global loads).
+  void all_reduce(dist::Context& context);
 
  private:
   std::map<int64_t, at::Tensor> loads_;
 };
+
+/// Every rank's scores concatenated in rank order (totals and parts; seconds are the
+/// slowest rank's). `local` must carry the part names even when it holds no rows.
+reward::RewardScores all_gather_scores(dist::Context& context, const reward::RewardScores& local);
 
 /// Every parameter of `module` that requires grad, with its name (what the optimizer steps;
 /// parameters that never get a gradient, e.g. an unused LM head, are skipped by AdamW).

@@ -116,6 +116,18 @@ OptimOptions OptimOptions::from_config(const ConfigView& s) {
   return o;
 }
 
+DistributedOptions DistributedOptions::from_config(const ConfigView& s) {
+  DistributedOptions d;
+  d.group.backend = s.get<std::string>("backend", d.group.backend);
+  d.group.timeout_s = s.get<double>("timeout_s", d.group.timeout_s);
+  d.bucket_mb = s.get<double>("bucket_mb", d.bucket_mb);
+  s.check(d.group.backend == "auto" || d.group.backend == "gloo" || d.group.backend == "nccl", "backend",
+          "must be auto, gloo or nccl");
+  s.check(d.group.timeout_s > 0, "timeout_s", "must be > 0 (seconds a collective may wait for the other ranks)");
+  s.check(d.bucket_mb > 0, "bucket_mb", "must be > 0");
+  return d;
+}
+
 CheckpointOptions CheckpointOptions::from_config(const ConfigView& s) {
   CheckpointOptions c;
   c.every = s.get<int64_t>("every", c.every);

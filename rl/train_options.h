@@ -12,12 +12,14 @@
 //   eval:        held-out evaluation
 //   grpo:        the RL loop (rlft train)
 //   sft:         supervised fine-tuning (rlft sft)
+//   distributed: the process group of a multi-rank run (rlft launch, torchrun, SLURM)
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/distributed.h"
 #include "policy/causal_lm.h"
 #include "rl/advantages.h"
 #include "rl/loss_scale.h"
@@ -63,6 +65,12 @@ struct OptimOptions {
   OptimizerOptions adamw;
   ScheduleOptions schedule;  ///< total_steps is filled from the job's length when 0
   static OptimOptions from_config(const ConfigView& section);
+};
+
+struct DistributedOptions {
+  dist::Options group;     ///< backend (auto | gloo | nccl) and the timeout on every collective
+  double bucket_mb = 25.0;  ///< gradients are all-reduced in buckets of about this many MiB (> 0)
+  static DistributedOptions from_config(const ConfigView& section);
 };
 
 struct CheckpointOptions {

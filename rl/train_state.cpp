@@ -47,17 +47,6 @@ std::string save_training_checkpoint(Job& job, const TrainerState& s, const Opti
     if (extra) extra(out.path());
     const fs::path ts = fs::path(out.path()) / "trainer_state";
     fs::create_directories(ts);
-    nlohmann::json j = {{"format", "rlft-trainer-state-1"},
-                        {"run", job.run_name()},
-                        {"config_hash", job.spec().config_hash},
-                        {"step", s.step},
-                        {"cursor", s.cursor},
-                        {"optimizer_steps", s.optimizer_steps},
-                        {"skipped_steps", s.skipped_steps},
-                        {"consecutive_skips", s.consecutive_skips},
-                        {"loss_scale", s.loss_scale},
-                        {"loss_scale_good_steps", s.loss_scale_good_steps},
-                        {"loss_scale_skipped", s.loss_scale_skipped}};
     const std::string opt = optimizer.save_state();
     {
       std::ofstream f(ts / "optimizer.bin", std::ios::binary);
@@ -65,7 +54,7 @@ std::string save_training_checkpoint(Job& job, const TrainerState& s, const Opti
       RLFT_CHECK(f.good(), "cannot write {}", (ts / "optimizer.bin").string());
     }
     // state.json last: its presence marks a complete trainer state (latest_checkpoint).
-    std::ofstream(ts / "state.json") << j.dump(2) << "\n";
+    std::ofstream(ts / "state.json") << trainer_state_json(s, job.run_name(), job.spec().config_hash) << "\n";
     out.commit();
   }
   job.store().add_checkpoint(job.run_id(), s.step, dest.string());
@@ -79,25 +68,49 @@ std::string save_training_checkpoint(Job& job, const TrainerState& s, const Opti
   return dest.string();
 }
 
-TrainerState load_trainer_state(const std::string& dir, Optimizer& optimizer) {
-  const fs::path ts = fs::path(dir) / "trainer_state";
+std::string trainer_state_json(const TrainerState& s, const std::string& run, const std::string& config_hash) {
+  nlohmann::json j = {{"format", "rlft-trainer-state-1"},
+                      {"step", s.step},
+                      {"cursor", s.cursor},
+                      {"optimizer_steps", s.optimizer_steps},
+                      {"skipped_steps", s.skipped_steps},
+                      {"consecutive_skips", s.consecutive_skips},
+                      {"loss_scale", s.loss_scale},
+                      {"loss_scale_good_steps", s.loss_scale_good_steps},
+                      {"loss_scale_skipped", s.loss_scale_skipped}};
+  if (!run.empty()) j["run"] = run;
+  if (!config_hash.empty()) j["config_hash"] = config_hash;
+  return j.dump(2);
+}
+
+TrainerState trainer_state_from_json(const std::string& text, const std::string& origin) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_all(ts / "state.json"));
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: not a trainer state: {}", (ts / "state.json").string(), e.what()));
+    throw Error(fmt::format("{}: not a trainer state: {}", origin, e.what()));
   }
-  RLFT_CHECK(j.value("format", "") == "rlft-trainer-state-1", "{}: unknown trainer-state format '{}'",
-             (ts / "state.json").string(), j.value("format", ""));
+  RLFT_CHECK(j.value("format", "") == "rlft-trainer-state-1", "{}: unknown trainer-state format '{}'", origin,
+             j.value("format", ""));
   TrainerState s;
-  s.step = j.at("step").get<int64_t>();
-  s.cursor = j.at("cursor").get<int64_t>();
-  s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
-  s.skipped_steps = j.at("skipped_steps").get<int64_t>();
-  s.consecutive_skips = j.at("consecutive_skips").get<int64_t>();
-  s.loss_scale = j.at("loss_scale").get<double>();
-  s.loss_scale_good_steps = j.at("loss_scale_good_steps").get<int64_t>();
-  s.loss_scale_skipped = j.at("loss_scale_skipped").get<int64_t>();
+  try {
+    s.step = j.at("step").get<int64_t>();
+    s.cursor = j.at("cursor").get<int64_t>();
+    s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
+    s.skipped_steps = j.at("skipped_steps").get<int64_t>();
+    s.consecutive_skips = j.at("consecutive_skips").get<int64_t>();
+    s.loss_scale = j.at("loss_scale").get<double>();
+    s.loss_scale_good_steps = j.at("loss_scale_good_steps").get<int64_t>();
+    s.loss_scale_skipped = j.at("loss_scale_skipped").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: {}", origin, e.what()));
+  }
+  return s;
+}
+
+TrainerState load_trainer_state(const std::string& dir, Optimizer& optimizer) {
+  const fs::path ts = fs::path(dir) / "trainer_state";
+  TrainerState s = trainer_state_from_json(read_all(ts / "state.json"), (ts / "state.json").string());
   optimizer.load_state(read_all(ts / "optimizer.bin"));
   return s;
 }
@@ -119,13 +132,18 @@ std::string save_final_model(Job& job, const ExtraWriter& extra) {
 bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer, int64_t total, int64_t stop_after,
                  const char* what, TrainResult& result, const ExtraWriter& extra) {
   if (state.step >= total) return false;
-  const bool stop = stop_requested() || (stop_after > 0 && state.step >= stop_after);
+  // A signal may reach the ranks during different steps: they stop together, at the first
+  // step end after any of them got it.
+  const bool signalled = job.dist().any(stop_requested());
+  const bool stop = signalled || (stop_after > 0 && state.step >= stop_after);
   const auto& c = job.spec().checkpoint;
-  if (stop || (c.every > 0 && state.step % c.every == 0))
-    result.checkpoint = save_training_checkpoint(job, state, optimizer, c.keep, extra);
+  if (stop || (c.every > 0 && state.step % c.every == 0)) {
+    job.dist().on_main("write a checkpoint",
+                       [&] { result.checkpoint = save_training_checkpoint(job, state, optimizer, c.keep, extra); });
+  }
   if (!stop) return false;
   log::info("{}: stopped after step {} ({}); continue with --resume", what, state.step,
-            stop_requested() ? "signal" : "--stop-after");
+            signalled ? "signal" : "--stop-after");
   result.interrupted = true;
   result.steps = state.step;
   job.finish("interrupted");
@@ -134,8 +152,10 @@ bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer
 
 TrainResult finish_training(Job& job, const TrainerState& state, const Optimizer& optimizer, const ExtraWriter& extra) {
   TrainResult result;
-  result.checkpoint = save_training_checkpoint(job, state, optimizer, job.spec().checkpoint.keep, extra);
-  result.final_dir = save_final_model(job, extra);
+  job.dist().on_main("write the final model", [&] {
+    result.checkpoint = save_training_checkpoint(job, state, optimizer, job.spec().checkpoint.keep, extra);
+    result.final_dir = save_final_model(job, extra);
+  });
   result.steps = state.step;
   job.finish("finished");
   return result;

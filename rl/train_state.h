@@ -45,6 +45,10 @@ using ExtraWriter = std::function<void(const std::string& model_dir)>;
 std::string save_training_checkpoint(Job& job, const TrainerState& state, const Optimizer& optimizer, int64_t keep,
                                      const ExtraWriter& extra = {});
 
+/// state.json's text (with the run and config hash when given), and back (errors name `origin`).
+std::string trainer_state_json(const TrainerState& state, const std::string& run = "", const std::string& config_hash = "");
+TrainerState trainer_state_from_json(const std::string& text, const std::string& origin);
+
 /// Reads trainer_state/ of checkpoint `dir` (the weights were loaded by the Job) into the
 /// optimizer; returns the counters.
 TrainerState load_trainer_state(const std::string& dir, Optimizer& optimizer);
@@ -56,10 +60,12 @@ std::string save_final_model(Job& job, const ExtraWriter& extra = {});
 /// when checkpoint.every says so, or when a stop was asked (SIGINT/SIGTERM, or `stop_after`
 /// steps done). Returns true when the loop must end: `result` is filled and the run is
 /// marked interrupted. Never stops after the last step (finish_training() follows).
+/// In a multi-rank run every rank calls it: the stop is agreed over ranks (a signal on any
+/// stops all at the same step) and rank 0 alone writes, the others waiting for it.
 bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer, int64_t total, int64_t stop_after,
                  const char* what, TrainResult& result, const ExtraWriter& extra = {});
 
-/// After the last step: the last checkpoint, OUT/final, the run marked finished.
+/// After the last step: the last checkpoint, OUT/final (rank 0), the run marked finished.
 TrainResult finish_training(Job& job, const TrainerState& state, const Optimizer& optimizer,
                             const ExtraWriter& extra = {});
 

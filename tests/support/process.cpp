@@ -98,7 +98,8 @@ ProcessResult run_rlft(const std::vector<std::string>& args, const std::map<std:
   return run_process(argv, env, stdin_text, unset_env);
 }
 
-int spawn_rlft(const std::vector<std::string>& args, const std::string& log_path) {
+int spawn_rlft(const std::vector<std::string>& args, const std::string& log_path,
+               const std::map<std::string, std::string>& env) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -108,8 +109,17 @@ int spawn_rlft(const std::vector<std::string>& args, const std::string& log_path
   std::vector<char*> cargs;
   for (auto& a : argv) cargs.push_back(a.data());
   cargs.push_back(nullptr);
+  std::vector<std::string> vars;
+  for (char** e = environ; *e; ++e) {
+    const std::string v = *e;
+    if (!env.count(v.substr(0, v.find('=')))) vars.push_back(v);
+  }
+  for (const auto& [k, v] : env) vars.push_back(k + "=" + v);
+  std::vector<char*> cenv;
+  for (auto& v : vars) cenv.push_back(v.data());
+  cenv.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = posix_spawn(&pid, cargs[0], &fa, nullptr, cargs.data(), environ);
+  const int rc = posix_spawn(&pid, cargs[0], &fa, nullptr, cargs.data(), cenv.data());
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) throw std::runtime_error(std::string("cannot start rlft: ") + std::strerror(rc));
   return pid;

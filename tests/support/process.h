@@ -23,9 +23,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::map<s
 ProcessResult run_rlft(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
                        const std::string& stdin_text = "", const std::vector<std::string>& unset_env = {});
 
-/// Starts the rlft binary in the background, stdout and stderr appended to `log_path`;
-/// returns its pid (for signals: kill(pid, SIGINT)).
-int spawn_rlft(const std::vector<std::string>& args, const std::string& log_path);
+/// Starts the rlft binary in the background, stdout and stderr appended to `log_path`, with
+/// `env` added to the environment; returns its pid (for signals: kill(pid, SIGINT)).
+int spawn_rlft(const std::vector<std::string>& args, const std::string& log_path,
+               const std::map<std::string, std::string>& env = {});
 /// Waits for a spawned child; its exit status, or 128 + signal.
 int wait_child(int pid);
 
