@@ -1,7 +1,13 @@
-// `rlft bench train`: GRPO steps of a config (default configs/bench/train.yaml: the default
-// pipeline's model and task), timed by phase, in a temporary directory and store. Prints
-// trainer tokens/s, the share of step time in rollout, reward, train and sync, and the
-// training FLOP/s against the fp32 GEMM rate measured in the same run.
+// `rlft bench train [--sft]`: GRPO (or SFT) steps of a config (default configs/bench/train.yaml:
+// the default pipeline's model and task), timed by phase, in a temporary directory and store.
+// Prints trainer tokens/s, the share of step time in rollout, reward, train, sync and the
+// gradient all-reduce, and the training FLOP/s against the fp32 GEMM rate measured in the
+// same run.
+//
+// Under `rlft launch --nproc N` it is the data-parallel scaling bench: the ranks train the
+// same global batch together, rank 0 prints; the all-reduce line gives the gradient bytes per
+// step, the time they took and the bus bandwidth that implies (ring all-reduce: each rank
+// sends and receives 2(N−1)/N of the bytes), and from it an estimate for 8 ranks.
 //
 // Training FLOPs are counted as 6 · (active parameters per token) · (tokens trained) — the
 // matrix products of forward and backward; attention's score products are left out, so the
@@ -24,7 +30,9 @@
 #include "core/gemm_rate.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "core/distributed.h"
 #include "rl/grpo_trainer.h"
+#include "rl/sft_trainer.h"
 #include "rl/job.h"
 
 namespace rlft::app {
@@ -38,56 +46,81 @@ struct BenchTrainCli {
   int64_t steps = 0;
   int threads = 0;
   bool json = false;
+  bool sft = false;
 };
 
 void run_bench_train(const BenchTrainCli& o) {
   const int threads = apply_thread_count(o.threads);
-  const auto tmp = fs::temp_directory_path() / fmt::format("rlft-bench-train-{}", ::getpid());
-  fs::create_directories(tmp);
+  // One directory for all ranks of a launch (rank 0 writes in it): named after the rendezvous.
+  const auto env = dist::Env::from_environment();
+  const auto tmp = fs::temp_directory_path() /
+                   (env.world_size > 1 ? fmt::format("rlft-bench-train-{}-{}", env.master_addr, env.master_port)
+                                       : fmt::format("rlft-bench-train-{}", ::getpid()));
   struct Cleanup {
     fs::path p;
+    bool owner;
     ~Cleanup() {
       std::error_code ec;
-      fs::remove_all(p, ec);
+      if (owner) fs::remove_all(p, ec);
     }
-  } cleanup{tmp};
+  } cleanup{tmp, env.rank == 0};
   std::vector<std::string> ov = o.overrides;
   ov.push_back(fmt::format("run.store={}", (tmp / "rlft.db").string()));
   ov.push_back(fmt::format("run.output_dir={}", (tmp / "run").string()));
   ov.push_back("run.name=bench-train");
   ov.push_back(fmt::format("run.threads={}", threads));
-  if (o.steps > 0) ov.push_back(fmt::format("grpo.steps={}", o.steps));
+  if (o.steps > 0) ov.push_back(fmt::format("{}.steps={}", o.sft ? "sft" : "grpo", o.steps));
   if (!o.json) log::set_level(log::Level::kWarn);
-  rl::JobSpec spec = rl::parse_job(ConfigView::load(o.config, ov), rl::JobKind::kGrpo);
-  const int64_t steps = spec.grpo->steps;
+  rl::JobSpec spec = rl::parse_job(ConfigView::load(o.config, ov), o.sft ? rl::JobKind::kSft : rl::JobKind::kGrpo);
+  const int64_t steps = o.sft ? spec.sft->steps : spec.grpo->steps;
   RLFT_CHECK_AS(UsageError, steps >= 2, "bench train needs at least 2 steps (the first is a warm-up)");
   const auto gemm = measure_gemm(1024, at::kFloat);
+  if (env.rank == 0) fs::create_directories(tmp);
   rl::Job job(std::move(spec), "bench", false);
   const auto active = static_cast<double>(job.model()->param_counts().active);
-  rl::run_grpo(job);
+  if (o.sft) rl::run_sft(job);
+  else rl::run_grpo(job);
+  if (!job.is_main()) return;  // rank 0 reads the store and reports
 
   // Averages over steps 2.. (step 1 warms caches and allocators).
   std::map<std::string, double> sum;
   auto& store = job.store();
-  const std::vector<std::string> names = {"time/rollout", "time/reward", "time/train", "time/sync", "time/step",
-                                          "tokens_per_s", "rollout/decode_tokens_per_s", "response_length/mean",
-                                          "rollout/prefill_tokens"};
+  const std::vector<std::string> names = {"time/rollout",  "time/reward",    "time/train",
+                                          "time/sync",     "time/step",      "time/allreduce",
+                                          "tokens_per_s",  "rollout/decode_tokens_per_s",
+                                          "response_length/mean", "rollout/prefill_tokens", "allreduce/megabytes"};
   for (const auto& n : names)
     for (const auto& p : store.metric_series(job.run_id(), n))
       if (p.step >= 2) sum[n] += p.value;
   const double n_avg = static_cast<double>(steps - 1);
   for (auto& [k, v] : sum) v /= n_avg;
-  const auto& g = *job.spec().grpo;
-  const double rows = static_cast<double>(g.prompts_per_step * g.group_size);
-  // Tokens trained per step: prompt + completion of every row. Rollout prefills each prompt
-  // once per group (rollout/prefill_tokens), the trainer runs it in all G rows.
-  const double trained_tokens =
-      (static_cast<double>(g.group_size) * sum["rollout/prefill_tokens"] + rows * sum["response_length/mean"]) *
-      static_cast<double>(g.epochs);
-  const double train_gflops = 6.0 * active * trained_tokens / std::max(sum["time/train"], 1e-9) / 1e9;
+  double rows = 0, train_gflops = 0;
+  if (o.sft) {
+    rows = static_cast<double>(job.spec().sft->batch_size);
+    sum["time/step"] = sum["time/train"];
+    train_gflops = 6.0 * active * sum["tokens_per_s"] / 1e9;
+  } else {
+    const auto& g = *job.spec().grpo;
+    rows = static_cast<double>(g.prompts_per_step * g.group_size);
+    // Tokens trained per step: prompt + completion of every row. Rollout prefills each prompt
+    // once per group (rollout/prefill_tokens), the trainer runs it in all G rows.
+    const double trained_tokens =
+        (static_cast<double>(g.group_size) * sum["rollout/prefill_tokens"] + rows * sum["response_length/mean"]) *
+        static_cast<double>(g.epochs);
+    train_gflops = 6.0 * active * trained_tokens / std::max(sum["time/train"], 1e-9) / 1e9;
+  }
   const double step = std::max(sum["time/step"], 1e-9);
+  const int world = job.dist().world_size();
+  // Ring all-reduce: t = 2(N−1)/N · bytes / bus bandwidth.
+  const double ring = [](int n) { return 2.0 * (n - 1) / n; }(world);
+  const double bus_gbps = world > 1 && sum["time/allreduce"] > 0
+                              ? ring * sum["allreduce/megabytes"] * 1e6 / sum["time/allreduce"] / 1e9
+                              : 0.0;
+  const double estimate8 = bus_gbps > 0 ? 2.0 * 7 / 8 * sum["allreduce/megabytes"] * 1e6 / (bus_gbps * 1e9) : 0.0;
 
   nlohmann::json j = {{"config", o.config},
+                      {"trainer", o.sft ? "sft" : "grpo"},
+                      {"world_size", world},
                       {"threads", threads},
                       {"steps", steps},
                       {"rows_per_step", rows},
@@ -98,6 +131,10 @@ void run_bench_train(const BenchTrainCli& o) {
                       {"share_reward", sum["time/reward"] / step},
                       {"share_train", sum["time/train"] / step},
                       {"share_sync", sum["time/sync"] / step},
+                      {"allreduce_seconds", sum["time/allreduce"]},
+                      {"allreduce_megabytes", sum["allreduce/megabytes"]},
+                      {"allreduce_bus_gbps", bus_gbps},
+                      {"allreduce_seconds_8_ranks_estimate", estimate8},
                       {"decode_tokens_per_s", sum["rollout/decode_tokens_per_s"]},
                       {"train_gflops", train_gflops},
                       {"gemm_gflops", gemm.gflops},
@@ -106,13 +143,25 @@ void run_bench_train(const BenchTrainCli& o) {
     std::cout << j.dump(2) << "\n";
     return;
   }
-  std::cout << fmt::format("GRPO bench: {} ({} steps of {} rows, {} threads, {:.2f}M active parameters)\n", o.config,
-                           steps, rows, threads, active / 1e6);
-  std::cout << fmt::format("  step          {:8.3f} s   ({:.0f} tokens/s, rollout decode {:.0f} tokens/s)\n", step,
-                           sum["tokens_per_s"], sum["rollout/decode_tokens_per_s"]);
-  for (const char* phase : {"rollout", "reward", "train", "sync"})
-    std::cout << fmt::format("  {:<13} {:8.3f} s   {:5.1f}%\n", phase, sum[std::string("time/") + phase],
-                             100.0 * sum[std::string("time/") + phase] / step);
+  std::cout << fmt::format("{} bench: {} ({} steps of {} rows, {} rank(s) × {} threads, {:.2f}M active parameters)\n",
+                           o.sft ? "SFT" : "GRPO", o.config, steps, rows, world, threads, active / 1e6);
+  if (o.sft)
+    std::cout << fmt::format("  step          {:8.3f} s   ({:.0f} tokens/s)\n", step, sum["tokens_per_s"]);
+  else
+    std::cout << fmt::format("  step          {:8.3f} s   ({:.0f} tokens/s, rollout decode {:.0f} tokens/s)\n", step,
+                             sum["tokens_per_s"], sum["rollout/decode_tokens_per_s"]);
+  const std::vector<const char*> phases =
+      o.sft ? std::vector<const char*>{"train", "allreduce"}
+            : std::vector<const char*>{"rollout", "reward", "train", "sync", "allreduce"};
+  for (const char* phase : phases)
+    std::cout << fmt::format("  {:<13} {:8.3f} s   {:5.1f}%{}\n", phase, sum[std::string("time/") + phase],
+                             100.0 * sum[std::string("time/") + phase] / step,
+                             std::string(phase) == "allreduce" && !o.sft ? "   (part of train)" : "");
+  if (world > 1)
+    std::cout << fmt::format(
+        "  all-reduce    {:.2f} MB of gradients per step in {:.4f} s: bus bandwidth {:.2f} GB/s; 8 ranks on links "
+        "of that bandwidth: ≈ {:.4f} s per step (2·7/8 of the bytes each)\n",
+        sum["allreduce/megabytes"], sum["time/allreduce"], bus_gbps, estimate8);
   std::cout << fmt::format("  train FLOP/s  {:8.2f} GFLOP/s = {:.1f}% of the fp32 GEMM rate ({:.1f} GFLOP/s, 1024³)\n",
                            train_gflops, 100.0 * train_gflops / gemm.gflops, gemm.gflops);
 }
@@ -121,12 +170,14 @@ void run_bench_train(const BenchTrainCli& o) {
 
 void add_bench_train(CLI::App& bench) {
   auto o = std::make_shared<BenchTrainCli>();
-  CLI::App* cmd = bench.add_subcommand("train", "GRPO trainer tokens/s, time per phase, FLOP/s vs the GEMM rate");
+  CLI::App* cmd = bench.add_subcommand(
+      "train", "GRPO or SFT trainer tokens/s, time per phase, FLOP/s vs the GEMM rate (under rlft launch: scaling)");
   cmd->add_option("--config", o->config, "a GRPO config")->capture_default_str();
   cmd->add_option("--set", o->overrides, "override a key: a.b.c=value (repeatable)");
   cmd->add_option("--steps", o->steps, "GRPO steps (default: the config's)");
   cmd->add_option("--threads", o->threads, "intra-op threads (0 = every core)");
   cmd->add_flag("--json", o->json, "print one JSON object");
+  cmd->add_flag("--sft", o->sft, "SFT steps (the config's sft: section) instead of GRPO");
   cmd->callback([o] { run_bench_train(*o); });
 }
 

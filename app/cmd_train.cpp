@@ -4,6 +4,7 @@
 //   --resume        continue the run (run.name) from its newest checkpoint
 //   --stop-after N  stop after step N as if interrupted (a checkpoint, exit 0)
 // SIGINT / SIGTERM finish the current step, write a checkpoint and exit 0.
+// Under `rlft launch` (or torchrun, SLURM) each command runs data-parallel: docs/distributed.md.
 #include <CLI/CLI.hpp>
 
 #include <fmt/format.h>
@@ -173,6 +174,7 @@ void add_train_commands(CLI::App& app) {
       const auto ev = rl::evaluate(*job, spec.dataset.eval, spec.eval, tokens, static_cast<uint64_t>(spec.run.seed));
       job->log_metrics(0, ev.metrics());
       job->finish("finished");
+      if (!job->is_main()) return;
       for (const auto& [k, v] : ev.metrics()) std::cout << fmt::format("{:<24} {:.4f}\n", k, v);
     });
   }

@@ -2,6 +2,8 @@
 # Benchmarks that print figures (none are asserted by tests). Builds first.
 #   scripts/bench.sh            every benchmark this build has
 #   scripts/bench.sh gemm       one of them
+#   scripts/bench.sh dist       data-parallel scaling: SFT and GRPO steps on 1 and 2 ranks
+#                               (rlft launch, one thread per rank), with the all-reduce time
 # The GEMM benchmark also runs once on Debian's reference BLAS (forced through
 # LD_LIBRARY_PATH), to show what the fast path is worth on this machine.
 set -euo pipefail
@@ -28,3 +30,13 @@ for b in $available; do
     fi
   fi
 done
+
+# Scaling: the same global batch on 1 and 2 ranks, one thread each.
+if [[ "$which" == all || "$which" == dist ]]; then
+  for trainer in "--sft" ""; do
+    for n in 1 2; do
+      echo "== rlft launch --nproc $n --threads-per-rank 1 -- bench train $trainer"
+      "$rlft" launch --nproc "$n" --threads-per-rank 1 -- bench train $trainer
+    done
+  done
+fi

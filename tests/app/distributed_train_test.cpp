@@ -22,6 +22,7 @@
 #include "policy/model_io.h"
 #include "tests/rl/trainer_test_util.h"
 #include "tests/support/process.h"
+#include "tests/support/ranks.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/text_util.h"
 // Last: LibTorch defines CHECK too.
@@ -108,12 +109,6 @@ bool wait_for(const std::function<bool()>& ready, double seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
-}
-
-int free_tcp_port() {
-  // The launcher finds one itself; torchrun-style ranks need one chosen here.
-  static int next = 29600 + static_cast<int>(getpid() % 2000);
-  return next++;
 }
 
 std::map<std::string, std::string> rank_env(int rank, int world, int port) {
@@ -256,7 +251,7 @@ TEST_CASE("a rank killed mid-run: the launcher and the other rank exit non-zero 
 TEST_CASE("torchrun-style ranks: a dead rank is named by the survivor within the timeout") {
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp, "distributed:\n  timeout_s: 20\n");
-  const int port = free_tcp_port();
+  const int port = rlft::test::free_port();
   const auto a = args({"train", job, "--set", "grpo.steps=100000", "--set", "checkpoint.every=1"}, named(tmp, "run"));
   const int r0 = rlft::test::spawn_rlft(a, tmp.file("r0.log"), rank_env(0, 2, port));
   const int r1 = rlft::test::spawn_rlft(a, tmp.file("r1.log"), rank_env(1, 2, port));
@@ -280,7 +275,7 @@ TEST_CASE("ranks with different configs or different initial weights stop at sta
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp);
   {
-    const int port = free_tcp_port();
+    const int port = rlft::test::free_port();
     const int r0 = rlft::test::spawn_rlft(args({"sft", job}, named(tmp, "m")), tmp.file("m0.log"), rank_env(0, 2, port));
     const int r1 = rlft::test::spawn_rlft(args({"sft", job, "--set", "optim.lr=0.5"}, named(tmp, "m")), tmp.file("m1.log"),
                                           rank_env(1, 2, port));
@@ -302,7 +297,7 @@ TEST_CASE("ranks with different configs or different initial weights stop at sta
                                            d == std::string("a") ? "1" : "2"});
       REQUIRE_MESSAGE(r.exit_code == 0, r.out << r.err);
     }
-    const int port = free_tcp_port();
+    const int port = rlft::test::free_port();
     std::vector<std::future<rlft::test::ProcessResult>> ranks;
     for (int r = 0; r < 2; ++r) {
       const std::string cmd = fmt::format("cd {} && exec {} sft {} --set policy.path=model --set run.name=w",

@@ -2,62 +2,26 @@
 // copies of itself as ranks (the "distributed rank" case, skipped in ordinary runs).
 #include "core/distributed.h"
 
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
-#include <future>
 
 #include "core/error.h"
-#include "tests/support/process.h"
+#include "tests/support/ranks.h"
 
 namespace {
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+using rlft::test::self_exe;
 
-std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
-}
-
-/// Starts `world` ranks of this binary running the rank case with `scenario`; returns each result.
 std::vector<rlft::test::ProcessResult> run_ranks(int world, const std::string& scenario) {
-  const std::string port = std::to_string(free_port());
-  std::vector<std::future<rlft::test::ProcessResult>> futures;
-  for (int r = 0; r < world; ++r) {
-    std::map<std::string, std::string> env{{"RANK", std::to_string(r)},
-                                           {"WORLD_SIZE", std::to_string(world)},
-                                           {"MASTER_ADDR", "127.0.0.1"},
-                                           {"MASTER_PORT", port},
-                                           {"RLFT_TEST_SCENARIO", scenario}};
-    futures.push_back(std::async(std::launch::async, [env] {
-      return rlft::test::run_process({self_exe(), "--no-skip", "-tc=distributed rank", "--no-version"}, env);
-    }));
-  }
-  std::vector<rlft::test::ProcessResult> out;
-  for (auto& f : futures) out.push_back(f.get());
-  return out;
+  return rlft::test::run_ranks(world, "distributed rank", scenario);
 }
 
 }  // namespace
 
 TEST_CASE("distributed rank" * doctest::skip()) {
-  const std::string scenario = std::getenv("RLFT_TEST_SCENARIO") ? std::getenv("RLFT_TEST_SCENARIO") : "";
+  const std::string scenario = rlft::test::rank_scenario();
   const auto env = rlft::dist::Env::from_environment();
   rlft::dist::Options o;
   o.timeout_s = 20;
@@ -74,6 +38,26 @@ TEST_CASE("distributed rank" * doctest::skip()) {
     const auto all = ctx->all_gather_string(ctx->rank() == 0 ? "zero" : "one!");
     CHECK(all == std::vector<std::string>{"zero", "one!"});
     CHECK_NOTHROW(ctx->check_consistent("config hash", "abc"));
+    // Vectors of doubles: sums, maxima, gathers of unequal lengths.
+    CHECK(ctx->sum(std::vector<double>{1.0, static_cast<double>(ctx->rank())}) == std::vector<double>{2.0, 1.0});
+    CHECK(ctx->max(std::vector<double>{static_cast<double>(ctx->rank()), -1.0}) == std::vector<double>{1.0, -1.0});
+    const auto gathered = ctx->all_gather(ctx->rank() == 0 ? std::vector<double>{5.0} : std::vector<double>{6.0, 7.0});
+    CHECK(gathered == std::vector<double>{5.0, 6.0, 7.0});
+    CHECK(ctx->any(ctx->rank() == 1));
+    CHECK_FALSE(ctx->any(false));
+    std::string text = ctx->rank() == 0 ? std::string(100000, 'x') + "end" : "";
+    ctx->broadcast_string(text);
+    CHECK(text.size() == 100003);
+    // An error on one rank is raised on every rank, naming it.
+    const auto failing = [&] {
+      ctx->together("load the weights", [&] {
+        if (ctx->rank() == 1) throw rlft::Error("weights.safetensors: truncated");
+      });
+    };
+    if (ctx->rank() == 1) CHECK_THROWS_WITH_AS(failing(), "weights.safetensors: truncated", rlft::Error);
+    else CHECK_THROWS_WITH_AS(failing(), "rank 1 failed to load the weights: weights.safetensors: truncated", rlft::Error);
+    CHECK_NOTHROW(ctx->on_main("write", [] {}));
+    CHECK(ctx->take_collective_seconds() >= 0.0);
   } else if (scenario == "mismatch") {
     ctx->check_consistent("config hash", ctx->rank() == 0 ? "aaaa" : "bbbb");
   } else if (scenario == "die") {
@@ -131,4 +115,16 @@ TEST_CASE("distributed env probe" * doctest::skip()) {
   const auto s = rlft::dist::Env::from_environment();
   CHECK(s.launcher == "slurm");
   CHECK(s.rank == 1);
+}
+
+TEST_CASE("a tensors hash covers names, shapes and every byte") {
+  const auto a = at::arange(10, at::kFloat);
+  auto b = a.clone();
+  const std::string h = rlft::dist::tensors_hash({{"w", a}});
+  CHECK(h.size() == 16);
+  CHECK(rlft::dist::tensors_hash({{"w", b}}) == h);
+  b[9] = 9.0001f;
+  CHECK(rlft::dist::tensors_hash({{"w", b}}) != h);
+  CHECK(rlft::dist::tensors_hash({{"v", a}}) != h);
+  CHECK(rlft::dist::tensors_hash({{"w", a.reshape({2, 5})}}) != h);
 }
