@@ -36,6 +36,8 @@ void add_tokenize_commands(CLI::App& app);
 void add_bench_tokenizer(CLI::App& bench);
 /// `rlft bench train`, added to the `bench` command by add_bench_command (app/cmd_bench_train.cpp).
 void add_bench_train(CLI::App& bench);
+/// `rlft bench allreduce`, added to the `bench` command by add_bench_command (app/cmd_bench_allreduce.cpp).
+void add_bench_allreduce(CLI::App& bench);
 /// `rlft train`, `rlft sft`, `rlft eval` (app/cmd_train.cpp).
 void add_train_commands(CLI::App& app);
 /// `rlft launch --nproc N -- COMMAND …` (app/cmd_launch.cpp).

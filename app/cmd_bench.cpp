@@ -1,5 +1,5 @@
 // `rlft bench …`: benchmarks that print figures. `gemm` is the machine's own yardstick;
-// model, tokenizer, rollout and train live in their own files (app/cmd_bench_*.cpp).
+// model, tokenizer, rollout, train and allreduce live in their own files (app/cmd_bench_*.cpp).
 #include <CLI/CLI.hpp>
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
@@ -60,6 +60,7 @@ void add_bench_command(CLI::App& app) {
   });
   add_bench_model(*cmd);
   add_bench_train(*cmd);
+  add_bench_allreduce(*cmd);
 }
 
 }  // namespace rlft::app

@@ -22,6 +22,7 @@ GradientSyncReport GradientSync::sync() {
     if (params_[static_cast<size_t>(i)].grad().defined()) has[i] = 1.0f;
   std::vector<at::Tensor> flags{has.to(device)};
   context_.all_reduce_sum(flags);
+  report.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto any = flags[0].to(at::kCPU);
   const float* any_p = any.data_ptr<float>();
 

@@ -372,7 +372,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
       mini_counts.push_back(tokens);
     }
     mini_counts = d.sum(mini_counts);
-    double t_allreduce = 0, allreduce_bytes = 0;
+    double t_allreduce = 0, t_allreduce_wait = 0, allreduce_bytes = 0;
     for (int64_t epoch = 0; epoch < g.epochs; ++epoch)
       for (size_t mi = 0; mi < minis.size(); ++mi) {
         const auto& mics = minis[mi];
@@ -418,6 +418,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
         }
         const auto r = opt.step(state);
         t_allreduce += r.sync.seconds;
+        t_allreduce_wait += r.sync.wait_seconds;
         allreduce_bytes += static_cast<double>(r.sync.bytes);
         gnorm_sum += r.grad_norm;
         lr = r.lr;
@@ -469,6 +470,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
                        {"time/train", t_train},
                        {"time/sync", 0.0},
                        {"time/allreduce", t_allreduce},
+                       {"time/allreduce_wait", t_allreduce_wait},
                        {"allreduce/megabytes", allreduce_bytes / 1e6},
                        {"rollout/prefill_tokens", sums[13]},
                        {"rollout/decode_tokens_per_s", sums[14] / std::max(maxes[1], 1e-9)}});

@@ -237,6 +237,7 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
                  {"skipped_steps", static_cast<double>(state.skipped_steps)},
                  {"time/train", seconds_since(t0)},
                  {"time/allreduce", r.sync.seconds},
+                 {"time/allreduce_wait", r.sync.wait_seconds},
                  {"allreduce/megabytes", static_cast<double>(r.sync.bytes) / 1e6}};
     const bool last = state.step == o.steps;
     const bool eval_now = !eval.empty() && (last || (o.eval_every > 0 && state.step % o.eval_every == 0));

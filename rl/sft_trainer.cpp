@@ -115,6 +115,7 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
                  {"tokens_per_s", tokens / std::max(secs, 1e-9)},
                  {"time/train", secs},
                  {"time/allreduce", r.sync.seconds},
+                 {"time/allreduce_wait", r.sync.wait_seconds},
                  {"allreduce/megabytes", static_cast<double>(r.sync.bytes) / 1e6},
                  {"epoch", static_cast<double>(state.cursor) / n}};
     if (mtp) m.emplace_back("sft/mtp_loss", sums[2]);

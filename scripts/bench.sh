@@ -21,6 +21,7 @@ run_bench() {
 
 for b in $available; do
   [[ "$which" != all && "$which" != "$b" ]] && continue
+  [[ "$b" == allreduce ]] && continue  # needs ranks: below, with dist
   run_bench "$b"
   if [[ "$b" == gemm ]]; then
     ref=/usr/lib/x86_64-linux-gnu/blas
@@ -33,6 +34,8 @@ done
 
 # Scaling: the same global batch on 1 and 2 ranks, one thread each.
 if [[ "$which" == all || "$which" == dist ]]; then
+  echo "== rlft launch --nproc 2 --threads-per-rank 1 -- bench allreduce"
+  "$rlft" launch --nproc 2 --threads-per-rank 1 -- bench allreduce
   for trainer in "--sft" ""; do
     for n in 1 2; do
       echo "== rlft launch --nproc $n --threads-per-rank 1 -- bench train $trainer"
