@@ -141,6 +141,13 @@ bool reap(std::vector<Rank>& ranks, std::vector<int>& ended_order) {
 
 bool failed(int status) { return !(WIFEXITED(status) && WEXITSTATUS(status) == 0); }
 
+// The first rank, in the order they ended, that failed (-1: none).
+int first_failed(const std::vector<Rank>& ranks, const std::vector<int>& ended) {
+  for (const int r : ended)
+    if (failed(ranks[static_cast<size_t>(r)].status)) return r;
+  return -1;
+}
+
 void run_launch(const LaunchCli& o) {
   RLFT_CHECK_AS(UsageError, o.nproc >= 1, "--nproc {}: must be >= 1", o.nproc);
   RLFT_CHECK_AS(UsageError, !o.command.empty(), "rlft launch: give the command after --, e.g. "
@@ -188,11 +195,7 @@ void run_launch(const LaunchCli& o) {
       forwarded = signals;
     }
     if (first_failure < 0) {
-      for (const int r : ended)
-        if (failed(ranks[static_cast<size_t>(r)].status)) {
-          first_failure = r;
-          break;
-        }
+      first_failure = first_failed(ranks, ended);
       if (first_failure >= 0) {
         const auto& f = ranks[static_cast<size_t>(first_failure)];
         std::fprintf(stderr, "rlft launch: rank %d (pid %d) %s; stopping the other ranks\n", f.rank,
@@ -207,12 +210,7 @@ void run_launch(const LaunchCli& o) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  if (first_failure < 0)
-    for (const int r : ended)
-      if (failed(ranks[static_cast<size_t>(r)].status)) {
-        first_failure = r;
-        break;
-      }
+  if (first_failure < 0) first_failure = first_failed(ranks, ended);
   if (first_failure >= 0) {
     const auto& f = ranks[static_cast<size_t>(first_failure)];
     std::vector<std::string> others;

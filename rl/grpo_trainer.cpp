@@ -45,28 +45,6 @@ struct RolloutBatch {
   int64_t zero_variance_groups = 0;                   // among the drawn ones
 };
 
-// The prompt at a global position of the training split's epoch order (epochs in
-// data::epoch_order, seeded): every rank agrees on what position c holds.
-class PromptOrder {
- public:
-  PromptOrder(const std::vector<data::Example>& train, uint64_t seed) : train_(train), seed_(seed) {}
-  const data::Example& at(int64_t c) {
-    const int64_t n = static_cast<int64_t>(train_.size());
-    const int64_t epoch = c / n;
-    if (epoch != epoch_) {
-      order_ = data::epoch_order(n, seed_, epoch);
-      epoch_ = epoch;
-    }
-    return train_[static_cast<size_t>(order_[static_cast<size_t>(c % n)])];
-  }
-
- private:
-  const std::vector<data::Example>& train_;
-  uint64_t seed_;
-  std::vector<int64_t> order_;
-  int64_t epoch_ = -1;
-};
-
 nlohmann::json record_json(const data::RolloutRecord& r) {
   nlohmann::json parts = nlohmann::json::array();
   for (const auto& [name, v] : r.parts) parts.push_back({name, v});
@@ -166,7 +144,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
                               ? 0
                               : std::find(names.begin(), names.end(), spec.eval.accuracy_reward) - names.begin();
   const uint64_t seed = static_cast<uint64_t>(spec.run.seed);
-  PromptOrder prompts(spec.dataset.train, seed);
+  EpochOrder prompts(static_cast<int64_t>(spec.dataset.train.size()), seed);
   rollout::Generator gen(model);
   rollout::GenerateOptions gopt;
   gopt.max_new_tokens = g.max_new_tokens;
@@ -224,7 +202,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
         std::vector<rollout::Request> requests;
         std::vector<const data::Example*> examples;
         for (const int64_t c : positions) {
-          const auto& e = prompts.at(c);
+          const auto& e = spec.dataset.train[static_cast<size_t>(prompts.at(c))];
           requests.push_back({job.encode_prompt(e), G, static_cast<uint64_t>(c)});
           examples.push_back(&e);
         }

@@ -129,12 +129,7 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
   RLFT_CHECK(!train.empty(), "rlft rm train: no training pairs left after holding out {}", n_eval);
 
   auto& d = job.dist();
-  const int64_t W = d.world_size(), R = d.rank();
-  if (W > 1 && o.batch_size % W != 0)
-    throw ConfigError(fmt::format("rm.batch_size = {} must be divisible by the world size {} (each rank takes an "
-                                  "equal share of the global batch)",
-                                  o.batch_size, W));
-  const int64_t local = o.batch_size / W;
+  const int64_t local = rank_share(d, o.batch_size, "rm.batch_size"), W = d.world_size(), R = d.rank();
   reward::RewardModel rm(job.model(), static_cast<uint64_t>(spec.run.seed));
   if (!job.resume_from().empty()) {
     d.on_main("read the reward head", [&] { reward::load_reward_head(rm, job.resume_from()); });
@@ -201,22 +196,14 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
   install_stop_handlers();
   TrainResult result;
   const int64_t n = static_cast<int64_t>(train.size());
-  std::vector<int64_t> order;
-  int64_t order_epoch = -1;
+  EpochOrder order(n, static_cast<uint64_t>(spec.run.seed));
   while (state.step < o.steps) {
     const auto t0 = std::chrono::steady_clock::now();
     // The global batch is pairs [cursor, cursor + batch_size); rank R takes its slice and
     // divides by the global batch size, so the summed gradients are those of the whole batch.
     std::vector<const PreferenceText*> batch;
-    for (int64_t i = R * local; i < (R + 1) * local; ++i) {
-      const int64_t c = state.cursor + i;
-      const int64_t epoch = c / n;
-      if (epoch != order_epoch) {
-        order = data::epoch_order(n, static_cast<uint64_t>(spec.run.seed), epoch);
-        order_epoch = epoch;
-      }
-      batch.push_back(train[order[c % n]]);
-    }
+    for (int64_t i = R * local; i < (R + 1) * local; ++i)
+      batch.push_back(train[static_cast<size_t>(order.at(state.cursor + i))]);
     state.cursor += o.batch_size;
     const double B = static_cast<double>(o.batch_size);
     const auto s = score(batch);

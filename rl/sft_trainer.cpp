@@ -29,12 +29,7 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
       o.steps > 0 ? o.steps : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.epochs * n / o.batch_size)));
   check_precision(spec.precision, job.device());
   auto& d = job.dist();
-  const int64_t W = d.world_size(), R = d.rank();
-  if (W > 1 && o.batch_size % W != 0)
-    throw ConfigError(fmt::format("sft.batch_size = {} must be divisible by the world size {} (each rank takes an "
-                                  "equal share of the global batch)",
-                                  o.batch_size, W));
-  const int64_t local = o.batch_size / W;
+  const int64_t local = rank_share(d, o.batch_size, "sft.batch_size"), R = d.rank();
   auto& model = job.model();
   model->train();
   OptimizerStep opt = make_optimizer_step(job, *model, total);
@@ -47,21 +42,14 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
             n, static_cast<double>(total * o.batch_size) / n, job.run_name(), job.output_dir());
   install_stop_handlers();
 
-  std::vector<int64_t> order;
-  int64_t order_epoch = -1;
+  EpochOrder order(n, data_seed);
   TrainResult result;
   while (state.step < total) {
     const auto t0 = std::chrono::steady_clock::now();
     // The global batch is examples [cursor, cursor + batch_size); rank R takes its slice.
     std::vector<Sequence> seqs;
     for (int64_t i = R * local; i < (R + 1) * local; ++i) {
-      const int64_t c = state.cursor + i;
-      const int64_t epoch = c / n;
-      if (epoch != order_epoch) {
-        order = data::epoch_order(n, data_seed, epoch);
-        order_epoch = epoch;
-      }
-      const auto& e = train[order[c % n]];
+      const auto& e = train[static_cast<size_t>(order.at(state.cursor + i))];
       seqs.push_back({job.encode_prompt(e), job.encode_completion(e.completion), {}, {}});
     }
     state.cursor += o.batch_size;

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+#include "data/dataset.h"
+
 namespace rlft::rl {
 
 void LoadAccumulator::add(const std::vector<policy::RouterStats>& stats) {
@@ -20,6 +23,24 @@ void LoadAccumulator::all_reduce(dist::Context& context) {
   std::vector<at::Tensor> tensors;
   for (auto& [layer, load] : loads_) tensors.push_back(load);
   context.all_reduce_sum(tensors);
+}
+
+int64_t rank_share(const dist::Context& context, int64_t batch, const std::string& key) {
+  const int64_t w = context.world_size();
+  if (batch % w != 0)
+    throw ConfigError(fmt::format("{} = {} must be divisible by the world size {} (each rank takes an equal share of "
+                                  "the global batch)",
+                                  key, batch, w));
+  return batch / w;
+}
+
+int64_t EpochOrder::at(int64_t c) {
+  const int64_t epoch = c / size_;
+  if (epoch != epoch_) {
+    order_ = data::epoch_order(size_, seed_, epoch);
+    epoch_ = epoch;
+  }
+  return order_[static_cast<size_t>(c % size_)];
 }
 
 reward::RewardScores all_gather_scores(dist::Context& context, const reward::RewardScores& local) {

@@ -38,6 +38,25 @@ class LoadAccumulator {
   std::map<int64_t, at::Tensor> loads_;
 };
 
+/// The global batch of `batch` rows (a config key, `key`) split over the ranks: the rows each
+/// rank takes. Throws ConfigError unless the world size divides it.
+int64_t rank_share(const dist::Context& context, int64_t batch, const std::string& key);
+
+/// The training split's seeded epoch order (data::epoch_order per epoch) at global positions:
+/// every rank agrees on which example position c holds.
+class EpochOrder {
+ public:
+  EpochOrder(int64_t size, uint64_t seed) : size_(size), seed_(seed) {}
+  /// The example index at global position c (epoch c / size).
+  int64_t at(int64_t c);
+
+ private:
+  int64_t size_;
+  uint64_t seed_;
+  std::vector<int64_t> order_;
+  int64_t epoch_ = -1;
+};
+
 /// Every rank's scores concatenated in rank order (totals and parts; seconds are the
 /// slowest rank's). `local` must carry the part names even when it holds no rows.
 reward::RewardScores all_gather_scores(dist::Context& context, const reward::RewardScores& local);
