@@ -25,7 +25,7 @@ void add_config_command(CLI::App& app) {
   show->callback([o] {
     const JobConfig job = load_job_config(o->file, o->overrides);
     std::cout << job.view.to_yaml();
-    if (o->hash) std::cout << "# hash: " << job.view.hash() << "\n";
+    if (o->hash) std::cout << "# hash: " << job.view.run_hash() << "\n";
   });
 }
 

@@ -27,12 +27,15 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "app/cli.h"
 #include "core/error.h"
+
+extern char** environ;
 
 namespace rlft::app {
 namespace {
@@ -89,32 +92,50 @@ struct Rank {
   int status = 0;
 };
 
+// A rank's environment: the launcher's, with torchrun's variables for this rank.
+std::vector<std::string> rank_environment(const LaunchCli& o, int rank, int port, int threads) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    const std::string v = *e;
+    const auto eq = v.find('=');
+    if (eq != std::string::npos) env[v.substr(0, eq)] = v.substr(eq + 1);
+  }
+  env["RANK"] = env["LOCAL_RANK"] = std::to_string(rank);
+  env["WORLD_SIZE"] = env["LOCAL_WORLD_SIZE"] = std::to_string(o.nproc);
+  env["MASTER_ADDR"] = o.master_addr;
+  env["MASTER_PORT"] = std::to_string(port);
+  env["RLFT_LAUNCHER_PID"] = std::to_string(getpid());
+  if (o.threads_per_rank > 0 || !env.count("OMP_NUM_THREADS")) env["OMP_NUM_THREADS"] = std::to_string(threads);
+  env.erase("SLURM_STEP_NUM_TASKS");  // the launcher's variables win over an enclosing srun step's
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
 pid_t start_rank(const std::string& exe, const LaunchCli& o, int rank, int port, int threads) {
+  // Everything the child needs is built before fork(): after it, only async-signal-safe calls.
   std::vector<std::string> args{exe};
   args.insert(args.end(), o.command.begin(), o.command.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  auto vars = rank_environment(o, rank, port, threads);
+  std::vector<char*> envp;
+  for (auto& v : vars) envp.push_back(v.data());
+  envp.push_back(nullptr);
   const pid_t launcher = getpid();
   const pid_t pid = fork();
   RLFT_CHECK(pid >= 0, "rlft launch: fork failed: {}", std::strerror(errno));
   if (pid > 0) return pid;
-  // The child: its own process group, gone with the launcher, the torchrun variables.
+  // The child: its own process group, gone with the launcher.
   setpgid(0, 0);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != launcher) _exit(1);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
-  setenv("RANK", std::to_string(rank).c_str(), 1);
-  setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
-  setenv("WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
-  setenv("LOCAL_WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
-  setenv("MASTER_ADDR", o.master_addr.c_str(), 1);
-  setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-  setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), o.threads_per_rank > 0 ? 1 : 0);
-  unsetenv("SLURM_NTASKS");  // the launcher's variables win over an enclosing allocation's
-  execv(exe.c_str(), argv.data());
-  std::fprintf(stderr, "rlft launch: cannot run %s: %s\n", exe.c_str(), std::strerror(errno));
+  execve(exe.c_str(), argv.data(), envp.data());
+  static const char msg[] = "rlft launch: cannot run the rlft executable\n";
+  (void)!write(2, msg, sizeof msg - 1);
   _exit(127);
 }
 
@@ -129,7 +150,9 @@ bool reap(std::vector<Rank>& ranks, std::vector<int>& ended_order) {
   for (auto& r : ranks) {
     if (!r.running) continue;
     int status = 0;
-    if (waitpid(r.pid, &status, WNOHANG) == r.pid) {
+    const pid_t got = waitpid(r.pid, &status, WNOHANG);
+    if (got == -1 && errno == ECHILD) status = 1 << 8;  // already reaped elsewhere: count as failed
+    if (got == r.pid || (got == -1 && errno == ECHILD)) {
       r.running = false;
       r.status = status;
       ended_order.push_back(r.rank);
@@ -165,6 +188,7 @@ void run_launch(const LaunchCli& o) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGCHLD, SIG_DFL);  // an inherited SIG_IGN would make the children unwaitable
 
   std::vector<Rank> ranks;
   for (int r = 0; r < o.nproc; ++r) {
@@ -188,10 +212,16 @@ void run_launch(const LaunchCli& o) {
     if (!any_running) break;
     const int signals = g_launch_signals.load();
     if (signals > forwarded) {
-      // First signal: forwarded as is (a graceful stop). Later ones: SIGKILL.
-      const int sig = forwarded == 0 ? g_launch_signal.load() : SIGKILL;
-      std::fprintf(stderr, "rlft launch: %s to every rank\n", forwarded == 0 ? strsignal(sig) : "killing");
-      signal_running(ranks, sig);
+      // The first signal is forwarded as is (a graceful stop); a second one kills.
+      if (forwarded == 0) {
+        const int sig = g_launch_signal.load();
+        std::fprintf(stderr, "rlft launch: %s to every rank\n", strsignal(sig));
+        signal_running(ranks, sig);
+      }
+      if (signals >= 2) {
+        std::fprintf(stderr, "rlft launch: a second signal: killing every rank\n");
+        signal_running(ranks, SIGKILL);
+      }
       forwarded = signals;
     }
     if (first_failure < 0) {

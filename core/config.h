@@ -79,6 +79,9 @@ class ConfigView {
   /// A hash of the resolved YAML (hex), equal across processes for equal configs. Keys in
   /// `ignore` (dotted; a section ignores all it holds) do not count.
   std::string hash(const std::vector<std::string>& ignore = {}) const;
+  /// The run's hash: what ranks compare at start and --resume checks. Leaves out what may
+  /// change without changing the run: run.log_level, run.threads, distributed.timeout_s.
+  std::string run_hash() const;
   /// The source position of `key` (or of this view when `key` is empty).
   SourceLoc location(const std::string& key = "") const;
   /// The main file this configuration was loaded from ("<string>" for parse()).

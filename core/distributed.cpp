@@ -51,10 +51,11 @@ Env Env::from_environment() {
     RLFT_CHECK(env_int("RANK", e.rank, 0, kMax), "environment variable RANK is missing (WORLD_SIZE is set)");
     if (!env_int("LOCAL_RANK", e.local_rank, 0, kMax)) e.local_rank = e.rank;
     if (!env_int("LOCAL_WORLD_SIZE", e.local_world_size, 1, kMax)) e.local_world_size = e.world_size;
-  } else if (env_int("SLURM_NTASKS", e.world_size, 1, kMax)) {
+  } else if (env_int("SLURM_STEP_NUM_TASKS", e.world_size, 1, kMax)) {
+    // A task of an srun step (a batch script itself, which also sees SLURM_NTASKS, is not).
     e.launcher = "slurm";
     RLFT_CHECK(env_int("SLURM_PROCID", e.rank, 0, kMax),
-               "environment variable SLURM_PROCID is missing (SLURM_NTASKS is set)");
+               "environment variable SLURM_PROCID is missing (SLURM_STEP_NUM_TASKS is set)");
     if (!env_int("SLURM_LOCALID", e.local_rank, 0, kMax)) e.local_rank = e.rank;
     if (!env_int("SLURM_NTASKS_PER_NODE", e.local_world_size, 1, kMax)) e.local_world_size = e.world_size;
   }
@@ -230,7 +231,8 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
   if (env.world_size == 1) return std::shared_ptr<Context>(new Context(env, backend, std::move(impl)));
 
   // The store's, Gloo's and the heartbeat's threads never take SIGINT/SIGTERM (they inherit
-  // this mask): a stop signal reaches the main thread, which finishes its step.
+  // the mask they are created under): a stop signal reaches the main thread, which finishes
+  // its step. The waits in between (for the other ranks) stay interruptible.
   struct SignalMask {
     sigset_t old;
     SignalMask() {
@@ -241,21 +243,28 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
       pthread_sigmask(SIG_BLOCK, &block, &old);
     }
     ~SignalMask() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
-  } mask;
+  };
 
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(env.master_port);
   so.isServer = env.rank == 0;
   so.numWorkers = static_cast<std::size_t>(env.world_size);
-  so.waitWorkers = true;
+  so.waitWorkers = false;
   so.timeout = impl->timeout;
   try {
-    impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    c10::intrusive_ptr<c10d::TCPStore> tcp;
+    {
+      SignalMask mask;
+      tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    }
+    tcp->waitForWorkers();
+    impl->store = tcp;
   } catch (const std::exception& e) {
     throw Error(fmt::format("rank {}/{}: rendezvous at {}:{} did not complete within {} s: {}", env.rank,
                             env.world_size, env.master_addr, env.master_port, options.timeout_s,
                             Impl::first_line(e.what())));
   }
+  SignalMask mask;
   if (backend == "gloo") {
     auto go = c10d::ProcessGroupGloo::Options::create();
     go->timeout = impl->timeout;
@@ -264,6 +273,8 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
   }
 #ifdef USE_C10D_NCCL
   if (backend == "nccl") {
+    // Without it, waiting on an NCCL operation in LibTorch 1.13 neither blocks nor times out.
+    setenv("NCCL_BLOCKING_WAIT", "1", 0);
     auto no = c10d::ProcessGroupNCCL::Options::create();
     no->timeout = impl->timeout;
     impl->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, no);

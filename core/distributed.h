@@ -4,7 +4,7 @@
 // timeout on every collective, so a dead or hung rank is an error on the others, never a hang.
 //
 // Failure diagnosis: every rank beats a heartbeat counter in the store (its own connection,
-// once a second) and records, before each collective, its sequence number and name. When a
+// twice a second) and records, before each collective, its sequence number and name. When a
 // collective fails or times out, the rank reads both back and names the peers that stopped
 // beating (died) or that never reached this collective (hung or elsewhere); when the store
 // itself is gone, rank 0 (which hosts it) has died.
@@ -34,7 +34,8 @@ struct Env {
   std::string launcher = "none";  ///< "torchrun" (RANK/WORLD_SIZE…), "slurm" (SLURM_PROCID…) or "none"
 
   /// Reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT (torchrun,
-  /// `rlft launch`), else SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE
+  /// `rlft launch`), else, in an srun step, SLURM_PROCID, SLURM_STEP_NUM_TASKS, SLURM_LOCALID,
+  /// SLURM_NTASKS_PER_NODE
   /// (with MASTER_ADDR/MASTER_PORT or defaults), else a world of one. Throws rlft::Error
   /// naming the variable for a value that is not a number or out of range.
   static Env from_environment();

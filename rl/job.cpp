@@ -1,5 +1,6 @@
 #include "rl/job.h"
 
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/nn/module.h>
 #include <torch/utils.h>
@@ -108,9 +109,8 @@ JobSpec parse_job(const ConfigView& view, JobKind kind) {
   if (s.run.name.empty()) s.run.name = default_run_name(s.config_file);
   if (s.run.output_dir.empty()) s.run.output_dir = (fs::path("runs") / s.run.name).string();
   s.config_yaml = view.to_yaml();
-  // What may change between ranks and across a resume without changing the run: how loudly
-  // it logs, how many threads it uses, how its process group is set up.
-  s.config_hash = view.hash({"run.log_level", "run.threads", "distributed"});
+  s.config_hash = view.run_hash();
+  s.legacy_config_hash = view.hash();
   return s;
 }
 
@@ -134,6 +134,10 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
   if (dist_->world_size() > 1) {
     if (!dist_->is_main() && log::level() < log::Level::kWarn) log::set_level(log::Level::kWarn);
     check_same_config();
+    // Identical optimizer steps need identical reductions: the same intra-op thread count
+    // (ATen's parallel sums split by it) on every rank.
+    dist_->check_consistent("the intra-op thread count (run.threads, OMP_NUM_THREADS)",
+                            std::to_string(at::get_num_threads()));
     // A name derived from the clock may differ by a second between ranks: rank 0's is the run's.
     dist_->broadcast_string(spec_.run.name);
     dist_->broadcast_string(spec_.run.output_dir);
@@ -181,7 +185,8 @@ void Job::open_run(const std::string& kind_name, bool resume) {
                spec_.run.name);
     const auto run = store_->find_run(spec_.run.name);
     RLFT_CHECK(run.has_value(), "--resume: run '{}' is not in the store {}", spec_.run.name, spec_.run.store);
-    RLFT_CHECK(run->config_hash == spec_.config_hash,
+    // Runs recorded before run_hash() existed stored the hash of the whole resolved config.
+    RLFT_CHECK(run->config_hash == spec_.config_hash || run->config_hash == spec_.legacy_config_hash,
                "--resume: the config differs from the one run '{}' started with (hash {} vs {}); resume with the "
                "same config and overrides",
                spec_.run.name, spec_.config_hash, run->config_hash);

@@ -49,7 +49,8 @@ struct JobSpec {
   data::Dataset dataset;
   std::shared_ptr<reward::RewardSet> rewards;  ///< null when the config has no `rewards:`
   std::string config_yaml;                     ///< the resolved YAML, defaults filled in
-  std::string config_hash;
+  std::string config_hash;         ///< ConfigView::run_hash()
+  std::string legacy_config_hash;  ///< the whole resolved config's hash (what older runs stored)
   std::string config_file;
 };
 

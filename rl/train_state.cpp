@@ -34,6 +34,16 @@ void write_model_dir(Job& job, const std::string& dir) {
   policy::save_model(job.model(), dir, o, policy::builtin_architectures());
 }
 
+// Before rank 0 writes the weights for everyone: every rank must hold the same ones (they
+// took the same steps; a difference means nondeterminism somewhere, caught here, not later).
+void check_weights_agree(Job& job) {
+  if (job.dist().world_size() == 1) return;
+  std::vector<std::pair<std::string, at::Tensor>> state;
+  for (const auto& p : job.model()->named_parameters()) state.emplace_back(p.key(), p.value());
+  for (const auto& b : job.model()->named_buffers()) state.emplace_back(b.key(), b.value());
+  job.dist().check_consistent("the weights hash at this checkpoint", dist::tensors_hash(state));
+}
+
 }  // namespace
 
 std::string save_training_checkpoint(Job& job, const TrainerState& s, const Optimizer& optimizer, int64_t keep,
@@ -138,6 +148,7 @@ bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer
   const bool stop = signalled || (stop_after > 0 && state.step >= stop_after);
   const auto& c = job.spec().checkpoint;
   if (stop || (c.every > 0 && state.step % c.every == 0)) {
+    check_weights_agree(job);
     job.dist().on_main("write a checkpoint",
                        [&] { result.checkpoint = save_training_checkpoint(job, state, optimizer, c.keep, extra); });
   }
@@ -152,6 +163,7 @@ bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer
 
 TrainResult finish_training(Job& job, const TrainerState& state, const Optimizer& optimizer, const ExtraWriter& extra) {
   TrainResult result;
+  check_weights_agree(job);
   job.dist().on_main("write the final model", [&] {
     result.checkpoint = save_training_checkpoint(job, state, optimizer, job.spec().checkpoint.keep, extra);
     result.final_dir = save_final_model(job, extra);

@@ -316,7 +316,7 @@ TEST_CASE("ranks with different configs or different initial weights stop at sta
   }
 }
 
-TEST_CASE("SIGTERM to the launcher: the ranks stop after the same step and rank 0 leaves a checkpoint") {
+TEST_CASE("SIGTERM to the job: the ranks stop after the same step and rank 0 leaves a checkpoint") {
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp);
   const std::string log = tmp.file("launch.log");
@@ -325,6 +325,13 @@ TEST_CASE("SIGTERM to the launcher: the ranks stop after the same step and rank 
            named(tmp, "run")),
       log);
   REQUIRE(wait_for([&] { return contains(read_all(log), "step 3/100000"); }, 60));
+  // As a container stop or scancel does: the signal reaches every process, and the launcher
+  // forwards it too. Each rank sees SIGTERM twice and must still stop gracefully.
+  for (int r = 0; r < 2; ++r) {
+    const std::string pid = pid_of_rank(read_all(log), r);
+    REQUIRE(!pid.empty());
+    REQUIRE(kill(std::stoi(pid), SIGTERM) == 0);
+  }
   REQUIRE(kill(launcher, SIGTERM) == 0);
   CHECK(rlft::test::wait_child(launcher) == 0);
   const auto text = read_all(log);

@@ -110,7 +110,10 @@ TEST_CASE("distributed env probe" * doctest::skip()) {
                        "environment variable RANK=x: expected an integer in [0, 1048576]", rlft::Error);
   unsetenv("RANK");
   unsetenv("WORLD_SIZE");
-  setenv("SLURM_NTASKS", "2", 1);
+  setenv("SLURM_NTASKS", "2", 1);  // a batch script's own variables: not a rank
+  setenv("SLURM_PROCID", "0", 1);
+  CHECK(rlft::dist::Env::from_environment().launcher == "none");
+  setenv("SLURM_STEP_NUM_TASKS", "2", 1);  // a task of srun's step
   setenv("SLURM_PROCID", "1", 1);
   const auto s = rlft::dist::Env::from_environment();
   CHECK(s.launcher == "slurm");
