@@ -93,7 +93,20 @@ c10::intrusive_ptr<c10d::TCPStore> store_client(const Env& env, std::chrono::mil
 struct Context::Impl {
   Env env;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  // Typed, not through a common base: in LibTorch 2.x the backends derive from c10d::Backend,
+  // in 1.13 from c10d::ProcessGroup; group() calls whichever is set.
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#ifdef USE_C10D_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+
+  template <typename Fn>
+  c10::intrusive_ptr<c10d::Work> group(Fn&& fn) {
+#ifdef USE_C10D_NCCL
+    if (nccl) return fn(*nccl);
+#endif
+    return fn(*gloo);
+  }
   std::chrono::milliseconds timeout{600000};
   at::Device device{at::kCPU};  // where NCCL needs the tensors
   int64_t seq = 0;            // collectives entered
@@ -269,7 +282,7 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
     auto go = c10d::ProcessGroupGloo::Options::create();
     go->timeout = impl->timeout;
     go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, go);
+    impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, go);
   }
 #ifdef USE_C10D_NCCL
   if (backend == "nccl") {
@@ -277,7 +290,7 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
     setenv("NCCL_BLOCKING_WAIT", "1", 0);
     auto no = c10d::ProcessGroupNCCL::Options::create();
     no->timeout = impl->timeout;
-    impl->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, no);
+    impl->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, no);
     impl->device = device;
   }
 #endif
@@ -299,7 +312,7 @@ void Context::all_reduce_sum(std::vector<at::Tensor>& tensors) {
       c10d::AllreduceOptions o;
       o.reduceOp = c10d::ReduceOp::SUM;
       o.timeout = impl_->timeout;
-      works.push_back(impl_->pg->allreduce(one, o));
+      works.push_back(impl_->group([&](auto& pg) { return pg.allreduce(one, o); }));
     }
     return works;
   });
@@ -357,7 +370,7 @@ void Context::broadcast(std::vector<at::Tensor>& tensors, int root) {
       c10d::BroadcastOptions o;
       o.rootRank = root;
       o.timeout = impl_->timeout;
-      works.push_back(impl_->pg->broadcast(one, o));
+      works.push_back(impl_->group([&](auto& pg) { return pg.broadcast(one, o); }));
     }
     return works;
   });
@@ -383,7 +396,7 @@ void Context::barrier() {
   impl_->run("barrier", [&] {
     c10d::AllreduceOptions o;
     o.timeout = impl_->timeout;
-    return std::vector<c10::intrusive_ptr<c10d::Work>>{impl_->pg->allreduce(one, o)};
+    return std::vector<c10::intrusive_ptr<c10d::Work>>{impl_->group([&](auto& pg) { return pg.allreduce(one, o); })};
   });
 }
 
