@@ -54,7 +54,7 @@ void run_doctor(const DoctorOptions& o) {
     j["cuda_available"] = cuda;
     j["cuda_devices"] = n_cuda;
     j["blas"] = {{"vendor", b.vendor},         {"library", b.library}, {"core", b.core},
-                 {"coretype_env", b.core_env}, {"config", b.config},   {"threads", b.threads}};
+                 {"coretype_env", b.core_env}, {"omp_wait_policy", b.omp_wait_policy}, {"config", b.config},   {"threads", b.threads}};
     j["threads"] = {{"intra_op", at::get_num_threads()},
                     {"inter_op", at::get_num_interop_threads()},
                     {"hardware", std::thread::hardware_concurrency()}};
@@ -75,8 +75,9 @@ void run_doctor(const DoctorOptions& o) {
     std::cout << fmt::format("  core        {} (OPENBLAS_CORETYPE={})\n", b.core,
                              b.core_env.empty() ? "unset" : b.core_env);
   if (b.threads > 0) std::cout << fmt::format("  threads     {}\n", b.threads);
-  std::cout << fmt::format("threads       intra-op {}, inter-op {}, hardware {}\n", at::get_num_threads(),
-                           at::get_num_interop_threads(), std::thread::hardware_concurrency());
+  std::cout << fmt::format("threads       intra-op {}, inter-op {}, hardware {}; OMP_WAIT_POLICY={}\n",
+                           at::get_num_threads(), at::get_num_interop_threads(), std::thread::hardware_concurrency(),
+                           b.omp_wait_policy.empty() ? "unset" : b.omp_wait_policy);
   std::cout << fmt::format("GEMM fp32     {:8.1f} GFLOP/s   ({}³, best of {})\n", f32.gflops, o.n, f32.repetitions);
   std::cout << fmt::format("GEMM bf16     {:8.1f} GFLOP/s   ({}³, best of {})\n", bf16.gflops, o.n, bf16.repetitions);
   if (cuda_bf16) std::cout << fmt::format("GEMM cuda bf16 {:7.1f} GFLOP/s   (4096³)\n", cuda_bf16->gflops);

@@ -20,10 +20,20 @@ std::string preferred_core_type() {
 
 void ensure_fast_path(int argc, char** argv) {
   (void)argc;
-  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("RLFT_NO_BLAS_REEXEC")) return;
-  const std::string core = preferred_core_type();
-  if (core.empty()) return;
-  ::setenv("OPENBLAS_CORETYPE", core.c_str(), 0);
+  if (std::getenv("RLFT_NO_BLAS_REEXEC")) return;
+  bool changed = false;
+  if (!std::getenv("OPENBLAS_CORETYPE")) {
+    const std::string core = preferred_core_type();
+    if (!core.empty()) {
+      ::setenv("OPENBLAS_CORETYPE", core.c_str(), 0);
+      changed = true;
+    }
+  }
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    changed = true;
+  }
+  if (!changed) return;
   ::setenv("RLFT_NO_BLAS_REEXEC", "1", 1);  // exactly one re-exec, whatever happens next
   ::execv("/proc/self/exe", argv);
   // exec failed (no /proc?): carry on with the slow path rather than not at all.
@@ -32,6 +42,7 @@ void ensure_fast_path(int argc, char** argv) {
 Info info() {
   Info out;
   if (const char* env = std::getenv("OPENBLAS_CORETYPE")) out.core_env = env;
+  if (const char* env = std::getenv("OMP_WAIT_POLICY")) out.omp_wait_policy = env;
   void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
   Dl_info dl{};
   if (sgemm && dladdr(sgemm, &dl) && dl.dli_fname) out.library = dl.dli_fname;

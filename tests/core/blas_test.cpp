@@ -26,9 +26,21 @@ TEST_CASE("with OPENBLAS_CORETYPE unset, rlft picks the CPU's core type by itsel
 }
 
 TEST_CASE("a core type the environment sets is never overridden") {
-  auto r = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {{"OPENBLAS_CORETYPE", "Haswell"}}, "");
+  auto r = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {{"OPENBLAS_CORETYPE", "Haswell"}}, "",
+                                {"RLFT_NO_BLAS_REEXEC"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK(nlohmann::json::parse(r.out)["blas"]["coretype_env"] == "Haswell");
+}
+
+TEST_CASE("OpenMP threads wait passively unless the environment says otherwise") {
+  auto r = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {{"OPENBLAS_CORETYPE", "Haswell"}}, "",
+                                {"OMP_WAIT_POLICY", "RLFT_NO_BLAS_REEXEC"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(nlohmann::json::parse(r.out)["blas"]["omp_wait_policy"] == "PASSIVE");
+  auto kept = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {{"OMP_WAIT_POLICY", "ACTIVE"}}, "",
+                                   {"RLFT_NO_BLAS_REEXEC"});
+  REQUIRE_MESSAGE(kept.exit_code == 0, kept.err);
+  CHECK(nlohmann::json::parse(kept.out)["blas"]["omp_wait_policy"] == "ACTIVE");
 }
 
 TEST_CASE("this test process uses OpenBLAS and its GEMM matches a plain triple loop") {
