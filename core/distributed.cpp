@@ -337,19 +337,13 @@ std::vector<double> Context::max(const std::vector<double>& values) {
 
 std::vector<double> Context::all_gather(const std::vector<double>& values) {
   if (env_.world_size == 1) return values;
-  // Lengths first, then the values in rank-slotted rows padded to the longest: two all-reduces.
-  std::vector<double> lengths(static_cast<size_t>(world_size()), 0.0);
-  lengths[static_cast<size_t>(rank())] = static_cast<double>(values.size());
-  lengths = sum(lengths);
-  const int64_t longest = static_cast<int64_t>(*std::max_element(lengths.begin(), lengths.end()));
-  at::Tensor rows = at::zeros({world_size(), std::max<int64_t>(1, longest)}, at::kDouble);
-  if (!values.empty()) std::memcpy(rows[rank()].data_ptr(), values.data(), values.size() * sizeof(double));
-  std::vector<at::Tensor> v{rows};
-  all_reduce_sum(v);
+  // The values' bytes through all_gather_string: lengths may differ between ranks.
+  const std::string mine(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(double));
   std::vector<double> out;
-  for (int r = 0; r < world_size(); ++r) {
-    const double* p = rows[r].data_ptr<double>();
-    out.insert(out.end(), p, p + static_cast<int64_t>(lengths[static_cast<size_t>(r)]));
+  for (const auto& bytes : all_gather_string(mine)) {
+    const size_t n = bytes.size() / sizeof(double);
+    out.resize(out.size() + n);
+    std::memcpy(out.data() + out.size() - n, bytes.data(), bytes.size());
   }
   return out;
 }

@@ -1,4 +1,5 @@
-// UTF-8 and Unicode normalisation (UAX #15) over the generated tables of unicode_data.cpp.
+// UTF-8 and Unicode normalisation (UAX #15) over the generated tables (unicode_tables.inc,
+// looked up in unicode_data.cpp).
 #include "policy/tokenizer/unicode.h"
 
 #include <algorithm>
