@@ -18,6 +18,7 @@
 #include "core/gemm_rate.h"
 #include "core/threads.h"
 #include "core/version_info.h"
+#include "policy/kernels/small_gemm.h"
 
 namespace rlft::app {
 namespace {
@@ -54,7 +55,9 @@ void run_doctor(const DoctorOptions& o) {
     j["cuda_available"] = cuda;
     j["cuda_devices"] = n_cuda;
     j["blas"] = {{"vendor", b.vendor},         {"library", b.library}, {"core", b.core},
-                 {"coretype_env", b.core_env}, {"omp_wait_policy", b.omp_wait_policy}, {"config", b.config},   {"threads", b.threads}};
+                 {"coretype_env", b.core_env}, {"omp_wait_policy", b.omp_wait_policy},
+                 {"thread_timeout", b.thread_timeout}, {"config", b.config},   {"threads", b.threads}};
+    j["small_gemm_kernel"] = policy::small_gemm_isa();
     j["threads"] = {{"intra_op", at::get_num_threads()},
                     {"inter_op", at::get_num_interop_threads()},
                     {"hardware", std::thread::hardware_concurrency()}};
@@ -74,7 +77,11 @@ void run_doctor(const DoctorOptions& o) {
   if (!b.core.empty())
     std::cout << fmt::format("  core        {} (OPENBLAS_CORETYPE={})\n", b.core,
                              b.core_env.empty() ? "unset" : b.core_env);
-  if (b.threads > 0) std::cout << fmt::format("  threads     {}\n", b.threads);
+  if (b.threads > 0)
+    std::cout << fmt::format("  threads     {} (OPENBLAS_THREAD_TIMEOUT={})\n", b.threads,
+                             b.thread_timeout.empty() ? "unset" : b.thread_timeout);
+  std::cout << fmt::format("few-row GEMM  {} kernel (decode: up to {} rows per product)\n", policy::small_gemm_isa(),
+                           policy::kSmallGemmMaxRows);
   std::cout << fmt::format("threads       intra-op {}, inter-op {}, hardware {}; OMP_WAIT_POLICY={}\n",
                            at::get_num_threads(), at::get_num_interop_threads(), std::thread::hardware_concurrency(),
                            b.omp_wait_policy.empty() ? "unset" : b.omp_wait_policy);

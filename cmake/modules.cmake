@@ -43,6 +43,32 @@ function(rlft_unity target)
   endif()
 endfunction()
 
+# rlft_isa_sources(SRCS_VAR): files named NAME.avx512.cpp, NAME.avx2.cpp and NAME.base.cpp are
+# one kernel compiled for one instruction set each, chosen at run time by the CPU's features
+# (policy/kernels/small_gemm.cpp). They get that set's flags, and stay out of the unity
+# batches and the precompiled header, whose code must run on any x86-64. Off x86-64 only the
+# .base file is kept.
+function(rlft_isa_sources srcs_var)
+  set(srcs ${${srcs_var}})
+  if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+    list(FILTER srcs EXCLUDE REGEX "\\.(avx512|avx2)\\.cpp$")
+  endif()
+  foreach(src IN LISTS srcs)
+    set(flags "")
+    if(src MATCHES "\\.avx512\\.cpp$")
+      set(flags -mavx512f -mfma)
+    elseif(src MATCHES "\\.avx2\\.cpp$")
+      set(flags -mavx2 -mfma)
+    elseif(NOT src MATCHES "\\.base\\.cpp$")
+      continue()
+    endif()
+    # Fused multiply-adds from `a * b + c` on vector types (ISO C++ mode contracts nothing).
+    set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "${flags};-ffp-contract=fast"
+                                SKIP_UNITY_BUILD_INCLUSION ON SKIP_PRECOMPILE_HEADERS ON)
+  endforeach()
+  set(${srcs_var} ${srcs} PARENT_SCOPE)
+endfunction()
+
 function(rlft_module name)
   cmake_parse_arguments(M "TORCH_PCH" "" "DEPS" ${ARGN})
   file(GLOB_RECURSE srcs CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/${name}/*.cpp")
@@ -55,6 +81,7 @@ function(rlft_module name)
     target_link_libraries(${t} INTERFACE ${M_DEPS})
     return()
   endif()
+  rlft_isa_sources(srcs)
   add_library(${t} STATIC ${srcs})
   target_include_directories(${t} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
   target_link_libraries(${t} PUBLIC ${M_DEPS})

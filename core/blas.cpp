@@ -33,6 +33,10 @@ void ensure_fast_path(int argc, char** argv) {
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     changed = true;
   }
+  if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) {
+    ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);  // 2^4 cycles: sleep at once after a GEMM
+    changed = true;
+  }
   if (!changed) return;
   ::setenv("RLFT_NO_BLAS_REEXEC", "1", 1);  // exactly one re-exec, whatever happens next
   ::execv("/proc/self/exe", argv);
@@ -43,6 +47,7 @@ Info info() {
   Info out;
   if (const char* env = std::getenv("OPENBLAS_CORETYPE")) out.core_env = env;
   if (const char* env = std::getenv("OMP_WAIT_POLICY")) out.omp_wait_policy = env;
+  if (const char* env = std::getenv("OPENBLAS_THREAD_TIMEOUT")) out.thread_timeout = env;
   void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
   Dl_info dl{};
   if (sgemm && dladdr(sgemm, &dl) && dl.dli_fname) out.library = dl.dli_fname;

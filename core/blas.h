@@ -11,14 +11,20 @@
 // parallel op and take the cores from the GEMM that follows: on the 2-core development
 // machine the MoE layer ran at 48% of the GEMM rate (forward) and 34% (forward+backward)
 // with spinning, 86% and 82% passive.
+//
+// The other way round, OpenBLAS's threads spin after each GEMM for 2^28 cycles (~0.1 s) by
+// default and take the cores from the OpenMP work that follows: the re-exec also sets
+// OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles) when it is unset. A decode step, which alternates
+// small GEMMs with OpenMP-threaded expert products, ran its routed experts in 31 ms instead
+// of 54; large-GEMM benchmarks (`rlft bench model`) did not change.
 
 #include <string>
 
 namespace rlft::blas {
 
 /// Call first thing in main(). May not return (re-exec). Does nothing when RLFT_NO_BLAS_REEXEC
-/// is set, or when OMP_WAIT_POLICY is set and OPENBLAS_CORETYPE is set (or the CPU has
-/// neither AVX-512 nor AVX2).
+/// is set, or when OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT are set and OPENBLAS_CORETYPE
+/// is set (or the CPU has neither AVX-512 nor AVX2).
 void ensure_fast_path(int argc, char** argv);
 
 /// The core type this CPU should use ("SKYLAKEX", "HASWELL"), or "" when there is none to set.
@@ -31,6 +37,7 @@ struct Info {
   std::string core;      ///< openblas_get_corename(), when OpenBLAS
   std::string core_env;  ///< OPENBLAS_CORETYPE as this process sees it ("" when unset)
   std::string omp_wait_policy;  ///< OMP_WAIT_POLICY as this process sees it ("" when unset)
+  std::string thread_timeout;   ///< OPENBLAS_THREAD_TIMEOUT as this process sees it ("" when unset)
   int threads = 0;       ///< openblas_get_num_threads(), when OpenBLAS
 };
 /// Which BLAS this process actually uses.

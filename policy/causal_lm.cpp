@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "policy/shape.h"
 #include "policy/arch/arch.h"
+#include "policy/kernels/small_gemm.h"
 
 namespace rlft::policy {
 
@@ -40,7 +41,7 @@ CausalLMImpl::CausalLMImpl(ModelConfig config, const std::vector<LayerPlan>& pla
 at::Tensor CausalLMImpl::lm_head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
 
 at::Tensor CausalLMImpl::head(const at::Tensor& hidden) const {
-  return at::linear(hidden, lm_head_weight()).to(at::kFloat);
+  return policy::linear(hidden, lm_head_weight()).to(at::kFloat);
 }
 
 std::unique_ptr<KvCache> CausalLMImpl::make_cache(int64_t batch_size) const {

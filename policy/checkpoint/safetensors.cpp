@@ -48,18 +48,6 @@ std::string supported_list() {
 
 std::string shape_str(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-// The read-only mapping of a whole file.
-struct Mapping {
-  const uint8_t* data = nullptr;
-  uint64_t size = 0;
-  Mapping() = default;
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  ~Mapping() {
-    if (data) ::munmap(const_cast<uint8_t*>(data), size);
-  }
-};
-
 }  // namespace
 
 bool is_floating_dtype(at::ScalarType t) {
@@ -74,6 +62,17 @@ std::string safetensors_dtype_name(at::ScalarType type) {
 }
 
 struct SafetensorsFile::Impl {
+  // The read-only mapping of a whole file.
+  struct Mapping {
+    const uint8_t* data = nullptr;
+    uint64_t size = 0;
+    Mapping() = default;
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    ~Mapping() {
+      if (data) ::munmap(const_cast<uint8_t*>(data), size);
+    }
+  };
   std::string path;
   Mapping map;
   uint64_t data_start = 0;  // 8 + header length

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "policy/kernels/small_gemm.h"
 
 namespace rlft::policy {
 
@@ -18,24 +19,78 @@ at::Tensor attention_mask(const at::Tensor& query_positions, const at::Tensor& k
   return mask.unsqueeze(1);  // [B, 1, T, S]
 }
 
-at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                  double scale) {
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d_k = q.size(3);
-  const int64_t H_kv = k.size(1), S = k.size(2), d_v = v.size(3);
-  RLFT_CHECK(H % H_kv == 0, "attention: {} query heads do not group over {} key/value heads", H, H_kv);
-  const int64_t G = H / H_kv;
-  // The G query heads of one key/value head become G·T rows of one GEMM: no copy of k or v.
-  const auto qg = q.reshape({B, H_kv, G * T, d_k});
-  auto scores = at::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, H_kv, G·T, S]
-  scores = scores.view({B, H_kv, G, T, S});
+namespace {
+
+// scores [B, H_kv, G, T, S] → masked softmax probabilities in q's dtype.
+at::Tensor attention_probs(at::Tensor scores, const at::Tensor& mask, at::ScalarType dtype) {
   // The most negative finite value of the dtype: exp() of it is 0, and a row masked
   // everywhere stays finite.
   const double lowest = scores.scalar_type() == at::kHalf       ? -65504.0
                         : scores.scalar_type() == at::kBFloat16 ? -3.38e38
                                                                 : -std::numeric_limits<float>::max();
   scores = scores.masked_fill(mask.unsqueeze(1).logical_not(), lowest);
-  const auto probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  const auto out = at::matmul(probs.view({B, H_kv, G * T, S}), v);  // [B, H_kv, G·T, d_v]
+  return at::softmax(scores, -1, at::kFloat).to(dtype);
+}
+
+// Whether k or v [B, H_kv, S, d] can be read row by row: unit last stride, rows d apart (the
+// KV cache's layout).
+bool rows_packed(const at::Tensor& t) { return t.stride(3) == 1 && t.stride(2) == t.size(3); }
+
+// Decode (G·T query rows per key/value head, at most kSmallGemmMaxRows) in inference: the
+// B·H_kv small products of each matmul through the few-rows kernel in one threaded pass.
+// ATen's batched matmul would loop over them one BLAS call at a time. Undefined when the
+// operands do not qualify.
+at::Tensor attend_few_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                           double scale) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d_k = q.size(3);
+  const int64_t H_kv = k.size(1), S = k.size(2), d_v = v.size(3), G = H / H_kv;
+  if (G * T > kSmallGemmMaxRows || !small_gemm_takes_operand(q) || !small_gemm_takes_operand(k) ||
+      !small_gemm_takes_operand(v) || !rows_packed(k) || !rows_packed(v))
+    return {};
+  const auto qg = q.reshape({B, H_kv, G * T, d_k}).contiguous();  // [B, H_kv, G·T, d_k]
+  auto scores = at::empty({B, H_kv, G * T, S}, q.options());       // [B, H_kv, G·T, S]
+  auto out = at::empty({B, H_kv, G * T, d_v}, q.options());        // [B, H_kv, G·T, d_v]
+  std::vector<SmallGemmJob> score_jobs, value_jobs;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H_kv; ++h) {
+      const int64_t bh = b * H_kv + h;
+      score_jobs.push_back({qg.data_ptr<float>() + bh * G * T * d_k, d_k, G * T,
+                            k.data_ptr<float>() + b * k.stride(0) + h * k.stride(1), d_k, S,
+                            scores.data_ptr<float>() + bh * G * T * S, S});
+    }
+  run_small_gemm(score_jobs);
+  const auto probs = attention_probs(scores.mul_(scale).view({B, H_kv, G, T, S}), mask, q.scalar_type())
+                         .contiguous();  // [B, H_kv, G, T, S]
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H_kv; ++h) {
+      const int64_t bh = b * H_kv + h;
+      SmallGemmJob job{probs.data_ptr<float>() + bh * G * T * S, S, G * T,
+                       v.data_ptr<float>() + b * v.stride(0) + h * v.stride(1), S, d_v,
+                       out.data_ptr<float>() + bh * G * T * d_v, d_v};
+      job.w_is_kn = true;
+      job.ldw = v.stride(2);
+      value_jobs.push_back(job);
+    }
+  run_small_gemm(value_jobs);
+  return out;
+}
+
+}  // namespace
+
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                  double scale) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d_k = q.size(3);
+  const int64_t H_kv = k.size(1), S = k.size(2), d_v = v.size(3);
+  RLFT_CHECK(H % H_kv == 0, "attention: {} query heads do not group over {} key/value heads", H, H_kv);
+  const int64_t G = H / H_kv;
+  auto out = attend_few_rows(q, k, v, mask, scale);  // [B, H_kv, G·T, d_v], or undefined
+  if (!out.defined()) {
+    // The G query heads of one key/value head become G·T rows of one GEMM: no copy of k or v.
+    const auto qg = q.reshape({B, H_kv, G * T, d_k});
+    const auto scores = at::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, H_kv, G·T, S]
+    const auto probs = attention_probs(scores.view({B, H_kv, G, T, S}), mask, q.scalar_type());
+    out = at::matmul(probs.view({B, H_kv, G * T, S}), v);  // [B, H_kv, G·T, d_v]
+  }
   return out.view({B, H, T, d_v}).transpose(1, 2).reshape({B, T, H * d_v});
 }
 

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "policy/kernels/small_gemm.h"
+
 namespace rlft::policy {
 
 LinearImpl::LinearImpl(const LinearOptions& options, const at::TensorOptions& param_options) : options_(options) {
@@ -9,7 +11,7 @@ LinearImpl::LinearImpl(const LinearOptions& options, const at::TensorOptions& pa
   if (options.bias) bias = register_parameter("bias", at::empty({options.out_features}, param_options));
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return at::linear(x, weight, bias); }
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return policy::linear(x, weight, bias); }
 
 EmbeddingImpl::EmbeddingImpl(int64_t n_rows, int64_t dim, const at::TensorOptions& param_options) {
   weight = register_parameter("weight", at::empty({n_rows, dim}, param_options));

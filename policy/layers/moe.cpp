@@ -4,6 +4,7 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include "core/error.h"
+#include "policy/kernels/small_gemm.h"
 #include "policy/shape.h"
 
 namespace rlft::policy {
@@ -57,6 +58,15 @@ at::Tensor MoeImpl::routed(const at::Tensor& x, const at::Tensor& indices, const
   const auto token_of = at::div(slots, K, "floor");                              // [A] token of each sorted slot
   const auto x_sorted = x.index_select(0, token_of);                             // [A, D]
   const auto w_sorted = weights.reshape({-1}).index_select(0, slots);            // [A] fp32
+  auto out = at::zeros({N, D}, x.options().dtype(at::kFloat));
+  if (n_assigned == 0) return out.to(x.scalar_type());
+  const auto y = experts_forward(x_sorted, counts).to(at::kFloat) * w_sorted.unsqueeze(1);  // [A, D] weighted, fp32
+  return out.index_add(0, token_of, y).to(x.scalar_type());
+}
+
+at::Tensor MoeImpl::experts_forward(const at::Tensor& x_sorted, const int64_t* counts) {
+  const int64_t E = options_.router.n_experts;
+  if (few_rows_path(x_sorted, counts)) return experts_few_rows(x_sorted, counts);
   std::vector<at::Tensor> outputs;
   int64_t offset = 0;
   for (int64_t e = 0; e < E; ++e) {
@@ -68,10 +78,68 @@ at::Tensor MoeImpl::routed(const at::Tensor& x, const at::Tensor& indices, const
     outputs.push_back(at::linear(h, ex->down_proj->weight));  // [c, D]
     offset += c;
   }
-  auto out = at::zeros({N, D}, x.options().dtype(at::kFloat));
-  if (n_assigned == 0) return out.to(x.scalar_type());
-  const auto y = at::cat(outputs, 0).to(at::kFloat) * w_sorted.unsqueeze(1);  // [A, D] weighted, fp32
-  return out.index_add(0, token_of, y).to(x.scalar_type());
+  return at::cat(outputs, 0);
+}
+
+bool MoeImpl::few_rows_path(const at::Tensor& x_sorted, const int64_t* counts) const {
+  bool any_few = false;
+  for (int64_t e = 0; e < options_.router.n_experts; ++e) any_few = any_few || (counts[e] > 0 && counts[e] <= kSmallGemmMaxRows);
+  if (!any_few || !x_sorted.is_contiguous()) return false;
+  for (const auto& ex : expert_list)
+    if (!small_gemm_takes(x_sorted, ex->gate_proj->weight) || !small_gemm_takes(x_sorted, ex->up_proj->weight) ||
+        !small_gemm_takes_weight(ex->down_proj->weight))
+      return false;
+  return true;
+}
+
+// Inference with few rows per expert (decode): the gate and up products of every expert with
+// at most kSmallGemmMaxRows rows in one threaded pass of the few-rows kernel (experts with
+// more rows, which routing can favour, through BLAS into their slices), SiLU·up over all
+// rows at once, then the down products the same way: two parallel regions per layer instead
+// of three BLAS calls per expert, each weight read once.
+at::Tensor MoeImpl::experts_few_rows(const at::Tensor& x_sorted, const int64_t* counts) {
+  const int64_t A = x_sorted.size(0), D = x_sorted.size(1), I = options_.expert_intermediate_size;
+  auto gate = at::empty({A, I}, x_sorted.options());  // [A, I]
+  auto up = at::empty({A, I}, x_sorted.options());    // [A, I]
+  auto y = at::empty({A, D}, x_sorted.options());     // [A, D]
+  const float* xs = x_sorted.data_ptr<float>();
+  std::vector<SmallGemmJob> in_jobs, out_jobs;
+  int64_t offset = 0;
+  for (int64_t e = 0; e < options_.router.n_experts; ++e) {
+    const int64_t c = counts[e];
+    if (c == 0) continue;
+    const auto& ex = expert_list[static_cast<size_t>(e)];
+    if (c > kSmallGemmMaxRows) {
+      const auto xe = x_sorted.narrow(0, offset, c);  // [c, D]
+      auto gate_rows = gate.narrow(0, offset, c), up_rows = up.narrow(0, offset, c);  // views into gate, up
+      at::mm_out(gate_rows, xe, ex->gate_proj->weight.t());
+      at::mm_out(up_rows, xe, ex->up_proj->weight.t());
+    } else {
+      in_jobs.push_back({xs + offset * D, D, c, ex->gate_proj->weight.data_ptr<float>(), D, I,
+                         gate.data_ptr<float>() + offset * I, I});
+      in_jobs.push_back({xs + offset * D, D, c, ex->up_proj->weight.data_ptr<float>(), D, I,
+                         up.data_ptr<float>() + offset * I, I});
+    }
+    offset += c;
+  }
+  run_small_gemm(in_jobs);
+  const auto h = at::silu_(gate).mul_(up);  // [A, I]
+  offset = 0;
+  for (int64_t e = 0; e < options_.router.n_experts; ++e) {
+    const int64_t c = counts[e];
+    if (c == 0) continue;
+    const auto& down = expert_list[static_cast<size_t>(e)]->down_proj->weight;
+    if (c > kSmallGemmMaxRows) {
+      auto y_rows = y.narrow(0, offset, c);  // a view into y
+      at::mm_out(y_rows, h.narrow(0, offset, c), down.t());
+    } else {
+      out_jobs.push_back({h.data_ptr<float>() + offset * I, I, c, down.data_ptr<float>(), I, D,
+                          y.data_ptr<float>() + offset * D, D});
+    }
+    offset += c;
+  }
+  run_small_gemm(out_jobs);
+  return y;
 }
 
 MoeOutput MoeImpl::forward(const at::Tensor& x, const MoeInputs& in) {

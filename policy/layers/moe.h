@@ -7,7 +7,9 @@
 // assignments are sorted by expert, the tokens gathered into one [N·K, D] block in that
 // order, each expert runs its three GEMMs on its contiguous slice, and the outputs are
 // scaled by their gate weights and summed back per token (index_add). Padding tokens get
-// no assignments at all.
+// no assignments at all. In inference, experts with at most kSmallGemmMaxRows rows (a decode
+// step's) run their products through the few-rows kernel instead
+// (policy/kernels/small_gemm.h), all such experts in two threaded passes.
 //
 // Legend: N tokens (B·T flattened), D model width, E routed experts, K per token,
 // I expert width.
@@ -82,6 +84,14 @@ class MoeImpl : public torch::nn::Module {
   Linear shared_expert_gate{nullptr};  ///< [1, D] (Qwen2-MoE)
 
  private:
+  /// The experts on their rows: x_sorted [A, D] holds counts[e] rows for each expert e in
+  /// order → [A, D], unweighted.
+  at::Tensor experts_forward(const at::Tensor& x_sorted, const int64_t* counts);
+  /// Whether experts_few_rows applies: some expert has at most kSmallGemmMaxRows rows and
+  /// the kernel takes the tensors (fp32, CPU, contiguous, no gradient wanted).
+  bool few_rows_path(const at::Tensor& x_sorted, const int64_t* counts) const;
+  at::Tensor experts_few_rows(const at::Tensor& x_sorted, const int64_t* counts);
+
   MoeOptions options_;
 };
 TORCH_MODULE(Moe);

@@ -32,15 +32,26 @@ TEST_CASE("a core type the environment sets is never overridden") {
   CHECK(nlohmann::json::parse(r.out)["blas"]["coretype_env"] == "Haswell");
 }
 
-TEST_CASE("OpenMP threads wait passively unless the environment says otherwise") {
-  auto r = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {{"OPENBLAS_CORETYPE", "Haswell"}}, "",
-                                {"OMP_WAIT_POLICY", "RLFT_NO_BLAS_REEXEC"});
-  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  CHECK(nlohmann::json::parse(r.out)["blas"]["omp_wait_policy"] == "PASSIVE");
-  auto kept = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {{"OMP_WAIT_POLICY", "ACTIVE"}}, "",
-                                   {"RLFT_NO_BLAS_REEXEC"});
-  REQUIRE_MESSAGE(kept.exit_code == 0, kept.err);
-  CHECK(nlohmann::json::parse(kept.out)["blas"]["omp_wait_policy"] == "ACTIVE");
+TEST_CASE("the thread-wait settings rlft sets are defaults the environment overrides") {
+  struct Row {
+    const char* variable;    // environment variable
+    const char* json_key;    // its value in `doctor --json` under "blas"
+    const char* rlft_value;  // what rlft sets when it is unset
+    const char* user_value;  // a value the user sets, which must be kept
+  };
+  // OpenMP threads wait passively; OpenBLAS threads sleep right after a GEMM.
+  for (const Row row : {Row{"OMP_WAIT_POLICY", "omp_wait_policy", "PASSIVE", "ACTIVE"},
+                        Row{"OPENBLAS_THREAD_TIMEOUT", "thread_timeout", "4", "20"}}) {
+    CAPTURE(row.variable);
+    auto unset = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {{"OPENBLAS_CORETYPE", "Haswell"}}, "",
+                                      {row.variable, "RLFT_NO_BLAS_REEXEC"});
+    REQUIRE_MESSAGE(unset.exit_code == 0, unset.err);
+    CHECK(nlohmann::json::parse(unset.out)["blas"][row.json_key] == row.rlft_value);
+    auto kept = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {{row.variable, row.user_value}}, "",
+                                     {"RLFT_NO_BLAS_REEXEC"});
+    REQUIRE_MESSAGE(kept.exit_code == 0, kept.err);
+    CHECK(nlohmann::json::parse(kept.out)["blas"][row.json_key] == row.user_value);
+  }
 }
 
 TEST_CASE("this test process uses OpenBLAS and its GEMM matches a plain triple loop") {

@@ -1,0 +1,133 @@
+#include "policy/kernels/small_gemm.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace rlft::policy {
+namespace kernels {
+// Two per instruction set (small_gemm.<isa>.cpp). x · wᵀ: y[i, j] for j in [n_begin, n_end).
+using SmallGemmFn = void (*)(const float* x, int64_t ldx, int64_t m, const float* w, int64_t k_width,
+                             int64_t n_begin, int64_t n_end, float* y, int64_t ldy);
+// x · w: w [k_width, n] with row stride ldw.
+using SmallGemmNnFn = void (*)(const float* x, int64_t ldx, int64_t m, const float* w, int64_t ldw, int64_t k_width,
+                               int64_t n, float* y, int64_t ldy);
+#define RLFT_DECLARE_SMALL_GEMM(isa)                                                                          \
+  void small_gemm_##isa(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t); \
+  void small_gemm_nn_##isa(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
+RLFT_DECLARE_SMALL_GEMM(base)
+#if defined(__x86_64__)
+RLFT_DECLARE_SMALL_GEMM(avx512)
+RLFT_DECLARE_SMALL_GEMM(avx2)
+#endif
+#undef RLFT_DECLARE_SMALL_GEMM
+}  // namespace kernels
+
+namespace {
+
+struct Isa {
+  const char* name;
+  kernels::SmallGemmFn fn;
+  kernels::SmallGemmNnFn nn;
+  bool supported;
+};
+
+std::vector<Isa> all_isas() {
+  std::vector<Isa> out;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  out.push_back({"avx512", kernels::small_gemm_avx512, kernels::small_gemm_nn_avx512,
+                 __builtin_cpu_supports("avx512f") != 0});
+  out.push_back({"avx2", kernels::small_gemm_avx2, kernels::small_gemm_nn_avx2,
+                 __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0});
+#endif
+  out.push_back({"base", kernels::small_gemm_base, kernels::small_gemm_nn_base, true});
+  return out;
+}
+
+const Isa& kernel_for(const std::string& isa) {
+  static const std::vector<Isa> isas = all_isas();
+  std::string known;
+  for (const auto& i : isas) {
+    if (!i.supported) continue;
+    if (isa.empty() || isa == i.name) return i;
+    known += known.empty() ? i.name : std::string(", ") + i.name;
+  }
+  RLFT_CHECK(false, "small GEMM kernel '{}': not available on this CPU (it runs: {})", isa, known);
+  return isas.back();
+}
+
+// Weight rows per task: about 128 KiB of weights, a whole number of blocks (4 rows).
+int64_t rows_per_task(int64_t k) { return std::max<int64_t>(4, (32768 / std::max<int64_t>(k, 1)) / 4 * 4); }
+
+}  // namespace
+
+const char* small_gemm_isa() {
+  for (const auto& i : all_isas())
+    if (i.supported) return i.name;
+  return "base";
+}
+
+std::vector<std::string> small_gemm_isas() {
+  std::vector<std::string> out;
+  for (const auto& i : all_isas())
+    if (i.supported) out.push_back(i.name);
+  return out;
+}
+
+void run_small_gemm(const std::vector<SmallGemmJob>& jobs, const std::string& isa) {
+  const Isa& kernel = kernel_for(isa);
+  // Tasks: (job, first weight row); x · wᵀ jobs are split into rows_per_task(k) weight rows
+  // each, x · w jobs (small: attention over one row's cache) stay whole.
+  std::vector<std::pair<size_t, int64_t>> tasks;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs[j].rows == 0 || jobs[j].n == 0) continue;
+    const int64_t step = jobs[j].w_is_kn ? jobs[j].n : rows_per_task(jobs[j].k);
+    for (int64_t n = 0; n < jobs[j].n; n += step) tasks.emplace_back(j, n);
+  }
+  at::parallel_for(0, static_cast<int64_t>(tasks.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const auto& [j, n] = tasks[static_cast<size_t>(t)];
+      const auto& job = jobs[j];
+      if (job.w_is_kn)
+        kernel.nn(job.x, job.ldx, job.rows, job.w, job.ldw, job.k, job.n, job.y, job.ldy);
+      else
+        kernel.fn(job.x, job.ldx, job.rows, job.w, job.k, n, std::min(job.n, n + rows_per_task(job.k)), job.y, job.ldy);
+    }
+  });
+}
+
+bool small_gemm_takes_operand(const at::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == at::kFloat && !(at::GradMode::is_enabled() && t.requires_grad()) &&
+         !at::autocast::is_cpu_enabled();
+}
+
+bool small_gemm_takes_weight(const at::Tensor& w) {
+  return small_gemm_takes_operand(w) && w.dim() == 2 && w.is_contiguous();
+}
+
+bool small_gemm_takes(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (!small_gemm_takes_weight(w) || !small_gemm_takes_operand(x) || (b.defined() && !small_gemm_takes_operand(b)))
+    return false;
+  if (x.dim() < 1 || x.size(-1) != w.size(1) || x.stride(-1) != 1) return false;
+  return x.dim() <= 2 || x.is_contiguous();  // rows must sit at one stride
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  const int64_t rows = x.size(-1) > 0 ? x.numel() / x.size(-1) : 0;
+  if (rows < 1 || rows > kSmallGemmMaxRows || !small_gemm_takes(x, w, b)) return at::linear(x, w, b);
+  const int64_t k = w.size(1), n = w.size(0);
+  const auto x2 = x.dim() == 1 ? x.unsqueeze(0) : x.reshape({-1, k});  // a view: rows at one stride
+  auto y = at::empty({x2.size(0), n}, x.options());
+  run_small_gemm({SmallGemmJob{x2.data_ptr<float>(), x2.stride(0), x2.size(0), w.data_ptr<float>(), k, n,
+                               y.data_ptr<float>(), n}});
+  if (b.defined()) y.add_(b);
+  auto sizes = x.sizes().vec();
+  sizes.back() = n;
+  return y.view(sizes);
+}
+
+}  // namespace rlft::policy
