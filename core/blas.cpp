@@ -22,21 +22,15 @@ void ensure_fast_path(int argc, char** argv) {
   (void)argc;
   if (std::getenv("RLFT_NO_BLAS_REEXEC")) return;
   bool changed = false;
-  if (!std::getenv("OPENBLAS_CORETYPE")) {
-    const std::string core = preferred_core_type();
-    if (!core.empty()) {
-      ::setenv("OPENBLAS_CORETYPE", core.c_str(), 0);
-      changed = true;
-    }
-  }
-  if (!std::getenv("OMP_WAIT_POLICY")) {
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+  // Sets `name` when the environment leaves it unset (and there is a value to set).
+  auto set_default = [&changed](const char* name, const std::string& value) {
+    if (std::getenv(name) || value.empty()) return;
+    ::setenv(name, value.c_str(), 0);
     changed = true;
-  }
-  if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) {
-    ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);  // 2^4 cycles: sleep at once after a GEMM
-    changed = true;
-  }
+  };
+  set_default("OPENBLAS_CORETYPE", preferred_core_type());
+  set_default("OMP_WAIT_POLICY", "PASSIVE");
+  set_default("OPENBLAS_THREAD_TIMEOUT", "4");  // 2^4 cycles: sleep at once after a GEMM
   if (!changed) return;
   ::setenv("RLFT_NO_BLAS_REEXEC", "1", 1);  // exactly one re-exec, whatever happens next
   ::execv("/proc/self/exe", argv);

@@ -48,16 +48,21 @@ std::vector<Isa> all_isas() {
   return out;
 }
 
+// Detected once per process.
+const std::vector<Isa>& isas() {
+  static const std::vector<Isa> detected = all_isas();
+  return detected;
+}
+
 const Isa& kernel_for(const std::string& isa) {
-  static const std::vector<Isa> isas = all_isas();
   std::string known;
-  for (const auto& i : isas) {
+  for (const auto& i : isas()) {
     if (!i.supported) continue;
     if (isa.empty() || isa == i.name) return i;
     known += known.empty() ? i.name : std::string(", ") + i.name;
   }
   RLFT_CHECK(false, "small GEMM kernel '{}': not available on this CPU (it runs: {})", isa, known);
-  return isas.back();
+  return isas().back();
 }
 
 // Weight rows per task: about 128 KiB of weights, a whole number of blocks (4 rows).
@@ -65,37 +70,38 @@ int64_t rows_per_task(int64_t k) { return std::max<int64_t>(4, (32768 / std::max
 
 }  // namespace
 
-const char* small_gemm_isa() {
-  for (const auto& i : all_isas())
-    if (i.supported) return i.name;
-  return "base";
-}
+const char* small_gemm_isa() { return kernel_for("").name; }
 
 std::vector<std::string> small_gemm_isas() {
   std::vector<std::string> out;
-  for (const auto& i : all_isas())
+  for (const auto& i : isas())
     if (i.supported) out.push_back(i.name);
   return out;
 }
 
 void run_small_gemm(const std::vector<SmallGemmJob>& jobs, const std::string& isa) {
   const Isa& kernel = kernel_for(isa);
-  // Tasks: (job, first weight row); x · wᵀ jobs are split into rows_per_task(k) weight rows
-  // each, x · w jobs (small: attention over one row's cache) stay whole.
-  std::vector<std::pair<size_t, int64_t>> tasks;
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    if (jobs[j].rows == 0 || jobs[j].n == 0) continue;
-    const int64_t step = jobs[j].w_is_kn ? jobs[j].n : rows_per_task(jobs[j].k);
-    for (int64_t n = 0; n < jobs[j].n; n += step) tasks.emplace_back(j, n);
+  // Tasks: a job's output columns [n_begin, n_end). x · wᵀ jobs are split into
+  // rows_per_task(k) weight rows each, x · w jobs (small: attention over one row's cache)
+  // stay whole.
+  struct Task {
+    const SmallGemmJob* job;
+    int64_t n_begin, n_end;
+  };
+  std::vector<Task> tasks;
+  for (const auto& job : jobs) {
+    if (job.rows == 0 || job.n == 0) continue;
+    const int64_t step = job.w_is_kn ? job.n : rows_per_task(job.k);
+    for (int64_t n = 0; n < job.n; n += step) tasks.push_back({&job, n, std::min(job.n, n + step)});
   }
   at::parallel_for(0, static_cast<int64_t>(tasks.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      const auto& [j, n] = tasks[static_cast<size_t>(t)];
-      const auto& job = jobs[j];
+      const Task& task = tasks[static_cast<size_t>(t)];
+      const SmallGemmJob& job = *task.job;
       if (job.w_is_kn)
         kernel.nn(job.x, job.ldx, job.rows, job.w, job.ldw, job.k, job.n, job.y, job.ldy);
       else
-        kernel.fn(job.x, job.ldx, job.rows, job.w, job.k, n, std::min(job.n, n + rows_per_task(job.k)), job.y, job.ldy);
+        kernel.fn(job.x, job.ldx, job.rows, job.w, job.k, task.n_begin, task.n_end, job.y, job.ldy);
     }
   });
 }
@@ -120,7 +126,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
   const int64_t rows = x.size(-1) > 0 ? x.numel() / x.size(-1) : 0;
   if (rows < 1 || rows > kSmallGemmMaxRows || !small_gemm_takes(x, w, b)) return at::linear(x, w, b);
   const int64_t k = w.size(1), n = w.size(0);
-  const auto x2 = x.dim() == 1 ? x.unsqueeze(0) : x.reshape({-1, k});  // a view: rows at one stride
+  const auto x2 = x.reshape({-1, k});  // [M, K], a view: rows at one stride
   auto y = at::empty({x2.size(0), n}, x.options());
   run_small_gemm({SmallGemmJob{x2.data_ptr<float>(), x2.stride(0), x2.size(0), w.data_ptr<float>(), k, n,
                                y.data_ptr<float>(), n}});
