@@ -303,4 +303,46 @@ std::vector<CheckpointRecord> Store::checkpoints(int64_t run_id) {
   return out;
 }
 
+std::string rollout_records_to_json(const std::vector<RolloutRecord>& records) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : records) {
+    nlohmann::json parts = nlohmann::json::array();
+    for (const auto& [name, v] : r.parts) parts.push_back({name, v});
+    out.push_back({{"step", r.step},
+                   {"prompt_index", r.prompt_index},
+                   {"sample_index", r.sample_index},
+                   {"prompt", r.prompt},
+                   {"completion", r.completion},
+                   {"reward", r.reward},
+                   {"parts", parts},
+                   {"advantage", r.advantage},
+                   {"finish_reason", r.finish_reason},
+                   {"policy_version", r.policy_version}});
+  }
+  return out.dump();
+}
+
+std::vector<RolloutRecord> rollout_records_from_json(const std::string& text) {
+  std::vector<RolloutRecord> out;
+  try {
+    for (const auto& j : nlohmann::json::parse(text)) {
+      RolloutRecord r;
+      r.step = j.at("step").get<int64_t>();
+      r.prompt_index = j.at("prompt_index").get<int64_t>();
+      r.sample_index = j.at("sample_index").get<int64_t>();
+      r.prompt = j.at("prompt").get<std::string>();
+      r.completion = j.at("completion").get<std::string>();
+      r.reward = j.at("reward").get<double>();
+      for (const auto& p : j.at("parts")) r.parts.emplace_back(p.at(0).get<std::string>(), p.at(1).get<double>());
+      r.advantage = j.at("advantage").get<double>();
+      r.finish_reason = j.at("finish_reason").get<std::string>();
+      r.policy_version = j.at("policy_version").get<int64_t>();
+      out.push_back(std::move(r));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("rollout records: not the JSON rollout_records_to_json writes: {}", e.what()));
+  }
+  return out;
+}
+
 }  // namespace rlft::data

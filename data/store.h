@@ -50,6 +50,11 @@ struct RolloutRecord {
   int64_t policy_version = 0;
 };
 
+/// Rollout records as JSON text and back (records gathered from several ranks).
+std::string rollout_records_to_json(const std::vector<RolloutRecord>& records);
+/// Throws rlft::Error for text that rollout_records_to_json did not write.
+std::vector<RolloutRecord> rollout_records_from_json(const std::string& text);
+
 struct CheckpointRecord {
   int64_t step = 0;
   std::string path;

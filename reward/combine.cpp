@@ -43,6 +43,33 @@ std::vector<std::pair<std::string, double>> RewardScores::parts_of(std::size_t i
   return out;
 }
 
+RewardScores RewardScores::select(const std::vector<std::size_t>& rows) const {
+  RewardScores out;
+  out.names = names;
+  out.weights = weights;
+  out.seconds = seconds;
+  out.parts.resize(parts.size());
+  for (const std::size_t r : rows) {
+    out.total.push_back(total[r]);
+    for (std::size_t k = 0; k < parts.size(); ++k) out.parts[k].push_back(parts[k][r]);
+  }
+  return out;
+}
+
+void RewardScores::append(const RewardScores& other) {
+  if (names.empty()) {
+    names = other.names;
+    weights = other.weights;
+    parts.resize(other.names.size());
+    seconds.assign(other.names.size(), 0.0);
+  }
+  total.insert(total.end(), other.total.begin(), other.total.end());
+  for (std::size_t k = 0; k < other.parts.size(); ++k) {
+    parts[k].insert(parts[k].end(), other.parts[k].begin(), other.parts[k].end());
+    seconds[k] += other.seconds[k];
+  }
+}
+
 std::vector<std::pair<std::string, double>> RewardScores::summary() const {
   auto mean = [](const std::vector<double>& v) {
     double s = 0;

@@ -26,6 +26,11 @@ struct RewardScores {
   std::size_t size() const { return total.size(); }
   /// Completion i's unweighted parts by name (data::RolloutRecord::parts).
   std::vector<std::pair<std::string, double>> parts_of(std::size_t i) const;
+  /// The completions at `rows`, in that order (names, weights and seconds kept).
+  RewardScores select(const std::vector<std::size_t>& rows) const;
+  /// Appends `other`'s completions (taking its names and weights when this holds none yet);
+  /// the parts' seconds add up.
+  void append(const RewardScores& other);
   /// Batch means for the metrics: "reward_mean", "reward_std" (population), and
   /// "reward/<part>" (the part's unweighted mean) for every part.
   std::vector<std::pair<std::string, double>> summary() const;

@@ -9,7 +9,7 @@
 #include <chrono>
 
 #include "core/error.h"
-#include "rl/train_common.h"
+#include "rl/rank_figures.h"
 #include "rollout/generator.h"
 
 namespace rlft::rl {

@@ -91,4 +91,11 @@ void Optimizer::load_state(const std::string& bytes) {
   }
 }
 
+std::vector<std::pair<std::string, at::Tensor>> trainable_parameters(const torch::nn::Module& module) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : module.named_parameters(true))
+    if (p.value().requires_grad()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
 }  // namespace rlft::rl

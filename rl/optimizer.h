@@ -55,4 +55,8 @@ class Optimizer {
   int64_t n_not_decayed_ = 0;
 };
 
+/// Every parameter of `module` that requires grad, with its name (what the optimizer steps;
+/// parameters that never get a gradient, e.g. an unused LM head, are skipped by AdamW).
+std::vector<std::pair<std::string, at::Tensor>> trainable_parameters(const torch::nn::Module& module);
+
 }  // namespace rlft::rl

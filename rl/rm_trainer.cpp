@@ -20,8 +20,10 @@
 #include "data/jsonl.h"
 #include "data/store.h"
 #include "reward/reward_model.h"
+#include "rl/data_order.h"
+#include "rl/optimizer_step.h"
 #include "rl/precision.h"
-#include "rl/train_common.h"
+#include "rl/step_log.h"
 #include "rl/train_state.h"
 
 namespace rlft::rl {
@@ -117,8 +119,9 @@ std::vector<PreferenceText> load_preference_texts(const RmOptions& o, const std:
 TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t stop_after) {
   auto& spec = job.spec();
   const auto& o = *spec.rm;
-  RLFT_CHECK(all.size() >= 2, "rlft rm train: {} preference pairs; at least 2 are needed (import some with `rlft "
-                              "feedback import`, or label some in `rlft serve`)",
+  RLFT_CHECK(all.size() >= 2,
+             "rlft rm train: {} preference pairs; at least 2 are needed (import some with `rlft "
+             "feedback import`, or label some in `rlft serve`)",
              all.size());
   check_precision(spec.precision, job.device());
   // Seeded split: the held-out pairs never reach the optimizer.
@@ -139,8 +142,9 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
     d.broadcast(head, 0);
   }
   rm->train();
-  OptimizerStep opt = make_optimizer_step(job, *rm, o.steps);
-  TrainerState state = resume_trainer_state(job, opt);
+  OptimizerStep opt(trainable_parameters(*rm), spec.precision, spec.optim, o.steps, &job.dist(),
+                    spec.distributed.bucket_mb);
+  TrainerState state = resume_trainer_state(job.resume_from(), job.dist(), opt);
   const auto& tok = job.tok();
   const int64_t eos = job.eos_id();
   const auto device = job.device();
@@ -172,8 +176,8 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
     for (size_t i = static_cast<size_t>(R); i < eval.size(); i += static_cast<size_t>(W)) mine.push_back(eval[i]);
     double correct = 0, loss = 0, diff = 0;
     for (size_t b = 0; b < mine.size(); b += static_cast<size_t>(o.batch_size)) {
-      std::vector<const PreferenceText*> part(mine.begin() + b,
-                                              mine.begin() + std::min(mine.size(), b + static_cast<size_t>(o.batch_size)));
+      std::vector<const PreferenceText*> part(
+          mine.begin() + b, mine.begin() + std::min(mine.size(), b + static_cast<size_t>(o.batch_size)));
       const auto s = score(part);
       const auto gap = s.chosen - s.rejected;
       correct += (gap > 0).sum().item<double>();
@@ -230,7 +234,8 @@ TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t sto
     const bool eval_now = !eval.empty() && (last || (o.eval_every > 0 && state.step % o.eval_every == 0));
     if (eval_now) {
       const auto ev = evaluate_pairs();
-      m.insert(m.end(), {{"eval/rm_accuracy", ev.accuracy}, {"eval/rm_loss", ev.loss}, {"eval/rm_margin_mean", ev.margin_mean}});
+      m.insert(m.end(),
+               {{"eval/rm_accuracy", ev.accuracy}, {"eval/rm_loss", ev.loss}, {"eval/rm_margin_mean", ev.margin_mean}});
     }
     job.log_metrics(state.step, m);
     if (state.step % o.log_every == 0 || last || eval_now)

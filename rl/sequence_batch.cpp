@@ -10,19 +10,23 @@
 
 namespace rlft::rl {
 
-SequenceBatch make_sequence_batch(const std::vector<Sequence>& sequences, const at::Device& device) {
-  RLFT_CHECK(!sequences.empty(), "a training batch needs at least one sequence");
-  const int64_t B = static_cast<int64_t>(sequences.size());
+SequenceBatch make_sequence_batch(const std::vector<Sequence>& all, RowRange range, const at::Device& device) {
+  RLFT_CHECK(range.begin >= 0 && range.begin <= range.end && range.end <= static_cast<int64_t>(all.size()),
+             "rows [{}, {}) of {} sequences", range.begin, range.end, all.size());
+  RLFT_CHECK(range.rows() > 0, "a training batch needs at least one sequence");
+  const Sequence* sequences = all.data() + range.begin;
+  const int64_t B = range.rows();
   int64_t T = 0;
-  for (const auto& s : sequences) {
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& s = sequences[i];
     RLFT_CHECK(!s.prompt.empty() && !s.completion.empty(), "a training sequence needs a prompt and a completion");
     RLFT_CHECK(s.token_mask.empty() || s.token_mask.size() == s.completion.size(),
                "token_mask has {} entries for {} completion tokens", s.token_mask.size(), s.completion.size());
     T = std::max<int64_t>(T, static_cast<int64_t>(s.prompt.size() + s.completion.size()));
   }
-  const bool routed = !sequences.front().routing.empty();
-  const size_t M = sequences.front().routing.size();
-  int64_t K = routed ? sequences.front().routing.front().size(1) : 0;
+  const bool routed = !sequences[0].routing.empty();
+  const size_t M = sequences[0].routing.size();
+  int64_t K = routed ? sequences[0].routing.front().size(1) : 0;
 
   SequenceBatch b;
   auto tokens = at::zeros({B, T}, at::kLong);
@@ -65,30 +69,39 @@ SequenceBatch make_sequence_batch(const std::vector<Sequence>& sequences, const 
   return b;
 }
 
-at::Tensor SequenceBatch::scatter(const std::vector<std::vector<float>>& values) const {
+SequenceBatch make_sequence_batch(const std::vector<Sequence>& sequences, const at::Device& device) {
+  return make_sequence_batch(sequences, RowRange{0, static_cast<int64_t>(sequences.size())}, device);
+}
+
+at::Tensor SequenceBatch::scatter(const at::Tensor& aligned) const {
   const int64_t B = rows(), W = tokens.size(1) - 1;
-  RLFT_CHECK(static_cast<int64_t>(values.size()) == B, "scatter: {} rows of values for {} sequences", values.size(), B);
+  RLFT_CHECK(aligned.dim() == 2 && aligned.size(0) == B, "scatter: values {} for {} sequences", aligned.sizes(), B);
+  const auto v = aligned.to(at::kCPU, at::kFloat).contiguous();
+  auto a = v.accessor<float, 2>();
   auto out = at::zeros({B, W}, at::kFloat);
   auto o = out.accessor<float, 2>();
   for (int64_t i = 0; i < B; ++i) {
     const int64_t C = completion_lengths[i];
-    RLFT_CHECK(static_cast<int64_t>(values[i].size()) == C, "scatter: row {} has {} values for {} completion tokens",
-               i, values[i].size(), C);
-    for (int64_t j = 0; j < C; ++j) o[i][W - C + j] = values[i][j];
+    RLFT_CHECK(C <= v.size(1), "scatter: row {} has {} completion tokens, the values {}", i, C, v.size(1));
+    for (int64_t j = 0; j < C; ++j) o[i][W - C + j] = a[i][j];
   }
   return out.to(tokens.device());
 }
 
-std::vector<std::vector<float>> SequenceBatch::gather(const at::Tensor& values) const {
+void SequenceBatch::gather_into(const at::Tensor& values, at::Tensor aligned) const {
   const auto v = values.detach().to(at::kCPU, at::kFloat).contiguous();
   const int64_t B = rows(), W = v.size(1);
+  RLFT_CHECK(
+      aligned.dim() == 2 && aligned.size(0) == B && aligned.scalar_type() == at::kFloat && aligned.device().is_cpu(),
+      "gather_into: a [{}, C] float32 CPU tensor expected, got {}", B, aligned.sizes());
   auto a = v.accessor<float, 2>();
-  std::vector<std::vector<float>> out(B);
+  auto o = aligned.accessor<float, 2>();
   for (int64_t i = 0; i < B; ++i) {
     const int64_t C = completion_lengths[i];
-    for (int64_t j = 0; j < C; ++j) out[i].push_back(a[i][W - C + j]);
+    RLFT_CHECK(C <= aligned.size(1), "gather_into: row {} has {} completion tokens, room for {}", i, C,
+               aligned.size(1));
+    for (int64_t j = 0; j < C; ++j) o[i][j] = a[i][W - C + j];
   }
-  return out;
 }
 
 PolicyForward policy_forward(policy::CausalLM& model, const SequenceBatch& batch, const PolicyForwardOptions& options) {

@@ -5,9 +5,12 @@
 // Layout: B rows, left-padded to T tokens (as rollout pads, so the training forward sees
 // the same positions). Per-token values of the completions live in [B, T - 1]: entry j is
 // about token j + 1, predicted from position j (shifted_token_logprobs's layout); `mask`
-// marks the completion tokens that count.
+// marks the completion tokens that count. Outside a batch, per-token values are kept
+// row-aligned, [B, C]: row i's C_i completion-token values in columns 0 .. C_i - 1, then
+// zeros (C >= every C_i); scatter() and gather_into() convert between the two.
 //
-// Legend: B rows, T tokens, K experts per token, M trunk MoE layers.
+// Legend: B rows, T tokens, C completion tokens (the longest), K experts per token, M trunk
+// MoE layers.
 
 #include <ATen/ATen.h>
 
@@ -29,21 +32,31 @@ struct Sequence {
 };
 
 struct SequenceBatch {
-  at::Tensor tokens;          ///< [B, T] int64, left-padded with 0
-  at::Tensor attention_mask;  ///< [B, T] bool
-  at::Tensor mask;            ///< [B, T - 1] float32: 1 on completion tokens that count
-  at::Tensor completion;      ///< [B, T - 1] bool: 1 on every completion token
+  at::Tensor tokens;                ///< [B, T] int64, left-padded with 0
+  at::Tensor attention_mask;        ///< [B, T] bool
+  at::Tensor mask;                  ///< [B, T - 1] float32: 1 on completion tokens that count
+  at::Tensor completion;            ///< [B, T - 1] bool: 1 on every completion token
   std::vector<at::Tensor> routing;  ///< M tensors [B, T, K] (empty when no sequence has routing)
   std::vector<int64_t> prompt_lengths, completion_lengths;
 
   int64_t rows() const { return tokens.size(0); }
-  /// Scatters per-completion-token values (one vector per row, C_i entries) into [B, T - 1].
-  at::Tensor scatter(const std::vector<std::vector<float>>& values) const;
-  /// The inverse: row i's C_i completion values of a [B, T - 1] tensor.
-  std::vector<std::vector<float>> gather(const at::Tensor& values) const;
+  /// Row-aligned values [B, C] (float32, CPU) → [B, T - 1] on the batch's device.
+  at::Tensor scatter(const at::Tensor& aligned) const;
+  /// The inverse: row i's C_i completion values of `values` [B, T - 1] into the first C_i
+  /// columns of `aligned` [B, C] (float32, CPU; written in place).
+  void gather_into(const at::Tensor& values, at::Tensor aligned) const;
 };
 
-/// Builds a batch on `device`. Rows with routing must all have it (or none).
+/// Rows [begin, end) of a list of sequences.
+struct RowRange {
+  int64_t begin = 0, end = 0;
+  int64_t rows() const { return end - begin; }
+};
+
+/// Builds a batch of `sequences`' rows `range` on `device` (a micro-batch of a step's
+/// sequences, without copying them). Rows with routing must all have it (or none).
+SequenceBatch make_sequence_batch(const std::vector<Sequence>& sequences, RowRange range, const at::Device& device);
+/// All of `sequences`.
 SequenceBatch make_sequence_batch(const std::vector<Sequence>& sequences, const at::Device& device);
 
 struct PolicyForward {
@@ -53,7 +66,7 @@ struct PolicyForward {
 };
 
 struct PolicyForwardOptions {
-  double temperature = 1.0;   ///< the sampling temperature (<= 0 means 1)
+  double temperature = 1.0;  ///< the sampling temperature (<= 0 means 1)
   bool replay_routing = false;
   bool entropy = false;
   std::optional<policy::BalanceLossOptions> balance;

@@ -11,10 +11,13 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/log.h"
+#include "rl/data_order.h"
 #include "rl/evaluate.h"
+#include "rl/expert_load.h"
+#include "rl/optimizer_step.h"
 #include "rl/precision.h"
 #include "rl/sequence_batch.h"
-#include "rl/train_common.h"
+#include "rl/step_log.h"
 #include "rl/train_state.h"
 #include "rollout/logprobs.h"
 
@@ -32,8 +35,9 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
   const int64_t local = rank_share(d, o.batch_size, "sft.batch_size"), R = d.rank();
   auto& model = job.model();
   model->train();
-  OptimizerStep opt = make_optimizer_step(job, *model, total);
-  TrainerState state = resume_trainer_state(job, opt);
+  OptimizerStep opt(trainable_parameters(*model), spec.precision, spec.optim, total, &job.dist(),
+                    spec.distributed.bucket_mb);
+  TrainerState state = resume_trainer_state(job.resume_from(), job.dist(), opt);
   if (state.step > 0) log::info("sft: resuming after step {} of {}", state.step, total);
   const bool mtp = !model->model->mtp_layers.empty() && o.mtp_weight > 0;
   const bool balance = o.balance.switch_coef > 0 || o.balance.seq_alpha > 0;
@@ -90,8 +94,9 @@ TrainResult run_sft(Job& job, int64_t stop_after) {
     loads.all_reduce(d);
     if (r.applied) update_trunk_router_bias(model, loads.loads(), o.router_bias_gamma);
     ++state.step;
-    const auto sums = d.sum({ce.item<double>(), loss.item<double>(), mtp ? mtp_share * out.mtp_loss.item<double>() : 0.0,
-                             batch.attention_mask.sum().item<double>()});
+    const auto sums =
+        d.sum({ce.item<double>(), loss.item<double>(), mtp ? mtp_share * out.mtp_loss.item<double>() : 0.0,
+               batch.attention_mask.sum().item<double>()});
     const double secs = seconds_since(t0);
     const double tokens = sums[3];
     Metrics m = {{"sft/loss", sums[0]},

@@ -14,7 +14,7 @@ TEST_CASE("grad sync rank" * doctest::skip()) {
   std::vector<at::Tensor> params{at::zeros({3, 4}).requires_grad_(), at::zeros({2}).requires_grad_(),
                                  at::zeros({1000}).requires_grad_(), at::zeros({5}).requires_grad_()};
   params[0].mutable_grad() = at::full({3, 4}, static_cast<float>(r + 1));  // both ranks: 1 + 2
-  if (r == 1) params[1].mutable_grad() = at::full({2}, 7.0f);            // only rank 1
+  if (r == 1) params[1].mutable_grad() = at::full({2}, 7.0f);              // only rank 1
   params[2].mutable_grad() = at::arange(1000, at::kFloat) * static_cast<float>(r + 1);
   // params[3]: no rank.
   // Buckets of 0.001 MiB (1048 bytes), filled in reverse order: the 4000-byte gradient alone,

@@ -19,12 +19,15 @@
 #include "policy/model_io.h"
 #include "rl/grpo_trainer.h"
 #include "rl/optimizer.h"
+#include "rl/optimizer_step.h"
 #include "rl/precision.h"
 #include "rl/sequence_batch.h"
 #include "rl/sft_trainer.h"
 #include "rl/train_state.h"
 #include "tests/rl/trainer_test_util.h"
 #include "tests/support/process.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 namespace fs = std::filesystem;
@@ -42,16 +45,6 @@ std::map<std::pair<int64_t, std::string>, double> all_metrics(const std::string&
     for (const auto& p : store.metric_series(r->id, name)) out[{p.step, name}] = p.value;
   }
   return out;
-}
-
-double last_metric(const std::string& store_path, const std::string& run, const std::string& name, int64_t step) {
-  auto store = data::Store::open(store_path, false);
-  const auto r = store.find_run(run);
-  REQUIRE(r.has_value());
-  for (const auto& p : store.metric_series(r->id, name))
-    if (p.step == step) return p.value;
-  FAIL("no metric " << name << " at step " << step);
-  return 0;
 }
 
 std::string run_status(const std::string& store_path, const std::string& run) {
@@ -78,10 +71,17 @@ TEST_CASE("a sequence batch left-pads, masks only completion tokens and scatters
   CHECK(b.mask[0].equal(at::tensor({0.f, 0.f, 1.f, 1.f})));
   CHECK(b.mask[1].equal(at::tensor({0.f, 1.f, 0.f, 1.f})));
   CHECK(b.completion[1].equal(at::tensor({0, 1, 1, 1}, at::kLong).to(at::kBool)));
-  const std::vector<std::vector<float>> v = {{0.5f, 0.25f}, {1.f, 2.f, 3.f}};
+  // Row-aligned values [B, C]: row i's completion values first.
+  const auto v = at::tensor({0.5f, 0.25f, 0.f, 1.f, 2.f, 3.f}).reshape({2, 3});
   const auto t = b.scatter(v);
   CHECK(t[0].equal(at::tensor({0.f, 0.f, 0.5f, 0.25f})));
-  CHECK(b.gather(t) == v);
+  CHECK(t[1].equal(at::tensor({0.f, 1.f, 2.f, 3.f})));
+  auto back = at::full({2, 3}, -1.f);
+  b.gather_into(t, back);
+  CHECK(back.equal(at::tensor({0.5f, 0.25f, -1.f, 1.f, 2.f, 3.f}).reshape({2, 3})));
+  // A micro-batch is a row range of the step's sequences.
+  const auto second = rl::make_sequence_batch(seqs, rl::RowRange{1, 2}, at::kCPU);
+  CHECK(second.tokens.equal(at::tensor({4, 3, 2, 1}, at::kLong).reshape({1, 4})));
   seqs[1].token_mask = {1};
   CHECK_THROWS_AS(rl::make_sequence_batch(seqs, at::kCPU), Error);
 }
@@ -98,13 +98,13 @@ TEST_CASE("GRPO on-policy: the ratio is exactly 1 with recomputed old log-probs,
     const auto r = rl::run_grpo(job);
     CHECK(r.steps == 1);
     const auto db = tmp.file("rlft.db");
-    const double ratio = last_metric(db, name, "ratio_mean", 1);
+    const double ratio = test::metric_at(db, name, "ratio_mean", 1);
     if (recompute) {
       CHECK(ratio == 1.0);
-      CHECK(last_metric(db, name, "clip_fraction", 1) == 0.0);
+      CHECK(test::metric_at(db, name, "clip_fraction", 1) == 0.0);
     } else {
       CHECK(std::abs(ratio - 1.0) <= 1e-5);
-      CHECK(last_metric(db, name, "approx_kl_old", 1) <= 1e-9);
+      CHECK(test::metric_at(db, name, "approx_kl_old", 1) <= 1e-9);
     }
     CHECK(run_status(db, name) == "finished");
     CHECK(fs::exists(fs::path(tmp.path()) / name / "final" / "config.json"));
@@ -147,25 +147,24 @@ TEST_CASE("a resumed GRPO run continues bitwise like the uninterrupted one: metr
   REQUIRE(wa.size() == wb.size());
   for (const auto& [name, t] : wa) CHECK_MESSAGE(t.equal(wb.at(name)), name);
   // Resuming with another config is refused.
-  CHECK_THROWS_WITH_AS(rl::Job(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, {"grpo.steps=5", "checkpoint.every=2"}),
-                               "train", true),
-                       doctest::Contains("config differs"), Error);
+  CHECK_THROWS_WITH_AS(
+      rl::Job(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, {"grpo.steps=5", "checkpoint.every=2"}), "train", true),
+      doctest::Contains("config differs"), Error);
 }
 
 TEST_CASE("loss scaling: an injected overflow skips the step, backs the scale off, and training recovers") {
   apply_thread_count(1);
   test::TempDir tmp;
   // Optimizer steps 1-2 belong to RL step 1 (two mini-batches); inject inf into step 2.
-  rl::Job job(test::tiny_job(tmp, "scaled", rl::JobKind::kGrpo,
-                             {"grpo.steps=3", "checkpoint.every=0"},
+  rl::Job job(test::tiny_job(tmp, "scaled", rl::JobKind::kGrpo, {"grpo.steps=3", "checkpoint.every=0"},
                              "precision:\n  loss_scaling: \"on\"\n  init_scale: 1024.0\n  inject_nonfinite: [2]\n"),
               "train", false);
   const auto before = job.model()->named_parameters(true)["model.layers.1.mlp.experts.0.gate_proj.weight"].clone();
   rl::run_grpo(job);
   const auto db = tmp.file("rlft.db");
-  CHECK(last_metric(db, "scaled", "skipped_steps", 1) == 1.0);
-  CHECK(last_metric(db, "scaled", "skipped_steps", 3) == 1.0);
-  CHECK(last_metric(db, "scaled", "loss_scale", 1) == 512.0);  // backed off by 0.5 after step 2
+  CHECK(test::metric_at(db, "scaled", "skipped_steps", 1) == 1.0);
+  CHECK(test::metric_at(db, "scaled", "skipped_steps", 3) == 1.0);
+  CHECK(test::metric_at(db, "scaled", "loss_scale", 1) == 512.0);  // backed off by 0.5 after step 2
   for (const auto& p : job.model()->parameters()) CHECK(at::isfinite(p).all().item<bool>());
   const auto after = job.model()->named_parameters(true)["model.layers.1.mlp.experts.0.gate_proj.weight"];
   CHECK_FALSE(before.equal(after));
@@ -183,7 +182,7 @@ TEST_CASE("bf16 compute under autocast trains with fp32 master weights and an fp
     CHECK(at::isfinite(p).all().item<bool>());
   }
   const auto db = tmp.file("rlft.db");
-  CHECK(last_metric(db, "bf16", "sft/loss", 12) < last_metric(db, "bf16", "sft/loss", 1));
+  CHECK(test::metric_at(db, "bf16", "sft/loss", 12) < test::metric_at(db, "bf16", "sft/loss", 1));
   // Under the guard a linear runs in bf16, the router's product stays fp32.
   rl::AutocastGuard guard(rl::Compute::kBf16, at::kCPU);
   const auto x = at::randn({3, 32});
@@ -217,10 +216,10 @@ TEST_CASE("SFT: the loss falls on the demonstrations, with the MTP loss, and a c
   const auto r = rl::run_sft(job);
   CHECK(r.steps == 30);
   const auto db = tmp.file("rlft.db");
-  const double first = last_metric(db, "sft", "sft/loss", 1), last = last_metric(db, "sft", "sft/loss", 30);
+  const double first = test::metric_at(db, "sft", "sft/loss", 1), last = test::metric_at(db, "sft", "sft/loss", 30);
   CHECK(last < 0.6 * first);
-  CHECK(last_metric(db, "sft", "sft/mtp_loss", 30) > 0.0);
-  CHECK(last_metric(db, "sft", "eval/accuracy", 30) >= 0.0);
+  CHECK(test::metric_at(db, "sft", "sft/mtp_loss", 30) > 0.0);
+  CHECK(test::metric_at(db, "sft", "eval/accuracy", 30) >= 0.0);
   policy::ModelOptions mo;
   auto loaded = policy::load_model(r.final_dir, mo, policy::builtin_architectures());
   CHECK(loaded->config().eos_token_id == std::vector<int64_t>{job.eos_id()});
@@ -232,8 +231,8 @@ TEST_CASE("bad training options are config errors naming the key") {
                        doctest::Contains("grpo.group_size"), ConfigError);
   CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad2", rl::JobKind::kGrpo, {"grpo.mini_batches=3"}),
                        doctest::Contains("must divide prompts_per_step"), ConfigError);
-  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad3", rl::JobKind::kGrpo, {"grpo.stepz=3"}),
-                       doctest::Contains("steps"), ConfigError);
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad3", rl::JobKind::kGrpo, {"grpo.stepz=3"}), doctest::Contains("steps"),
+                       ConfigError);
   CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad4", rl::JobKind::kGrpo, {"grpo.loss.aggregation=mean"}),
                        doctest::Contains("grpo.loss.aggregation"), ConfigError);
   CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad5", rl::JobKind::kGrpo, {"eval.accuracy_reward=nope"}),
@@ -244,9 +243,8 @@ TEST_CASE("rlft train: SIGINT finishes the step, writes a checkpoint, exits 0; -
   test::TempDir tmp;
   const auto cfg = tmp.write("sig.yaml", test::tiny_job_yaml(tmp.path(), "sig"));
   const auto log = tmp.file("sig.log");
-  const int pid = test::spawn_rlft({"train", cfg, "--set", "grpo.steps=40", "--set", "checkpoint.every=0",
-                                    "--set", "run.log_level=info"},
-                                   log);
+  const int pid = test::spawn_rlft(
+      {"train", cfg, "--set", "grpo.steps=40", "--set", "checkpoint.every=0", "--set", "run.log_level=info"}, log);
   // Wait for the first step's console line, then interrupt.
   bool started = false;
   for (int i = 0; i < 600 && !started; ++i) {
@@ -272,8 +270,9 @@ TEST_CASE("kill -9 while checkpoints are being written leaves the newest complet
   const auto cfg = tmp.write("k9.yaml", test::tiny_job_yaml(tmp.path(), "k9"));
   std::mt19937 rng(11);
   for (int round = 0; round < 3; ++round) {
-    std::vector<std::string> args = {"train", cfg, "--set", "grpo.steps=1000", "--set", "checkpoint.every=1",
-                                     "--set", "checkpoint.keep=2", "--set", "eval.every=0"};
+    std::vector<std::string> args = {
+        "train", cfg,           "--set", "grpo.steps=1000", "--set", "checkpoint.every=1", "--set", "checkpoint.keep=2",
+        "--set", "eval.every=0"};
     if (round > 0) args.push_back("--resume");  // later rounds continue the killed run
     const int pid = test::spawn_rlft(args, tmp.file("k9.log"));
     // Let it write a few checkpoints, then kill it at a random moment.

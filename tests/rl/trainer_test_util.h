@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/error.h"
+#include "data/store.h"
 #include "rl/job.h"
 #include "tests/support/temp_dir.h"
 
@@ -88,6 +90,17 @@ eval:
 {extra}
 )",
                      fmt::arg("name", name), fmt::arg("dir", dir), fmt::arg("extra", extra));
+}
+
+/// The value of metric `name` at `step` of run `run` in the store at `store_path`; throws
+/// rlft::Error when the store holds no such value (the test then fails, naming it).
+inline double metric_at(const std::string& store_path, const std::string& run, const std::string& name, int64_t step) {
+  auto store = data::Store::open(store_path, false);
+  const auto r = store.find_run(run);
+  if (!r) throw Error(fmt::format("no run {} in {}", run, store_path));
+  for (const auto& p : store.metric_series(r->id, name))
+    if (p.step == step) return p.value;
+  throw Error(fmt::format("run {}: no metric {} at step {}", run, name, step));
 }
 
 /// Writes the job YAML into `tmp` and parses it with `overrides`.
