@@ -20,7 +20,7 @@
 // naming the field. read_options<XxxOptions>(section) does both and reports a failed field
 // at its own file:line:column, e.g.
 //
-//   configs/default/grpo.yaml:41:14: grpo.loss.kl_beta = -1: must be >= 0
+//   configs/default/grpo.yaml:36:14: grpo.loss.kl_beta = -1: must be >= 0
 //
 // Unknown keys: every getter records the key it asked for, present or not. After the
 // options are parsed, reject_unknown_keys() fails on any key that nobody asked for, with a

@@ -8,7 +8,7 @@
 // field by its key in the section ("loss.kl_beta"); rl::parse_job reads each section with
 // read_options<T>(), which reports a failed field at its own file:line:column:
 //
-//   configs/default/grpo.yaml:41:14: grpo.loss.kl_beta = -1: must be >= 0
+//   configs/default/grpo.yaml:36:14: grpo.loss.kl_beta = -1: must be >= 0
 //
 //   policy:      where the weights start (a model directory, or `model:` from scratch)
 //   tokenizer:   tokenizer.json to use, or one to train on the run's data
