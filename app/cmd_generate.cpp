@@ -55,7 +55,7 @@ std::vector<std::string> read_lines(std::istream& in) {
 
 void run_generate(const GenerateCli& o) {
   apply_thread_count(o.threads);
-  o.sampling.validate("sampling");
+  o.sampling.validate();
   // Prompts: texts (tokenised) and id lists.
   std::vector<std::string> texts = o.prompts;
   if (!o.prompts_file.empty()) {

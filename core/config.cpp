@@ -572,6 +572,22 @@ void ConfigView::check(bool ok, const std::string& key, const std::string& const
   fail(loc, full_key(key), n, constraint);
 }
 
+void ConfigView::reject(const OptionError& error) const {
+  const SourceLoc here = node_ ? node_->loc : SourceLoc{tree_->file, 0, 0};
+  if (error.key().empty()) {
+    // The section as a whole: at its own position, else (a section the file lacks) the file.
+    const std::string where = here.line > 0 ? here.str() : tree_->file;
+    if (prefix_.empty()) throw ConfigError(fmt::format("{}: {}", where, error.constraint()));
+    throw ConfigError(fmt::format("{}: {}: {}", where, prefix_, error.constraint()));
+  }
+  const Node* n = find(error.key(), false, false);
+  // A field no getter reads (set in code, not in YAML) has no position of its own.
+  if (!n)
+    throw ConfigError(
+        fmt::format("{}: {} = {}: {}", here.str(), full_key(error.key()), error.value(), error.constraint()));
+  fail(n->loc, full_key(error.key()), n, error.constraint());
+}
+
 void ConfigView::reject_unknown_keys() const {
   auto walk = [&](auto&& self, const Node& n, const std::string& path) -> void {
     if (n.kind == Kind::kSeq) {

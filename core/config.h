@@ -14,6 +14,14 @@
 // a bool, a list a list); a new key is allowed and checked like any other by
 // reject_unknown_keys(), which names "--set" as its source.
 //
+// Options: each module's `XxxOptions` struct reads its own section in a static
+// `from_config(const ConfigView&)` (its field initialisers are the getters' fallbacks, the
+// only defaults) and checks itself in `void validate() const`, which throws OptionError
+// naming the field. read_options<XxxOptions>(section) does both and reports a failed field
+// at its own file:line:column, e.g.
+//
+//   configs/default/grpo.yaml:36:14: grpo.loss.kl_beta = -1: must be >= 0
+//
 // Unknown keys: every getter records the key it asked for, present or not. After the
 // options are parsed, reject_unknown_keys() fails on any key that nobody asked for, with a
 // "did you mean" among the keys that were asked for at the same level.
@@ -24,6 +32,8 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#include "core/error.h"
 
 namespace rlft {
 
@@ -64,11 +74,28 @@ class ConfigView {
   T get(const std::string& key, const T& fallback) const;
   template <typename T>
   T get_required(const std::string& key) const;
+  /// get<std::string>(key, fallback) turned into a value by `parse` (a name into an enum);
+  /// an rlft::Error that `parse` throws (an unknown name) becomes a ConfigError at `key`.
+  template <typename Parse>
+  auto get_parsed(const std::string& key, const std::string& fallback, Parse&& parse) const {
+    const std::string name = get<std::string>(key, fallback);
+    try {
+      return parse(name);
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const Error& e) {
+      check(false, key, e.what());
+      throw;  // not reached
+    }
+  }
   /// Keys of this map in file order (marks none of them as used).
   std::vector<std::string> keys() const;
 
   /// Throws ConfigError "loc: key = value: constraint" unless `ok`.
   void check(bool ok, const std::string& key, const std::string& constraint) const;
+  /// Throws the ConfigError of an options struct's failed validate(): `error.key()` is taken
+  /// relative to this view and located as check() locates a key (an empty key names the view).
+  [[noreturn]] void reject(const OptionError& error) const;
   /// Throws ConfigError naming the first key that no getter asked for, with a suggestion.
   void reject_unknown_keys() const;
 
@@ -96,6 +123,21 @@ class ConfigView {
   config_detail::Node* node_;  // owned by tree_; may be null for a missing section
   std::string prefix_;
 };
+
+/// The one way an options struct is read from YAML: `Options::from_config(section)` reads
+/// its keys, then `validate()` checks the result; a failed field is a ConfigError at that
+/// field's own position ("(default)" when the file does not set it, "--set" when an
+/// override did).
+template <typename Options>
+Options read_options(const ConfigView& section) {
+  Options options = Options::from_config(section);
+  try {
+    options.validate();
+  } catch (const OptionError& e) {
+    section.reject(e);
+  }
+  return options;
+}
 
 /// Edit distance, for "did you mean" suggestions.
 std::size_t edit_distance(const std::string& a, const std::string& b);

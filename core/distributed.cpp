@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -66,10 +67,18 @@ Env Env::from_environment() {
   return e;
 }
 
+Options Options::from_config(const ConfigView& s) {
+  Options o;
+  o.backend = s.get<std::string>("backend", o.backend);
+  o.timeout_s = s.get<double>("timeout_s", o.timeout_s);
+  return o;
+}
+
 void Options::validate() const {
-  RLFT_CHECK(backend == "auto" || backend == "gloo" || backend == "nccl",
-             "unknown distributed backend '{}': known backends are auto, gloo, nccl", backend);
-  RLFT_CHECK(timeout_s > 0, "distributed timeout = {} s: must be > 0", timeout_s);
+  RLFT_CHECK_OPTION(backend == "auto" || backend == "gloo" || backend == "nccl", "backend", backend,
+                    "must be auto, gloo or nccl");
+  RLFT_CHECK_OPTION(timeout_s > 0, "timeout_s", timeout_s,
+                    "must be > 0 (seconds a collective may wait for the other ranks)");
 }
 
 

@@ -21,6 +21,10 @@
 #include <utility>
 #include <vector>
 
+namespace rlft {
+class ConfigView;
+}
+
 namespace rlft::dist {
 
 /// Where this process stands in the job, as its launcher described it.
@@ -44,7 +48,9 @@ struct Env {
 struct Options {
   std::string backend = "auto";  ///< auto (NCCL for a CUDA device when built with it, else Gloo) | gloo | nccl
   double timeout_s = 600.0;      ///< bound on rendezvous and on every collective (> 0)
-  void validate() const;
+  /// Reads `backend` and `timeout_s` of the `distributed:` section (both optional).
+  static Options from_config(const ConfigView& section);
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 class Context {

@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "core/config.h"
+#include "core/error.h"
 #include "core/log.h"
 
 namespace rlft {
@@ -16,25 +17,24 @@ RunOptions RunOptions::from_config(const ConfigView& c) {
   o.threads = c.get<int>("threads", o.threads);
   o.device = c.get<std::string>("device", o.device);
   o.log_level = c.get<std::string>("log_level", o.log_level);
-  o.validate(c);
   return o;
 }
 
-void RunOptions::validate(const ConfigView& c) const {
+void RunOptions::validate() const {
   static const std::regex kName("[A-Za-z0-9_.-]*");
-  c.check(std::regex_match(name, kName), "name", "must use only letters, digits, '_', '-' and '.'");
-  c.check(seed >= 0, "seed", "must be >= 0");
-  c.check(!store.empty(), "store", "must be a file path");
-  c.check(threads >= 0 && threads <= 1024, "threads", "must be in [0, 1024] (0 = every core)");
+  RLFT_CHECK_OPTION(std::regex_match(name, kName), "name", name, "must use only letters, digits, '_', '-' and '.'");
+  RLFT_CHECK_OPTION(seed >= 0, "seed", seed, "must be >= 0");
+  RLFT_CHECK_OPTION(!store.empty(), "store", store, "must be a file path");
+  RLFT_CHECK_OPTION(threads >= 0 && threads <= 1024, "threads", threads, "must be in [0, 1024] (0 = every core)");
   static const std::regex kDevice("cpu|auto|cuda(:[0-9]+)?");
-  c.check(std::regex_match(device, kDevice), "device", "must be cpu, cuda, cuda:N or auto");
+  RLFT_CHECK_OPTION(std::regex_match(device, kDevice), "device", device, "must be cpu, cuda, cuda:N or auto");
   bool level_ok = true;
   try {
     log::parse_level(log_level);
   } catch (const std::exception&) {
     level_ok = false;
   }
-  c.check(level_ok, "log_level", "must be debug, info, warn or error");
+  RLFT_CHECK_OPTION(level_ok, "log_level", log_level, "must be debug, info, warn or error");
 }
 
 }  // namespace rlft

@@ -17,10 +17,10 @@ struct RunOptions {
   std::string device = "cpu";          ///< "cpu", "cuda", "cuda:N" or "auto" (CUDA when available)
   std::string log_level = "info";      ///< debug | info | warn | error
 
-  /// Reads the `run:` section (every key optional) and validates it; throws ConfigError.
+  /// Reads the `run:` section (every key optional); read_options() also validates.
   static RunOptions from_config(const ConfigView& run_section);
-  /// Throws ConfigError naming the key for an invalid field.
-  void validate(const ConfigView& run_section) const;
+  /// Throws rlft::OptionError naming the field.
+  void validate() const;
 };
 
 }  // namespace rlft

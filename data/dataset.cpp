@@ -94,15 +94,14 @@ SplitOptions SplitOptions::from_config(const ConfigView& c) {
   o.eval_size = c.get<int64_t>("eval_size", o.eval_size);
   o.eval_fraction = c.get<double>("eval_fraction", o.eval_fraction);
   o.max_examples = c.get<int64_t>("max_examples", o.max_examples);
-  o.validate(c);
   return o;
 }
 
-void SplitOptions::validate(const ConfigView& c) const {
-  c.check(seed >= 0, "seed", "must be >= 0");
-  c.check(eval_size >= 0, "eval_size", "must be >= 0");
-  c.check(eval_fraction >= 0.0 && eval_fraction < 1.0, "eval_fraction", "must be in [0, 1)");
-  c.check(max_examples >= 0, "max_examples", "must be >= 0 (0 = all)");
+void SplitOptions::validate() const {
+  RLFT_CHECK_OPTION(seed >= 0, "seed", seed, "must be >= 0");
+  RLFT_CHECK_OPTION(eval_size >= 0, "eval_size", eval_size, "must be >= 0");
+  RLFT_CHECK_OPTION(eval_fraction >= 0.0 && eval_fraction < 1.0, "eval_fraction", eval_fraction, "must be in [0, 1)");
+  RLFT_CHECK_OPTION(max_examples >= 0, "max_examples", max_examples, "must be >= 0 (0 = all)");
 }
 
 Dataset split_examples(std::vector<Example> examples, const SplitOptions& o) {
@@ -134,7 +133,7 @@ Dataset load_dataset(const ConfigView& c, const SourceRegistry& sources) {
   c.check(sources.contains(source), "source",
           fmt::format("unknown data source '{}': known sources are {}", source, fmt::join(sources.names(), ", ")));
   std::unique_ptr<ExampleSource> src = sources.get(source)(c.section(source));
-  SplitOptions split = SplitOptions::from_config(c);
+  SplitOptions split = read_options<SplitOptions>(c);
 
   SourceData loaded = src->load(static_cast<uint64_t>(split.seed));
   Dataset d;

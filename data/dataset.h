@@ -91,7 +91,7 @@ struct SplitOptions {
   int64_t max_examples = 0;    ///< keep at most this many (after the split, from train); 0 = all
 
   static SplitOptions from_config(const ConfigView& data_section);
-  void validate(const ConfigView& data_section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 struct Dataset {

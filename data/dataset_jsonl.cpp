@@ -166,21 +166,22 @@ JsonlOptions JsonlOptions::from_config(const ConfigView& c) {
   o.system_prompt = c.get<std::string>("system_prompt", o.system_prompt);
   o.prompt_template = c.get<std::string>("prompt_template", o.prompt_template);
   o.max_line_bytes = c.get<int64_t>("max_line_bytes", o.max_line_bytes);
-  o.validate(c);
   return o;
 }
 
-void JsonlOptions::validate(const ConfigView& c) const {
-  c.check(!path.empty(), "path", "must name a JSONL file");
-  c.check(!fields.prompt.empty() || !fields.messages.empty(), "fields.prompt", "map the prompt (or fields.messages)");
-  c.check(max_line_bytes >= 1024 && max_line_bytes <= (int64_t{1} << 32), "max_line_bytes", "must be in [1024, 4 GiB]");
+void JsonlOptions::validate() const {
+  RLFT_CHECK_OPTION(!path.empty(), "path", path, "must name a JSONL file");
+  RLFT_CHECK_OPTION(!fields.prompt.empty() || !fields.messages.empty(), "fields.prompt", fields.prompt,
+                    "map the prompt (or fields.messages)");
+  RLFT_CHECK_OPTION(max_line_bytes >= 1024 && max_line_bytes <= (int64_t{1} << 32), "max_line_bytes", max_line_bytes,
+                    "must be in [1024, 4 GiB]");
   std::string bad;
   try {
     template_placeholders(prompt_template);
   } catch (const Error& e) {
     bad = e.what();
   }
-  c.check(bad.empty(), "prompt_template", bad);
+  RLFT_CHECK_OPTION(bad.empty(), "prompt_template", prompt_template, "{}", bad);
 }
 
 std::vector<Example> read_jsonl_examples(const std::string& path, const JsonlOptions& o) {
@@ -208,7 +209,7 @@ std::vector<Example> read_jsonl_examples(const std::string& path, const JsonlOpt
 }
 
 std::unique_ptr<ExampleSource> make_jsonl_source(const ConfigView& section) {
-  return std::make_unique<JsonlSource>(JsonlOptions::from_config(section));
+  return std::make_unique<JsonlSource>(read_options<JsonlOptions>(section));
 }
 
 }  // namespace rlft::data

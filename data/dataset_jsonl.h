@@ -45,9 +45,9 @@ struct JsonlOptions {
       "{prompt}";  ///< wraps the prompt; placeholders: {prompt} and any top-level string or number field of the row
   int64_t max_line_bytes = static_cast<int64_t>(kDefaultMaxLineBytes);  ///< a longer line is an error
 
-  /// Reads `data.jsonl` (every key but `path` optional) and validates it.
+  /// Reads `data.jsonl` (every key but `path` optional); read_options() also validates.
   static JsonlOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 /// Reads every row of `path` with the options' mapping. Blank lines are skipped. Throws

@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "policy/shape.h"
 #include "policy/arch/arch.h"
@@ -249,6 +250,18 @@ CausalLM build_model(const ModelConfig& config, const ModelOptions& options, con
   std::vector<LayerPlan> plans;
   for (int64_t i = 0; i < n; ++i) plans.push_back(arch.plan(config, i));
   return CausalLM(config, plans, options);
+}
+
+BalanceLossOptions BalanceLossOptions::from_config(const ConfigView& s) {
+  BalanceLossOptions o;
+  o.switch_coef = s.get<double>("switch_coef", o.switch_coef);
+  o.seq_alpha = s.get<double>("seq_alpha", o.seq_alpha);
+  return o;
+}
+
+void BalanceLossOptions::validate() const {
+  RLFT_CHECK_OPTION(switch_coef >= 0, "switch_coef", switch_coef, "must be >= 0");
+  RLFT_CHECK_OPTION(seq_alpha >= 0, "seq_alpha", seq_alpha, "must be >= 0");
 }
 
 }  // namespace rlft::policy

@@ -25,6 +25,10 @@
 #include "policy/model_config.h"
 #include "policy/mtp.h"
 
+namespace rlft {
+class ConfigView;
+}
+
 namespace rlft::policy {
 
 class ArchRegistry;
@@ -45,8 +49,11 @@ enum class LogitsScope {
 
 /// Coefficients of the balance losses added to ForwardOutput::aux_loss.
 struct BalanceLossOptions {
-  double switch_coef = 0.0;  ///< HF Switch loss (Qwen router_aux_loss_coef); 0 = off
-  double seq_alpha = 0.0;    ///< DeepSeek-V3 sequence-wise balance loss α; 0 = off
+  double switch_coef = 0.0;  ///< HF Switch loss (Qwen router_aux_loss_coef), >= 0; 0 = off
+  double seq_alpha = 0.0;    ///< DeepSeek-V3 sequence-wise balance loss α, >= 0; 0 = off
+  /// Reads a trainer's `balance:` section (every key optional).
+  static BalanceLossOptions from_config(const ConfigView& section);
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 struct ForwardInputs {

@@ -32,9 +32,7 @@ void ScoreBatch::add(const data::Example& example, std::string completion, int64
 }
 
 void throw_section_error(const ConfigView& section, const std::string& what) {
-  const SourceLoc loc = section.location();
-  const std::string where = loc.line > 0 ? loc.str() : section.file();
-  throw ConfigError(fmt::format("{}: {}: {}", where, section.path(), what));
+  section.reject(OptionError("", "", what));
 }
 
 std::vector<std::pair<std::string, double>> RewardScores::parts_of(std::size_t i) const {

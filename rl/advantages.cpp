@@ -6,6 +6,8 @@
 #include <functional>
 #include <map>
 
+#include "core/config.h"
+#include "core/enum_names.h"
 #include "core/error.h"
 #include "core/registry.h"
 
@@ -38,22 +40,40 @@ const Registry<Estimator>& estimators() {
   return reg;
 }
 
+constexpr EnumNames<AdvantageScale, 3> kScales{
+    {{AdvantageScale::kGroup, "group"}, {AdvantageScale::kBatch, "batch"}, {AdvantageScale::kNone, "none"}}};
+
 }  // namespace
 
 AdvantageScale parse_advantage_scale(const std::string& name) {
-  if (name == "group") return AdvantageScale::kGroup;
-  if (name == "batch") return AdvantageScale::kBatch;
-  if (name == "none") return AdvantageScale::kNone;
+  if (auto scale = enum_value(kScales, name)) return *scale;
   throw Error(fmt::format("unknown advantage scale '{}': known scales are batch, group, none", name));
+}
+
+const char* advantage_scale_name(AdvantageScale scale) {
+  return enum_name(kScales, scale);
 }
 
 std::vector<std::string> advantage_estimators() {
   return estimators().names();
 }
 
+AdvantageOptions AdvantageOptions::from_config(const ConfigView& s) {
+  AdvantageOptions o;
+  o.estimator = s.get<std::string>("estimator", o.estimator);
+  o.scale = s.get_parsed("scale", o.scale ? advantage_scale_name(*o.scale) : "default",
+                         [](const std::string& name) -> std::optional<AdvantageScale> {
+                           if (name == "default") return std::nullopt;
+                           return parse_advantage_scale(name);
+                         });
+  o.eps = s.get<double>("eps", o.eps);
+  return o;
+}
+
 void AdvantageOptions::validate() const {
-  estimators().get(estimator);
-  RLFT_CHECK(eps > 0, "advantage eps = {}: must be > 0", eps);
+  RLFT_CHECK_OPTION(estimators().contains(estimator), "estimator", estimator, "known estimators are {}",
+                    fmt::join(advantage_estimators(), ", "));
+  RLFT_CHECK_OPTION(eps > 0, "eps", eps, "must be > 0");
 }
 
 Advantages compute_advantages(const at::Tensor& rewards, const AdvantageOptions& options) {

@@ -19,20 +19,28 @@
 #include <string>
 #include <vector>
 
+namespace rlft {
+class ConfigView;
+}
+
 namespace rlft::rl {
 
 enum class AdvantageScale { kGroup, kBatch, kNone };
 
 struct AdvantageOptions {
   std::string estimator = "grpo";       ///< grpo | dr_grpo | rloo | reinforce_pp
-  std::optional<AdvantageScale> scale;  ///< unset = the estimator's default
+  std::optional<AdvantageScale> scale;  ///< group | batch | none; unset (YAML `default`) = the estimator's default
   double eps = 1e-6;                    ///< added to a standard deviation before dividing (> 0)
-  /// Throws rlft::Error for an unknown estimator (listing the known ones) or eps <= 0.
+  /// Reads an `advantage:` section (every key optional); an unknown scale is a ConfigError.
+  static AdvantageOptions from_config(const ConfigView& section);
+  /// Throws rlft::OptionError for an unknown estimator (listing the known ones) or eps <= 0.
   void validate() const;
 };
 
 /// "group" | "batch" | "none" → AdvantageScale; throws rlft::Error listing the known names.
 AdvantageScale parse_advantage_scale(const std::string& name);
+/// The inverse of parse_advantage_scale.
+const char* advantage_scale_name(AdvantageScale scale);
 /// The estimators this build knows, sorted.
 std::vector<std::string> advantage_estimators();
 

@@ -60,26 +60,24 @@ std::string default_run_name(const std::string& config_file) {
 JobSpec parse_job(const ConfigView& view, JobKind kind) {
   JobSpec s;
   s.config_file = view.file();
-  s.run = RunOptions::from_config(view.section("run"));
-  s.policy = PolicySource::from_config(view.section("policy"));
+  s.run = read_options<RunOptions>(view.section("run"));
+  s.policy = read_options<PolicySource>(view.section("policy"));
   const auto archs = policy::builtin_architectures();
   if (view.has("model")) s.model = policy::read_model_config_yaml(view.section("model"), archs);
   const bool trains = kind != JobKind::kAny;
   if (trains && s.policy.path.empty())
     view.section("policy").check(s.model.has_value(), "path",
                                  "give policy.path (a model directory) or a `model:` section to build one from scratch");
-  s.tokenizer = TokenizerSource::from_config(view.section("tokenizer"));
+  s.tokenizer = read_options<TokenizerSource>(view.section("tokenizer"));
   s.prompt = tokenizer::parse_prompt_options(view.section("prompt"));
-  s.precision = PrecisionOptions::from_config(view.section("precision"));
-  s.optim = OptimOptions::from_config(view.section("optim"));
-  s.checkpoint = CheckpointOptions::from_config(view.section("checkpoint"));
-  s.distributed = DistributedOptions::from_config(view.section("distributed"));
-  s.eval = EvalOptions::from_config(view.section("eval"));
-  if (kind == JobKind::kGrpo || view.has("grpo"))
-    s.grpo = GrpoOptions::from_config(view.section("grpo"));
-  if (kind == JobKind::kSft || view.has("sft"))
-    s.sft = SftOptions::from_config(view.section("sft"));
-  if (kind == JobKind::kRm || view.has("rm")) s.rm = RmOptions::from_config(view.section("rm"));
+  s.precision = read_options<PrecisionOptions>(view.section("precision"));
+  s.optim = read_options<OptimOptions>(view.section("optim"));
+  s.checkpoint = read_options<CheckpointOptions>(view.section("checkpoint"));
+  s.distributed = read_options<DistributedOptions>(view.section("distributed"));
+  s.eval = read_options<EvalOptions>(view.section("eval"));
+  if (kind == JobKind::kGrpo || view.has("grpo")) s.grpo = read_options<GrpoOptions>(view.section("grpo"));
+  if (kind == JobKind::kSft || view.has("sft")) s.sft = read_options<SftOptions>(view.section("sft"));
+  if (kind == JobKind::kRm || view.has("rm")) s.rm = read_options<RmOptions>(view.section("rm"));
   if ((trains && kind != JobKind::kRm) || view.has("data")) s.dataset = data::load_dataset(view.section("data"), data::builtin_sources());
   if (view.has("rewards")) {
     reward::RewardContext ctx;

@@ -7,12 +7,11 @@
 namespace rlft::rl {
 
 void LossScaleOptions::validate() const {
-  RLFT_CHECK(init_scale > 0, "loss_scale.init = {}: must be > 0", init_scale);
-  RLFT_CHECK(growth_factor > 1, "loss_scale.growth_factor = {}: must be > 1", growth_factor);
-  RLFT_CHECK(backoff_factor > 0 && backoff_factor < 1, "loss_scale.backoff_factor = {}: must be in (0, 1)",
-             backoff_factor);
-  RLFT_CHECK(growth_interval >= 1, "loss_scale.growth_interval = {}: must be >= 1", growth_interval);
-  RLFT_CHECK(min_scale > 0, "loss_scale.min_scale = {}: must be > 0", min_scale);
+  RLFT_CHECK_OPTION(init_scale > 0, "init_scale", init_scale, "must be > 0");
+  RLFT_CHECK_OPTION(growth_factor > 1, "growth_factor", growth_factor, "must be > 1");
+  RLFT_CHECK_OPTION(backoff_factor > 0 && backoff_factor < 1, "backoff_factor", backoff_factor, "must be in (0, 1)");
+  RLFT_CHECK_OPTION(growth_interval >= 1, "growth_interval", growth_interval, "must be >= 1");
+  RLFT_CHECK_OPTION(min_scale > 0, "min_scale", min_scale, "must be > 0");
 }
 
 DynamicLossScale::DynamicLossScale(LossScaleOptions options) : o_(options), scale_(options.init_scale) {

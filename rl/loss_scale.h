@@ -13,8 +13,8 @@ struct LossScaleOptions {
   double growth_factor = 2.0;      ///< multiply after growth_interval good steps (> 1)
   double backoff_factor = 0.5;     ///< multiply on an overflow, in (0, 1)
   int64_t growth_interval = 2000;  ///< good steps in a row before growing (>= 1)
-  double min_scale = 1.0;          ///< never scale below this
-  void validate() const;
+  double min_scale = 1.0;          ///< never scale below this (> 0)
+  void validate() const;           ///< throws rlft::OptionError naming the field
 };
 
 class DynamicLossScale {

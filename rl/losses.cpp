@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/config.h"
+#include "core/enum_names.h"
 #include "core/error.h"
 
 namespace rlft::rl {
@@ -19,28 +21,41 @@ double mean_over(const at::Tensor& values, const at::Tensor& mask) {
   return n > 0 ? (values * mask).sum().item<double>() / n : 0.0;
 }
 
+constexpr EnumNames<KlEstimator, 3> kKlEstimators{
+    {{KlEstimator::kK1, "k1"}, {KlEstimator::kK2, "k2"}, {KlEstimator::kK3, "k3"}}};
+constexpr EnumNames<LossAggregation, 3> kAggregations{
+    {{LossAggregation::kTokenMean, "token_mean"},
+     {LossAggregation::kSeqMeanTokenMean, "seq_mean_token_mean"},
+     {LossAggregation::kSeqMeanTokenSumNorm, "seq_mean_token_sum_norm"}}};
+constexpr EnumNames<RatioLevel, 2> kRatioLevels{{{RatioLevel::kToken, "token"}, {RatioLevel::kSequence, "sequence"}}};
+
 }  // namespace
 
 KlEstimator parse_kl_estimator(const std::string& name) {
-  if (name == "k1") return KlEstimator::kK1;
-  if (name == "k2") return KlEstimator::kK2;
-  if (name == "k3") return KlEstimator::kK3;
+  if (auto e = enum_value(kKlEstimators, name)) return *e;
   throw Error(fmt::format("unknown KL estimator '{}': known estimators are k1, k2, k3", name));
 }
 
 LossAggregation parse_loss_aggregation(const std::string& name) {
-  if (name == "token_mean") return LossAggregation::kTokenMean;
-  if (name == "seq_mean_token_mean") return LossAggregation::kSeqMeanTokenMean;
-  if (name == "seq_mean_token_sum_norm") return LossAggregation::kSeqMeanTokenSumNorm;
+  if (auto a = enum_value(kAggregations, name)) return *a;
   throw Error(fmt::format(
       "unknown loss aggregation '{}': known aggregations are seq_mean_token_mean, seq_mean_token_sum_norm, token_mean",
       name));
 }
 
 RatioLevel parse_ratio_level(const std::string& name) {
-  if (name == "token") return RatioLevel::kToken;
-  if (name == "sequence") return RatioLevel::kSequence;
+  if (auto l = enum_value(kRatioLevels, name)) return *l;
   throw Error(fmt::format("unknown ratio level '{}': known levels are sequence, token", name));
+}
+
+const char* kl_estimator_name(KlEstimator estimator) {
+  return enum_name(kKlEstimators, estimator);
+}
+const char* loss_aggregation_name(LossAggregation aggregation) {
+  return enum_name(kAggregations, aggregation);
+}
+const char* ratio_level_name(RatioLevel level) {
+  return enum_name(kRatioLevels, level);
 }
 
 at::Tensor kl_estimate(const at::Tensor& logp, const at::Tensor& ref_logp, KlEstimator estimator) {
@@ -75,14 +90,33 @@ at::Tensor token_entropy(const at::Tensor& logits) {
   return -(logp.exp() * logp).sum(-1);
 }
 
+LossOptions LossOptions::from_config(const ConfigView& s) {
+  return from_config(s, LossOptions{});
+}
+
+LossOptions LossOptions::from_config(const ConfigView& s, const LossOptions& fallback) {
+  LossOptions o = fallback;
+  o.clip_low = s.get<double>("clip_low", o.clip_low);
+  o.clip_high = s.get<double>("clip_high", o.clip_high);
+  const double dual = s.get<double>("dual_clip", o.dual_clip.value_or(0.0));
+  o.dual_clip = dual > 0 ? std::optional<double>(dual) : std::nullopt;
+  o.ratio_level = s.get_parsed("ratio_level", ratio_level_name(o.ratio_level), parse_ratio_level);
+  o.aggregation = s.get_parsed("aggregation", loss_aggregation_name(o.aggregation), parse_loss_aggregation);
+  o.norm_tokens = s.get<double>("norm_tokens", o.norm_tokens);
+  o.kl_beta = s.get<double>("kl_beta", o.kl_beta);
+  o.kl_estimator = s.get_parsed("kl_estimator", kl_estimator_name(o.kl_estimator), parse_kl_estimator);
+  o.entropy_coef = s.get<double>("entropy_coef", o.entropy_coef);
+  return o;
+}
+
 void LossOptions::validate() const {
-  RLFT_CHECK(clip_low > 0 && clip_low < 1, "clip_low = {}: must be in (0, 1)", clip_low);
-  RLFT_CHECK(clip_high > 0, "clip_high = {}: must be > 0", clip_high);
-  RLFT_CHECK(!dual_clip || *dual_clip > 1.0, "dual_clip = {}: must be > 1", dual_clip.value_or(0));
-  RLFT_CHECK(norm_tokens > 0, "norm_tokens = {}: must be > 0", norm_tokens);
-  RLFT_CHECK(kl_beta >= 0, "kl_beta = {}: must be >= 0", kl_beta);
-  RLFT_CHECK(entropy_coef >= 0, "entropy_coef = {}: must be >= 0", entropy_coef);
-  RLFT_CHECK(behaviour_is_cap >= 0, "behaviour_is_cap = {}: must be >= 0 (0 = off)", behaviour_is_cap);
+  RLFT_CHECK_OPTION(clip_low > 0 && clip_low < 1, "clip_low", clip_low, "must be in (0, 1)");
+  RLFT_CHECK_OPTION(clip_high > 0, "clip_high", clip_high, "must be > 0");
+  RLFT_CHECK_OPTION(!dual_clip || *dual_clip > 1.0, "dual_clip", dual_clip.value_or(0), "must be > 1");
+  RLFT_CHECK_OPTION(norm_tokens > 0, "norm_tokens", norm_tokens, "must be > 0");
+  RLFT_CHECK_OPTION(kl_beta >= 0, "kl_beta", kl_beta, "must be >= 0");
+  RLFT_CHECK_OPTION(entropy_coef >= 0, "entropy_coef", entropy_coef, "must be >= 0");
+  RLFT_CHECK_OPTION(behaviour_is_cap >= 0, "behaviour_is_cap", behaviour_is_cap, "must be >= 0 (0 = off)");
 }
 
 LossOutput policy_loss(const LossInputs& in, const LossOptions& o) {

@@ -20,6 +20,10 @@
 #include <optional>
 #include <string>
 
+namespace rlft {
+class ConfigView;
+}
+
 namespace rlft::rl {
 
 enum class KlEstimator { kK1, kK2, kK3 };
@@ -29,6 +33,9 @@ enum class RatioLevel { kToken, kSequence };
 KlEstimator parse_kl_estimator(const std::string& name);          ///< "k1" | "k2" | "k3"
 LossAggregation parse_loss_aggregation(const std::string& name);  ///< see the legend above
 RatioLevel parse_ratio_level(const std::string& name);            ///< "token" | "sequence"
+const char* kl_estimator_name(KlEstimator estimator);             ///< the inverse of parse_kl_estimator
+const char* loss_aggregation_name(LossAggregation aggregation);   ///< the inverse of parse_loss_aggregation
+const char* ratio_level_name(RatioLevel level);                   ///< the inverse of parse_ratio_level
 
 /// Per-token KL estimate of KL(π_θ ‖ π_ref) from samples of π_θ. [N, T] → [N, T].
 at::Tensor kl_estimate(const at::Tensor& logp, const at::Tensor& ref_logp, KlEstimator estimator);
@@ -40,20 +47,26 @@ at::Tensor aggregate(const at::Tensor& values, const at::Tensor& mask, LossAggre
 at::Tensor token_entropy(const at::Tensor& logits);
 
 struct LossOptions {
-  double clip_low = 0.2;            ///< ε_low (> 0): the ratio may fall to 1 − ε_low
+  double clip_low = 0.2;            ///< ε_low, in (0, 1): the ratio may fall to 1 − ε_low
   double clip_high = 0.2;           ///< ε_high (> 0): the ratio may rise to 1 + ε_high (DAPO: 0.28)
-  std::optional<double> dual_clip;  ///< c > 1: bound on the loss of negative-advantage tokens
-  RatioLevel ratio_level = RatioLevel::kToken;
-  LossAggregation aggregation = LossAggregation::kSeqMeanTokenMean;
-  double norm_tokens = 1024;  ///< L for seq_mean_token_sum_norm (the max completion length)
-  double kl_beta = 0.0;       ///< β of the KL term in the loss (0 = no KL term)
-  KlEstimator kl_estimator = KlEstimator::kK3;
+  std::optional<double> dual_clip;  ///< c > 1: bound on the loss of negative-advantage tokens; unset = off
+  RatioLevel ratio_level = RatioLevel::kToken;                       ///< token (PPO/GRPO) or sequence (GSPO) ratios
+  LossAggregation aggregation = LossAggregation::kSeqMeanTokenMean;  ///< see the legend above
+  double norm_tokens = 1024;                    ///< L for seq_mean_token_sum_norm (> 0; the max completion length)
+  double kl_beta = 0.0;                         ///< β of the KL term in the loss (>= 0; 0 = no KL term)
+  KlEstimator kl_estimator = KlEstimator::kK3;  ///< k1 | k2 | k3 (see the legend)
   double entropy_coef = 0.0;  ///< bonus weight on the mean token entropy (>= 0)
   /// Truncated importance weight min(π_old / π_behaviour, cap) on each token when behaviour
   /// log-probs (from the rollout engine) differ from old_logp (recomputed by the trainer);
   /// 0 = off.
   double behaviour_is_cap = 0.0;
-  /// Throws rlft::Error naming the field for an invalid value.
+  /// Reads a `loss:` section (every key optional). `dual_clip: 0` means off. Unknown names
+  /// of ratio_level, aggregation and kl_estimator are ConfigErrors at their key.
+  static LossOptions from_config(const ConfigView& section);
+  /// The same over `fallback`, whose fields are then the defaults (GRPO's norm_tokens is its
+  /// max_new_tokens).
+  static LossOptions from_config(const ConfigView& section, const LossOptions& fallback);
+  /// Throws rlft::OptionError naming the field for an invalid value.
   void validate() const;
 };
 

@@ -11,11 +11,11 @@
 namespace rlft::rl {
 
 void OptimizerOptions::validate() const {
-  RLFT_CHECK(beta1 >= 0 && beta1 < 1, "optimizer beta1 = {}: must be in [0, 1)", beta1);
-  RLFT_CHECK(beta2 >= 0 && beta2 < 1, "optimizer beta2 = {}: must be in [0, 1)", beta2);
-  RLFT_CHECK(eps > 0, "optimizer eps = {}: must be > 0", eps);
-  RLFT_CHECK(weight_decay >= 0, "optimizer weight_decay = {}: must be >= 0", weight_decay);
-  RLFT_CHECK(max_grad_norm >= 0, "optimizer max_grad_norm = {}: must be >= 0 (0 = no clipping)", max_grad_norm);
+  RLFT_CHECK_OPTION(beta1 >= 0 && beta1 < 1, "beta1", beta1, "must be in [0, 1)");
+  RLFT_CHECK_OPTION(beta2 >= 0 && beta2 < 1, "beta2", beta2, "must be in [0, 1)");
+  RLFT_CHECK_OPTION(eps > 0, "eps", eps, "must be > 0");
+  RLFT_CHECK_OPTION(weight_decay >= 0, "weight_decay", weight_decay, "must be >= 0");
+  RLFT_CHECK_OPTION(max_grad_norm >= 0, "max_grad_norm", max_grad_norm, "must be >= 0 (0 = no clipping)");
 }
 
 Optimizer::Optimizer(const std::vector<std::pair<std::string, at::Tensor>>& params, const OptimizerOptions& options)

@@ -21,7 +21,7 @@ struct OptimizerOptions {
   double eps = 1e-8;           ///< AdamW ε (> 0)
   double weight_decay = 0.0;   ///< decoupled weight decay on matrices (>= 0)
   double max_grad_norm = 1.0;  ///< clip the global L2 norm of the gradients to this; 0 = no clipping
-  void validate() const;       ///< throws rlft::Error naming the field
+  void validate() const;       ///< throws rlft::OptionError naming the field
 };
 
 struct StepReport {

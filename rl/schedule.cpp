@@ -8,12 +8,11 @@
 namespace rlft::rl {
 
 void ScheduleOptions::validate() const {
-  RLFT_CHECK(kind == "constant" || kind == "cosine", "unknown schedule '{}': known schedules are constant, cosine",
-             kind);
-  RLFT_CHECK(lr > 0, "lr = {}: must be > 0", lr);
-  RLFT_CHECK(warmup_steps >= 0, "warmup_steps = {}: must be >= 0", warmup_steps);
-  RLFT_CHECK(total_steps >= 1, "total_steps = {}: must be >= 1", total_steps);
-  RLFT_CHECK(min_lr_ratio >= 0 && min_lr_ratio <= 1, "min_lr_ratio = {}: must be in [0, 1]", min_lr_ratio);
+  RLFT_CHECK_OPTION(kind == "constant" || kind == "cosine", "kind", kind, "known schedules are constant, cosine");
+  RLFT_CHECK_OPTION(lr > 0, "lr", lr, "must be > 0");
+  RLFT_CHECK_OPTION(warmup_steps >= 0, "warmup_steps", warmup_steps, "must be >= 0");
+  RLFT_CHECK_OPTION(total_steps >= 1, "total_steps", total_steps, "must be >= 1");
+  RLFT_CHECK_OPTION(min_lr_ratio >= 0 && min_lr_ratio <= 1, "min_lr_ratio", min_lr_ratio, "must be in [0, 1]");
 }
 
 double learning_rate(const ScheduleOptions& o, int64_t step) {

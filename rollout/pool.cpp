@@ -18,13 +18,13 @@ std::vector<at::Tensor> state_tensors(const policy::CausalLM& model) {
 
 }  // namespace
 
-void PoolOptions::validate(const std::string& prefix) const {
-  RLFT_CHECK_AS(ConfigError, n_workers >= 1, "{}.n_workers = {}: must be >= 1", prefix, n_workers);
-  RLFT_CHECK_AS(ConfigError, queue_capacity >= 1, "{}.queue_capacity = {}: must be >= 1", prefix, queue_capacity);
-  RLFT_CHECK_AS(ConfigError, max_staleness >= 0, "{}.max_staleness = {}: must be >= 0", prefix, max_staleness);
-  RLFT_CHECK_AS(ConfigError, groups_per_step >= 1, "{}.groups_per_step = {}: must be >= 1", prefix, groups_per_step);
-  RLFT_CHECK_AS(ConfigError, group_size >= 1, "{}.group_size = {}: must be >= 1", prefix, group_size);
-  sampling.validate(prefix + ".sampling");
+void PoolOptions::validate() const {
+  RLFT_CHECK_OPTION(n_workers >= 1, "n_workers", n_workers, "must be >= 1");
+  RLFT_CHECK_OPTION(queue_capacity >= 1, "queue_capacity", queue_capacity, "must be >= 1");
+  RLFT_CHECK_OPTION(max_staleness >= 0, "max_staleness", max_staleness, "must be >= 0");
+  RLFT_CHECK_OPTION(groups_per_step >= 1, "groups_per_step", groups_per_step, "must be >= 1");
+  RLFT_CHECK_OPTION(group_size >= 1, "group_size", group_size, "must be >= 1");
+  validate_within("sampling", sampling);
 }
 
 RolloutPool::RolloutPool(PoolOptions options, const ReplicaFactory& make_replica, PromptSource prompts,

@@ -51,7 +51,8 @@ struct PoolOptions {
   GenerateOptions generate;       ///< seed, stop ids, max_new_tokens, routing …
 
   int64_t staleness() const { return mode == PoolMode::kOnPolicy ? 0 : max_staleness; }
-  void validate(const std::string& prefix = "rollout") const;
+  /// Throws rlft::OptionError naming the field ("n_workers", "sampling.top_p" …).
+  void validate() const;
 };
 
 /// Builds one replica (called once per worker, on the caller's thread, in the constructor).

@@ -10,6 +10,7 @@
 
 #include <fmt/ranges.h>
 
+#include "core/config.h"
 #include "core/error.h"
 
 namespace rlft::rollout {
@@ -50,18 +51,26 @@ uint64_t splitmix64(uint64_t x) {
 
 }  // namespace
 
-void SamplingOptions::validate(const std::string& prefix) const {
-  RLFT_CHECK_AS(ConfigError, std::isfinite(temperature) && temperature >= 0.0,
-                "{}.temperature = {}: must be >= 0 (0 = greedy)", prefix, temperature);
-  RLFT_CHECK_AS(ConfigError, top_k >= 0, "{}.top_k = {}: must be >= 0 (0 = off)", prefix, top_k);
-  RLFT_CHECK_AS(ConfigError, top_p > 0.0 && top_p <= 1.0, "{}.top_p = {}: must be in (0, 1] (1 = off)", prefix,
-                top_p);
-  RLFT_CHECK_AS(ConfigError, min_p >= 0.0 && min_p < 1.0, "{}.min_p = {}: must be in [0, 1) (0 = off)", prefix,
-                min_p);
-  RLFT_CHECK_AS(ConfigError, std::isfinite(repetition_penalty) && repetition_penalty > 0.0,
-                "{}.repetition_penalty = {}: must be > 0 (1 = off)", prefix, repetition_penalty);
-  RLFT_CHECK_AS(ConfigError, std::isfinite(presence_penalty), "{}.presence_penalty = {}: must be finite (0 = off)",
-                prefix, presence_penalty);
+SamplingOptions SamplingOptions::from_config(const ConfigView& s) {
+  SamplingOptions o;
+  o.temperature = s.get<double>("temperature", o.temperature);
+  o.top_k = s.get<int64_t>("top_k", o.top_k);
+  o.top_p = s.get<double>("top_p", o.top_p);
+  o.min_p = s.get<double>("min_p", o.min_p);
+  o.repetition_penalty = s.get<double>("repetition_penalty", o.repetition_penalty);
+  o.presence_penalty = s.get<double>("presence_penalty", o.presence_penalty);
+  return o;
+}
+
+void SamplingOptions::validate() const {
+  RLFT_CHECK_OPTION(std::isfinite(temperature) && temperature >= 0.0, "temperature", temperature,
+                    "must be >= 0 (0 = greedy)");
+  RLFT_CHECK_OPTION(top_k >= 0, "top_k", top_k, "must be >= 0 (0 = off)");
+  RLFT_CHECK_OPTION(top_p > 0.0 && top_p <= 1.0, "top_p", top_p, "must be in (0, 1] (1 = off)");
+  RLFT_CHECK_OPTION(min_p >= 0.0 && min_p < 1.0, "min_p", min_p, "must be in [0, 1) (0 = off)");
+  RLFT_CHECK_OPTION(std::isfinite(repetition_penalty) && repetition_penalty > 0.0, "repetition_penalty",
+                    repetition_penalty, "must be > 0 (1 = off)");
+  RLFT_CHECK_OPTION(std::isfinite(presence_penalty), "presence_penalty", presence_penalty, "must be finite (0 = off)");
 }
 
 at::Tensor apply_temperature(const at::Tensor& logits, double temperature) {

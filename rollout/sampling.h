@@ -22,6 +22,10 @@
 
 #include "core/registry.h"
 
+namespace rlft {
+class ConfigView;
+}
+
 namespace rlft::rollout {
 
 struct SamplingOptions {
@@ -43,8 +47,10 @@ struct SamplingOptions {
   double presence_penalty = 0.0;
 
   bool greedy() const { return temperature == 0.0; }
-  /// Throws rlft::ConfigError naming `prefix`.option, the value and the constraint.
-  void validate(const std::string& prefix = "sampling") const;
+  /// Reads a `sampling:` section (every key optional); read_options() also validates.
+  static SamplingOptions from_config(const ConfigView& section);
+  /// The one set of sampling limits; throws rlft::OptionError naming the field.
+  void validate() const;
 };
 
 /// What a step may look at besides the logits.

@@ -87,20 +87,24 @@ ArithmeticOptions ArithmeticOptions::from_config(const ConfigView& c) {
   o.completion_template = c.get<std::string>("completion_template", o.completion_template);
   o.demo_error_rate = c.get<double>("demo_error_rate", o.demo_error_rate);
   o.demo_error_max = c.get<int>("demo_error_max", o.demo_error_max);
-  o.validate(c);
   return o;
 }
 
-void ArithmeticOptions::validate(const ConfigView& c) const {
-  c.check(n_examples >= 1 && n_examples <= 10'000'000, "n_examples", "must be in [1, 10000000]");
-  c.check(min_digits >= 1 && min_digits <= 9, "min_digits", "must be in [1, 9]");
-  c.check(max_digits >= min_digits && max_digits <= 9, "max_digits", "must be in [min_digits, 9]");
-  c.check(min_operands >= 2 && min_operands <= 8, "min_operands", "must be in [2, 8]");
-  c.check(max_operands >= min_operands && max_operands <= 8, "max_operands", "must be in [min_operands, 8]");
-  c.check(demo_error_rate >= 0 && demo_error_rate <= 1, "demo_error_rate", "must be in [0, 1]");
-  c.check(demo_error_max >= 1 && demo_error_max <= 1000, "demo_error_max", "must be in [1, 1000]");
-  c.check(!ops.empty(), "ops", "must list at least one of + - * /");
-  for (const auto& op : ops) c.check(op == "+" || op == "-" || op == "*" || op == "/", "ops", "may hold only + - * /");
+void ArithmeticOptions::validate() const {
+  RLFT_CHECK_OPTION(n_examples >= 1 && n_examples <= 10'000'000, "n_examples", n_examples, "must be in [1, 10000000]");
+  RLFT_CHECK_OPTION(min_digits >= 1 && min_digits <= 9, "min_digits", min_digits, "must be in [1, 9]");
+  RLFT_CHECK_OPTION(max_digits >= min_digits && max_digits <= 9, "max_digits", max_digits,
+                    "must be in [min_digits, 9]");
+  RLFT_CHECK_OPTION(min_operands >= 2 && min_operands <= 8, "min_operands", min_operands, "must be in [2, 8]");
+  RLFT_CHECK_OPTION(max_operands >= min_operands && max_operands <= 8, "max_operands", max_operands,
+                    "must be in [min_operands, 8]");
+  RLFT_CHECK_OPTION(demo_error_rate >= 0 && demo_error_rate <= 1, "demo_error_rate", demo_error_rate,
+                    "must be in [0, 1]");
+  RLFT_CHECK_OPTION(demo_error_max >= 1 && demo_error_max <= 1000, "demo_error_max", demo_error_max,
+                    "must be in [1, 1000]");
+  RLFT_CHECK_OPTION(!ops.empty(), "ops", "[]", "must list at least one of + - * /");
+  for (const auto& op : ops)
+    RLFT_CHECK_OPTION(op == "+" || op == "-" || op == "*" || op == "/", "ops", op, "may hold only + - * /");
   auto check_template = [&](const std::string& key, const std::string& t, const std::vector<std::string>& known) {
     std::string bad;
     try {
@@ -110,7 +114,7 @@ void ArithmeticOptions::validate(const ConfigView& c) const {
     } catch (const Error& e) {
       bad = e.what();
     }
-    c.check(bad.empty(), key, bad);
+    RLFT_CHECK_OPTION(bad.empty(), key, t, "{}", bad);
   };
   check_template("prompt_template", prompt_template, {"expression"});
   check_template("completion_template", completion_template, {"expression", "answer"});
@@ -207,7 +211,7 @@ std::optional<int64_t> evaluate_arithmetic(const std::string& s) {
 }
 
 std::unique_ptr<ExampleSource> make_arithmetic_source(const ConfigView& section) {
-  return std::make_unique<ArithmeticSource>(ArithmeticOptions::from_config(section));
+  return std::make_unique<ArithmeticSource>(read_options<ArithmeticOptions>(section));
 }
 
 }  // namespace rlft::data::tasks

@@ -33,7 +33,7 @@ struct ArithmeticOptions {
   int demo_error_max = 10;
 
   static ArithmeticOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 /// One problem: the expression text and its value.

@@ -75,20 +75,23 @@ CountdownOptions CountdownOptions::from_config(const ConfigView& c) {
   o.use_all = c.get<bool>("use_all", o.use_all);
   o.prompt_template = c.get<std::string>("prompt_template", o.prompt_template);
   o.completion_template = c.get<std::string>("completion_template", o.completion_template);
-  o.validate(c);
   return o;
 }
 
-void CountdownOptions::validate(const ConfigView& c) const {
-  c.check(n_examples >= 1 && n_examples <= 10'000'000, "n_examples", "must be in [1, 10000000]");
-  c.check(min_numbers >= 2 && min_numbers <= 6, "min_numbers", "must be in [2, 6]");
-  c.check(max_numbers >= min_numbers && max_numbers <= 6, "max_numbers", "must be in [min_numbers, 6]");
-  c.check(min_number >= 1, "min_number", "must be >= 1");
-  c.check(max_number >= min_number && max_number <= 10000, "max_number", "must be in [min_number, 10000]");
-  c.check(min_target >= 1, "min_target", "must be >= 1");
-  c.check(max_target >= min_target && max_target <= 1'000'000, "max_target", "must be in [min_target, 1000000]");
-  c.check(!ops.empty(), "ops", "must list at least one of + - * /");
-  for (const auto& op : ops) c.check(op == "+" || op == "-" || op == "*" || op == "/", "ops", "may hold only + - * /");
+void CountdownOptions::validate() const {
+  RLFT_CHECK_OPTION(n_examples >= 1 && n_examples <= 10'000'000, "n_examples", n_examples, "must be in [1, 10000000]");
+  RLFT_CHECK_OPTION(min_numbers >= 2 && min_numbers <= 6, "min_numbers", min_numbers, "must be in [2, 6]");
+  RLFT_CHECK_OPTION(max_numbers >= min_numbers && max_numbers <= 6, "max_numbers", max_numbers,
+                    "must be in [min_numbers, 6]");
+  RLFT_CHECK_OPTION(min_number >= 1, "min_number", min_number, "must be >= 1");
+  RLFT_CHECK_OPTION(max_number >= min_number && max_number <= 10000, "max_number", max_number,
+                    "must be in [min_number, 10000]");
+  RLFT_CHECK_OPTION(min_target >= 1, "min_target", min_target, "must be >= 1");
+  RLFT_CHECK_OPTION(max_target >= min_target && max_target <= 1'000'000, "max_target", max_target,
+                    "must be in [min_target, 1000000]");
+  RLFT_CHECK_OPTION(!ops.empty(), "ops", "[]", "must list at least one of + - * /");
+  for (const auto& op : ops)
+    RLFT_CHECK_OPTION(op == "+" || op == "-" || op == "*" || op == "/", "ops", op, "may hold only + - * /");
   auto check_template = [&](const std::string& key, const std::string& t, const std::vector<std::string>& known) {
     std::string bad;
     try {
@@ -98,7 +101,7 @@ void CountdownOptions::validate(const ConfigView& c) const {
     } catch (const Error& e) {
       bad = e.what();
     }
-    c.check(bad.empty(), key, bad);
+    RLFT_CHECK_OPTION(bad.empty(), key, t, "{}", bad);
   };
   check_template("prompt_template", prompt_template, {"numbers", "target", "usage"});
   check_template("completion_template", completion_template, {"numbers", "target", "solution"});
@@ -171,7 +174,7 @@ std::vector<Example> generate_countdown(const CountdownOptions& o, uint64_t seed
 }
 
 std::unique_ptr<ExampleSource> make_countdown_source(const ConfigView& section) {
-  return std::make_unique<CountdownSource>(CountdownOptions::from_config(section));
+  return std::make_unique<CountdownSource>(read_options<CountdownOptions>(section));
 }
 
 }  // namespace rlft::data::tasks

@@ -41,7 +41,7 @@ struct CountdownOptions {
       "<answer>{solution}</answer>";  ///< the demonstration; placeholders: {numbers}, {target}, {solution}
 
   static CountdownOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 /// `n_examples` distinct problems from `seed`, each with meta {"numbers": [...],

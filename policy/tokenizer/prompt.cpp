@@ -125,15 +125,34 @@ ChatFormatOptions ChatFormatOptions::preset(const std::string& name) {
   return o;
 }
 
+ChatFormatOptions ChatFormatOptions::from_config(const ConfigView& chat) {
+  ChatFormatOptions c = chat.get_parsed("preset", "chatml", preset);
+  c.prefix = chat.get<std::string>("prefix", c.prefix);
+  c.generation_prompt = chat.get<std::string>("generation_prompt", c.generation_prompt);
+  c.default_system = chat.get<std::string>("system", c.default_system);
+  const ConfigView roles = chat.section("roles");
+  for (const std::string& role : roles.keys()) c.roles[role] = roles.get<std::string>(role, "");
+  return c;
+}
+
 void ChatFormatOptions::validate() const {
-  RLFT_CHECK(!roles.empty(), "chat format: no roles");
-  for (const auto& [role, format] : roles) {
-    const PromptTemplate t(format);
-    for (const std::string& n : t.placeholders())
-      RLFT_CHECK(n == "content", "chat format for role '{}': unknown placeholder {{{}}} (only {{content}})", role, n);
-  }
-  RLFT_CHECK(PromptTemplate(prefix).placeholders().empty() && PromptTemplate(generation_prompt).placeholders().empty(),
-             "chat format: prefix and generation_prompt take no placeholders (write {{{{ for a brace)");
+  // The placeholders of `text`; a template that does not parse fails as the field `key`.
+  const auto placeholders = [](const std::string& key, const std::string& text) {
+    try {
+      return PromptTemplate(text).placeholders();
+    } catch (const Error& e) {
+      throw OptionError(key, text, e.what());
+    }
+  };
+  RLFT_CHECK_OPTION(!roles.empty(), "roles", "{}", "chat format: no roles");
+  for (const auto& [role, format] : roles)
+    for (const std::string& n : placeholders("roles." + role, format))
+      RLFT_CHECK_OPTION(n == "content", "roles." + role, format,
+                        "chat format for role '{}': unknown placeholder {{{}}} (only {{content}})", role, n);
+  RLFT_CHECK_OPTION(placeholders("prefix", prefix).empty(), "prefix", prefix,
+                    "chat format: prefix takes no placeholders (write {{{{ for a brace)");
+  RLFT_CHECK_OPTION(placeholders("generation_prompt", generation_prompt).empty(), "generation_prompt",
+                    generation_prompt, "chat format: generation_prompt takes no placeholders (write {{{{ for a brace)");
 }
 
 ChatFormat::ChatFormat(ChatFormatOptions options) : options_(std::move(options)) {
@@ -167,27 +186,7 @@ PromptOptions parse_prompt_options(const ConfigView& view) {
   } catch (const Error& e) {
     view.check(false, "template", e.what());
   }
-  if (view.has("chat")) {
-    const ConfigView chat = view.section("chat");
-    const std::string preset = chat.get<std::string>("preset", "chatml");
-    ChatFormatOptions c;
-    try {
-      c = ChatFormatOptions::preset(preset);
-    } catch (const Error& e) {
-      chat.check(false, "preset", e.what());
-    }
-    c.prefix = chat.get<std::string>("prefix", c.prefix);
-    c.generation_prompt = chat.get<std::string>("generation_prompt", c.generation_prompt);
-    c.default_system = chat.get<std::string>("system", c.default_system);
-    const ConfigView roles = chat.section("roles");
-    for (const std::string& role : roles.keys()) c.roles[role] = roles.get<std::string>(role, "");
-    try {
-      c.validate();
-    } catch (const Error& e) {
-      chat.check(false, "roles", e.what());
-    }
-    o.chat = c;
-  }
+  if (view.has("chat")) o.chat = read_options<ChatFormatOptions>(view.section("chat"));
   view.reject_unknown_keys();
   return o;
 }

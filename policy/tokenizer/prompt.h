@@ -81,7 +81,11 @@ struct ChatFormatOptions {
   /// Built-ins: "chatml" (Qwen), "deepseek_v3", "plain" ("Role: content" lines).
   static ChatFormatOptions preset(const std::string& name);
   static std::vector<std::string> preset_names();
-  /// Throws rlft::Error unless every role format uses only {content}.
+  /// Reads a `prompt.chat:` section: `preset` (default chatml), then prefix,
+  /// generation_prompt, system and roles.<role> over it. An unknown preset is a ConfigError.
+  static ChatFormatOptions from_config(const ConfigView& section);
+  /// Throws rlft::OptionError ("roles.user", "prefix" …) unless every role format uses only
+  /// {content} and prefix and generation_prompt use none.
   void validate() const;
 };
 

@@ -42,14 +42,13 @@ BlocklistOptions BlocklistOptions::from_config(const ConfigView& c) {
   o.penalty = c.get<double>("penalty", o.penalty);
   o.check_completions = c.get<bool>("check_completions", o.check_completions);
   o.drop_prompts = c.get<bool>("drop_prompts", o.drop_prompts);
-  o.validate(c);
   return o;
 }
 
-void BlocklistOptions::validate(const ConfigView& c) const {
-  if (words.empty() && patterns.empty() && file.empty()) throw_section_error(c, "set words, patterns or file");
+void BlocklistOptions::validate() const {
+  if (words.empty() && patterns.empty() && file.empty()) throw OptionError("", "", "set words, patterns or file");
   for (std::size_t i = 0; i < words.size(); ++i)
-    c.check(!trim(words[i]).empty(), "words", fmt::format("words[{}] is empty (it would match everything)", i));
+    RLFT_CHECK_OPTION(!trim(words[i]).empty(), "words", words[i], "words[{}] is empty (it would match everything)", i);
   for (std::size_t i = 0; i < patterns.size(); ++i) {
     std::string error;
     try {
@@ -58,7 +57,7 @@ void BlocklistOptions::validate(const ConfigView& c) const {
     } catch (const Error& e) {
       error = e.what();
     }
-    c.check(error.empty(), "patterns", fmt::format("patterns[{}] /{}/: {}", i, patterns[i], error));
+    RLFT_CHECK_OPTION(error.empty(), "patterns", patterns[i], "patterns[{}] /{}/: {}", i, patterns[i], error);
   }
   if (!file.empty()) {
     std::string error;
@@ -67,10 +66,11 @@ void BlocklistOptions::validate(const ConfigView& c) const {
     } catch (const Error& e) {
       error = e.what();
     }
-    c.check(error.empty(), "file", error);
+    RLFT_CHECK_OPTION(error.empty(), "file", file, "{}", error);
   }
-  c.check(std::isfinite(penalty) && penalty <= 0, "penalty", "must be a finite number <= 0");
-  c.check(check_completions || drop_prompts, "check_completions", "with drop_prompts also false the list does nothing");
+  RLFT_CHECK_OPTION(std::isfinite(penalty) && penalty <= 0, "penalty", penalty, "must be a finite number <= 0");
+  RLFT_CHECK_OPTION(check_completions || drop_prompts, "check_completions", check_completions,
+                    "with drop_prompts also false the list does nothing");
 }
 
 Blocklist::Blocklist(const BlocklistOptions& o) {
@@ -123,7 +123,7 @@ bool BlocklistReward::keep_prompt(const data::Example& example) const {
 
 std::unique_ptr<RewardFn> make_blocklist_reward(const std::string& name, const ConfigView& section,
                                                 const RewardContext&) {
-  return std::make_unique<BlocklistReward>(name, BlocklistOptions::from_config(section));
+  return std::make_unique<BlocklistReward>(name, read_options<BlocklistOptions>(section));
 }
 
 }  // namespace rlft::reward

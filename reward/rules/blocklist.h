@@ -28,7 +28,7 @@ struct BlocklistOptions {
   bool drop_prompts = false;      ///< prompts (any message) that match are dropped from the run
 
   static BlocklistOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 /// The compiled list.

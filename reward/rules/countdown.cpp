@@ -54,19 +54,19 @@ CountdownRewardOptions CountdownRewardOptions::from_config(const ConfigView& c) 
   o.reject_multiple = c.get<bool>("reject_multiple", o.reject_multiple);
   o.max_chars = c.get<int64_t>("max_chars", o.max_chars);
   o.max_depth = c.get<int>("max_depth", o.max_depth);
-  o.validate(c);
   return o;
 }
 
-void CountdownRewardOptions::validate(const ConfigView& c) const {
-  c.check(extract == "answer_tag" || extract == "last_line" || extract == "full", "extract",
-          "must be answer_tag, last_line or full");
-  c.check(std::isfinite(correct), "correct", "must be a finite number");
-  c.check(std::isfinite(wrong_value), "wrong_value", "must be a finite number");
-  c.check(std::isfinite(invalid), "invalid", "must be a finite number");
-  c.check(correct > wrong_value && correct > invalid, "correct", "must be greater than `wrong_value` and `invalid`");
-  c.check(max_chars >= 1 && max_chars <= 4096, "max_chars", "must be in [1, 4096]");
-  c.check(max_depth >= 1 && max_depth <= 64, "max_depth", "must be in [1, 64]");
+void CountdownRewardOptions::validate() const {
+  RLFT_CHECK_OPTION(extract == "answer_tag" || extract == "last_line" || extract == "full", "extract", extract,
+                    "must be answer_tag, last_line or full");
+  RLFT_CHECK_OPTION(std::isfinite(correct), "correct", correct, "must be a finite number");
+  RLFT_CHECK_OPTION(std::isfinite(wrong_value), "wrong_value", wrong_value, "must be a finite number");
+  RLFT_CHECK_OPTION(std::isfinite(invalid), "invalid", invalid, "must be a finite number");
+  RLFT_CHECK_OPTION(correct > wrong_value && correct > invalid, "correct", correct,
+                    "must be greater than `wrong_value` and `invalid`");
+  RLFT_CHECK_OPTION(max_chars >= 1 && max_chars <= 4096, "max_chars", max_chars, "must be in [1, 4096]");
+  RLFT_CHECK_OPTION(max_depth >= 1 && max_depth <= 64, "max_depth", max_depth, "must be in [1, 64]");
 }
 
 CountdownVerdict judge_countdown(std::string_view completion, const std::vector<int64_t>& numbers, int64_t target,
@@ -148,7 +148,7 @@ void CountdownReward::check_example(const data::Example& ex) const {
 
 std::unique_ptr<RewardFn> make_countdown_reward(const std::string& name, const ConfigView& section,
                                                 const RewardContext&) {
-  return std::make_unique<CountdownReward>(name, CountdownRewardOptions::from_config(section));
+  return std::make_unique<CountdownReward>(name, read_options<CountdownRewardOptions>(section));
 }
 
 }  // namespace rlft::reward

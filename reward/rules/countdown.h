@@ -34,7 +34,7 @@ struct CountdownRewardOptions {
   int max_depth = 16;                  ///< deeper parenthesis nesting is invalid
 
   static CountdownRewardOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 enum class CountdownVerdict { kCorrect, kWrongValue, kInvalid };

@@ -20,16 +20,15 @@ ExactMatchOptions ExactMatchOptions::from_config(const ConfigView& c) {
   o.remove_articles = c.get<bool>("remove_articles", o.remove_articles);
   o.correct = c.get<double>("correct", o.correct);
   o.incorrect = c.get<double>("incorrect", o.incorrect);
-  o.validate(c);
   return o;
 }
 
-void ExactMatchOptions::validate(const ConfigView& c) const {
-  c.check(extract == "none" || extract == "answer_tag" || extract == "boxed" || extract == "last_line", "extract",
-          "must be none, answer_tag, boxed or last_line");
-  c.check(std::isfinite(correct), "correct", "must be a finite number");
-  c.check(std::isfinite(incorrect), "incorrect", "must be a finite number");
-  c.check(correct > incorrect, "correct", "must be greater than `incorrect`");
+void ExactMatchOptions::validate() const {
+  RLFT_CHECK_OPTION(extract == "none" || extract == "answer_tag" || extract == "boxed" || extract == "last_line",
+                    "extract", extract, "must be none, answer_tag, boxed or last_line");
+  RLFT_CHECK_OPTION(std::isfinite(correct), "correct", correct, "must be a finite number");
+  RLFT_CHECK_OPTION(std::isfinite(incorrect), "incorrect", incorrect, "must be a finite number");
+  RLFT_CHECK_OPTION(correct > incorrect, "correct", correct, "must be greater than `incorrect`");
 }
 
 std::string normalise_answer(std::string_view text, const ExactMatchOptions& o) {
@@ -100,7 +99,7 @@ void ExactMatchReward::check_example(const data::Example& ex) const {
 
 std::unique_ptr<RewardFn> make_exact_match_reward(const std::string& name, const ConfigView& section,
                                                   const RewardContext&) {
-  return std::make_unique<ExactMatchReward>(name, ExactMatchOptions::from_config(section));
+  return std::make_unique<ExactMatchReward>(name, read_options<ExactMatchOptions>(section));
 }
 
 }  // namespace rlft::reward

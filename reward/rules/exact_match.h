@@ -24,7 +24,7 @@ struct ExactMatchOptions {
   double incorrect = 0.0;           ///< score otherwise (also when the answer cannot be extracted)
 
   static ExactMatchOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 /// `text` normalised by the options (the extraction is not applied here).

@@ -61,17 +61,19 @@ FormatOptions FormatOptions::from_config(const ConfigView& c) {
   o.allow_trailing_text = c.get<bool>("allow_trailing_text", o.allow_trailing_text);
   o.score = c.get<double>("score", o.score);
   o.mismatch = c.get<double>("mismatch", o.mismatch);
-  o.validate(c);
   return o;
 }
 
-void FormatOptions::validate(const ConfigView& c) const {
-  c.check(template_name.empty() || template_name == "think_answer", "template", "must be think_answer (or unset)");
-  if (template_name.empty() && pattern.empty()) throw_section_error(c, "set `template: think_answer` or a `pattern`");
-  c.check(template_name.empty() || pattern.empty(), "pattern", "set `template` or `pattern`, not both");
-  c.check(match == "full" || match == "search", "match", "must be full or search");
-  c.check(std::isfinite(score), "score", "must be a finite number");
-  c.check(std::isfinite(mismatch), "mismatch", "must be a finite number");
+void FormatOptions::validate() const {
+  RLFT_CHECK_OPTION(template_name.empty() || template_name == "think_answer", "template", template_name,
+                    "must be think_answer (or unset)");
+  if (template_name.empty() && pattern.empty())
+    throw OptionError("", "", "set `template: think_answer` or a `pattern`");
+  RLFT_CHECK_OPTION(template_name.empty() || pattern.empty(), "pattern", pattern,
+                    "set `template` or `pattern`, not both");
+  RLFT_CHECK_OPTION(match == "full" || match == "search", "match", match, "must be full or search");
+  RLFT_CHECK_OPTION(std::isfinite(score), "score", score, "must be a finite number");
+  RLFT_CHECK_OPTION(std::isfinite(mismatch), "mismatch", mismatch, "must be a finite number");
   if (!pattern.empty()) {
     std::string error;
     try {
@@ -79,7 +81,7 @@ void FormatOptions::validate(const ConfigView& c) const {
     } catch (const Error& e) {
       error = e.what();
     }
-    c.check(error.empty(), "pattern", error);
+    RLFT_CHECK_OPTION(error.empty(), "pattern", pattern, "{}", error);
   }
 }
 
@@ -105,7 +107,7 @@ std::vector<double> FormatReward::score(const ScoreBatch& batch) {
 }
 
 std::unique_ptr<RewardFn> make_format_reward(const std::string& name, const ConfigView& section, const RewardContext&) {
-  return std::make_unique<FormatReward>(name, FormatOptions::from_config(section));
+  return std::make_unique<FormatReward>(name, read_options<FormatOptions>(section));
 }
 
 }  // namespace rlft::reward

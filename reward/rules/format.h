@@ -29,9 +29,9 @@ struct FormatOptions {
   double score = 1.0;                ///< score of a completion with the format
   double mismatch = 0.0;             ///< score otherwise
 
-  /// Also compiles `pattern`: a pattern that does not compile is a ConfigError naming the key.
   static FormatOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  /// Also compiles `pattern`; throws rlft::OptionError naming the field.
+  void validate() const;
 };
 
 /// The think_answer check on its own.

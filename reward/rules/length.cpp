@@ -23,22 +23,22 @@ LengthOptions LengthOptions::from_config(const ConfigView& c) {
     o.scale = c.get<int64_t>("scale", o.scale);
     o.direction = c.get<std::string>("direction", o.direction);
   }
-  o.validate(c);
   return o;
 }
 
-void LengthOptions::validate(const ConfigView& c) const {
-  c.check(mode == "overlong" || mode == "target", "mode", "must be overlong or target");
-  c.check(unit == "tokens" || unit == "chars", "unit", "must be tokens or chars");
+void LengthOptions::validate() const {
+  RLFT_CHECK_OPTION(mode == "overlong" || mode == "target", "mode", mode, "must be overlong or target");
+  RLFT_CHECK_OPTION(unit == "tokens" || unit == "chars", "unit", unit, "must be tokens or chars");
   if (mode == "overlong") {
-    c.check(max_length >= 1, "max_length", "must be >= 1");
-    c.check(cache_length >= 1 && cache_length <= max_length, "cache_length", "must be in [1, max_length]");
+    RLFT_CHECK_OPTION(max_length >= 1, "max_length", max_length, "must be >= 1");
+    RLFT_CHECK_OPTION(cache_length >= 1 && cache_length <= max_length, "cache_length", cache_length,
+                      "must be in [1, max_length]");
   } else {
-    c.check(target_length >= 0, "target_length", "must be >= 0");
-    c.check(tolerance >= 0, "tolerance", "must be >= 0");
-    c.check(scale >= 1, "scale", "must be >= 1");
-    c.check(direction == "both" || direction == "longer" || direction == "shorter", "direction",
-            "must be both, longer or shorter");
+    RLFT_CHECK_OPTION(target_length >= 0, "target_length", target_length, "must be >= 0");
+    RLFT_CHECK_OPTION(tolerance >= 0, "tolerance", tolerance, "must be >= 0");
+    RLFT_CHECK_OPTION(scale >= 1, "scale", scale, "must be >= 1");
+    RLFT_CHECK_OPTION(direction == "both" || direction == "longer" || direction == "shorter", "direction", direction,
+                      "must be both, longer or shorter");
   }
 }
 
@@ -87,7 +87,7 @@ std::vector<double> LengthReward::score(const ScoreBatch& batch) {
 }
 
 std::unique_ptr<RewardFn> make_length_reward(const std::string& name, const ConfigView& section, const RewardContext&) {
-  return std::make_unique<LengthReward>(name, LengthOptions::from_config(section));
+  return std::make_unique<LengthReward>(name, read_options<LengthOptions>(section));
 }
 
 }  // namespace rlft::reward

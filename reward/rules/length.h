@@ -31,7 +31,7 @@ struct LengthOptions {
   std::string direction = "both";  ///< target: both | longer (penalise only too long) | shorter
 
   static LengthOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 /// DAPO eq. 13.

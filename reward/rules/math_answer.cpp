@@ -49,20 +49,22 @@ MathAnswerOptions MathAnswerOptions::from_config(const ConfigView& c) {
   o.correct = c.get<double>("correct", o.correct);
   o.incorrect = c.get<double>("incorrect", o.incorrect);
   o.no_answer = c.get<double>("no_answer", o.no_answer);
-  o.validate(c);
   return o;
 }
 
-void MathAnswerOptions::validate(const ConfigView& c) const {
-  c.check(!strategies.empty(), "strategies", "must list at least one of boxed, answer_tag, hash, last_number");
+void MathAnswerOptions::validate() const {
+  RLFT_CHECK_OPTION(!strategies.empty(), "strategies", "[]",
+                    "must list at least one of boxed, answer_tag, hash, last_number");
   for (const auto& s : strategies)
-    c.check(std::find(kStrategies.begin(), kStrategies.end(), s) != kStrategies.end(), "strategies",
-            fmt::format("'{}' is not a strategy: use boxed, answer_tag, hash or last_number", s));
-  c.check(std::isfinite(tolerance) && tolerance >= 0 && tolerance < 1, "tolerance", "must be in [0, 1)");
-  c.check(std::isfinite(correct), "correct", "must be a finite number");
-  c.check(std::isfinite(incorrect), "incorrect", "must be a finite number");
-  c.check(std::isfinite(no_answer), "no_answer", "must be a finite number");
-  c.check(correct > incorrect, "correct", "must be greater than `incorrect` (or the reward teaches wrong answers)");
+    RLFT_CHECK_OPTION(std::find(kStrategies.begin(), kStrategies.end(), s) != kStrategies.end(), "strategies", s,
+                      "'{}' is not a strategy: use boxed, answer_tag, hash or last_number", s);
+  RLFT_CHECK_OPTION(std::isfinite(tolerance) && tolerance >= 0 && tolerance < 1, "tolerance", tolerance,
+                    "must be in [0, 1)");
+  RLFT_CHECK_OPTION(std::isfinite(correct), "correct", correct, "must be a finite number");
+  RLFT_CHECK_OPTION(std::isfinite(incorrect), "incorrect", incorrect, "must be a finite number");
+  RLFT_CHECK_OPTION(std::isfinite(no_answer), "no_answer", no_answer, "must be a finite number");
+  RLFT_CHECK_OPTION(correct > incorrect, "correct", correct,
+                    "must be greater than `incorrect` (or the reward teaches wrong answers)");
 }
 
 std::optional<FoundAnswer> find_math_answer(std::string_view text, const MathAnswerOptions& o) {
@@ -133,7 +135,7 @@ void MathAnswerReward::check_example(const data::Example& ex) const {
 
 std::unique_ptr<RewardFn> make_math_answer_reward(const std::string& name, const ConfigView& section,
                                                   const RewardContext&) {
-  return std::make_unique<MathAnswerReward>(name, MathAnswerOptions::from_config(section));
+  return std::make_unique<MathAnswerReward>(name, read_options<MathAnswerOptions>(section));
 }
 
 }  // namespace rlft::reward

@@ -34,7 +34,7 @@ struct MathAnswerOptions {
   double no_answer = 0.0;       ///< score when no strategy finds an answer
 
   static MathAnswerOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 /// How one completion was judged (for tests and debugging).

@@ -29,14 +29,15 @@ RepetitionOptions RepetitionOptions::from_config(const ConfigView& c) {
   o.unit = c.get<std::string>("unit", o.unit);
   o.case_sensitive = c.get<bool>("case_sensitive", o.case_sensitive);
   o.penalty = c.get<double>("penalty", o.penalty);
-  o.validate(c);
   return o;
 }
 
-void RepetitionOptions::validate(const ConfigView& c) const {
-  c.check(n >= 1 && n <= 64, "n", "must be in [1, 64]");
-  c.check(unit == "words" || unit == "chars" || unit == "tokens", "unit", "must be words, chars or tokens");
-  c.check(std::isfinite(penalty) && penalty <= 0, "penalty", "must be a finite number <= 0 (it is a penalty)");
+void RepetitionOptions::validate() const {
+  RLFT_CHECK_OPTION(n >= 1 && n <= 64, "n", n, "must be in [1, 64]");
+  RLFT_CHECK_OPTION(unit == "words" || unit == "chars" || unit == "tokens", "unit", unit,
+                    "must be words, chars or tokens");
+  RLFT_CHECK_OPTION(std::isfinite(penalty) && penalty <= 0, "penalty", penalty,
+                    "must be a finite number <= 0 (it is a penalty)");
 }
 
 double repeated_fraction(const std::vector<std::string>& units, int n) {
@@ -91,7 +92,7 @@ std::vector<double> RepetitionReward::score(const ScoreBatch& batch) {
 
 std::unique_ptr<RewardFn> make_repetition_reward(const std::string& name, const ConfigView& section,
                                                  const RewardContext&) {
-  return std::make_unique<RepetitionReward>(name, RepetitionOptions::from_config(section));
+  return std::make_unique<RepetitionReward>(name, read_options<RepetitionOptions>(section));
 }
 
 }  // namespace rlft::reward

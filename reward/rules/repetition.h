@@ -23,7 +23,7 @@ struct RepetitionOptions {
   double penalty = -1.0;        ///< the score when every n-gram repeats; <= 0
 
   static RepetitionOptions from_config(const ConfigView& section);
-  void validate(const ConfigView& section) const;
+  void validate() const;  ///< throws rlft::OptionError naming the field
 };
 
 /// 1 - distinct/total over the n-grams of `units` (0 when there are none).

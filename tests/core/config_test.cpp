@@ -163,3 +163,47 @@ TEST_CASE("closest_match suggests near names only") {
   CHECK_FALSE(rlft::closest_match("zzzzzz", {"lr", "steps"}).has_value());
   CHECK(rlft::edit_distance("kitten", "sitting") == 3);
 }
+
+namespace rlft::config_test {
+
+/// An options struct of the convention (core/config.h), for read_options.
+struct WindowOptions {
+  int64_t size = 8;    ///< >= 1
+  int64_t stride = 1;  ///< in [1, size]
+  int64_t pad = 0;     ///< set in code only (no YAML key); >= 0
+  static WindowOptions from_config(const ConfigView& s) {
+    WindowOptions o;
+    o.size = s.get<int64_t>("size", o.size);
+    o.stride = s.get<int64_t>("stride", o.stride);
+    return o;
+  }
+  void validate() const {
+    RLFT_CHECK_OPTION(stride >= 1 && stride <= size, "stride", stride, "must be in [1, size = {}]", size);
+    RLFT_CHECK_OPTION(size >= 1, "size", size, "must be >= 1");
+    RLFT_CHECK_OPTION(pad >= 0, "pad", pad, "must be >= 0");
+    RLFT_CHECK_OPTION(size != 7, "", "", "a window of 7 is not allowed");
+  }
+};
+
+}  // namespace rlft::config_test
+
+TEST_CASE("read_options reports a failed field at its own position, a default or a --set") {
+  using rlft::config_test::WindowOptions;
+  const auto read = [](const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+    return config_error(
+        [&] { rlft::read_options<WindowOptions>(ConfigView::parse(yaml, "w.yaml", overrides).section("w")); });
+  };
+  CHECK(read("w:\n  size: 4\n  stride: 5\n") == "w.yaml:3:11: w.stride = 5: must be in [1, size = 4]");
+  CHECK(read("w:\n  size: 4\n", {"w.stride=5"}) == "--set: w.stride = 5: must be in [1, size = 4]");
+  CHECK(read("w:\n  size: 0\n") == "(default): w.stride = 1: must be in [1, size = 0]");
+  CHECK(read("w:\n  size: 7\n") == "w.yaml:2:3: w: a window of 7 is not allowed");
+  CHECK(read("w:\n  size: 4\n").empty());
+  const auto view = ConfigView::parse("w:\n  size: 4\n", "w.yaml");
+  CHECK(config_error([&] { view.section("w").reject(rlft::OptionError("pad", "-1", "must be >= 0")); }) ==
+        "w.yaml:2:3: w.pad = -1: must be >= 0");  // a field no key sets: at its section
+
+  WindowOptions o;
+  o.pad = -1;
+  CHECK(error_of([&] { o.validate(); }) == "pad = -1: must be >= 0");
+  CHECK_THROWS_AS(o.validate(), rlft::ConfigError);  // an OptionError is a config error (exit code 2)
+}

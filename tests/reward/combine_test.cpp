@@ -249,8 +249,8 @@ TEST_CASE("every YAML example in docs/rewards.md and configs/tasks builds") {
     std::optional<data::Dataset> dataset;
     if (view.has("data") && view.section("data").get<std::string>("source", "jsonl") == "jsonl") {
       // The file is the reader's own: check the options, not the data.
-      data::SplitOptions::from_config(view.section("data"));
-      data::JsonlOptions::from_config(view.section("data").section("jsonl"));
+      read_options<data::SplitOptions>(view.section("data"));
+      read_options<data::JsonlOptions>(view.section("data").section("jsonl"));
     } else if (view.has("data")) {
       dataset = data::load_dataset(view.section("data"), data::builtin_sources());
     }

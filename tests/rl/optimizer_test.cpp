@@ -96,5 +96,5 @@ TEST_CASE("parameters must be float32 master weights that require grad") {
                        rlft::Error);
   OptimizerOptions o;
   o.beta2 = 1.0;
-  CHECK_THROWS_WITH_AS(o.validate(), "optimizer beta2 = 1: must be in [0, 1)", rlft::Error);
+  CHECK_THROWS_WITH_AS(o.validate(), "beta2 = 1: must be in [0, 1)", rlft::Error);
 }

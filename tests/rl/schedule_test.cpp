@@ -23,7 +23,7 @@ TEST_CASE("warm-up is linear, then cosine decays to the floor") {
   o.kind = "constant";
   CHECK(learning_rate(o, 9) == doctest::Approx(1.0));
   o.kind = "linear";
-  CHECK_THROWS_WITH_AS(o.validate(), "unknown schedule 'linear': known schedules are constant, cosine", rlft::Error);
+  CHECK_THROWS_WITH_AS(o.validate(), "kind = linear: known schedules are constant, cosine", rlft::Error);
 }
 
 TEST_CASE("dynamic loss scaling skips an overflowing step, backs off, and grows again") {

@@ -153,6 +153,6 @@ TEST_CASE("shutdown joins every worker, also while they wait") {
 
 TEST_CASE("bad pool options name the key") {
   auto o = pool_options(PoolMode::kAsync, -1, 1);
-  CHECK(test::error_of([&] { RolloutPool(o, replicas(), prompts(1, 97)); }).find("rollout.max_staleness = -1") !=
+  CHECK(test::error_of([&] { RolloutPool(o, replicas(), prompts(1, 97)); }).find("max_staleness = -1: must be >= 0") !=
         std::string::npos);
 }

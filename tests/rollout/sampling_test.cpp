@@ -99,13 +99,13 @@ TEST_CASE("bad sampling options are errors naming the option") {
     set(o);
     return error_of([&] { o.validate(); });
   };
-  CHECK(msg([](SamplingOptions& o) { o.top_p = 0.0; }).find("sampling.top_p = 0: must be in (0, 1]") != std::string::npos);
-  CHECK(msg([](SamplingOptions& o) { o.top_p = 1.5; }).find("sampling.top_p = 1.5") != std::string::npos);
-  CHECK(msg([](SamplingOptions& o) { o.temperature = -0.5; }).find("sampling.temperature = -0.5: must be >= 0") !=
+  CHECK(msg([](SamplingOptions& o) { o.top_p = 0.0; }).find("top_p = 0: must be in (0, 1]") != std::string::npos);
+  CHECK(msg([](SamplingOptions& o) { o.top_p = 1.5; }).find("top_p = 1.5") != std::string::npos);
+  CHECK(msg([](SamplingOptions& o) { o.temperature = -0.5; }).find("temperature = -0.5: must be >= 0") !=
         std::string::npos);
-  CHECK(msg([](SamplingOptions& o) { o.top_k = -1; }).find("sampling.top_k") != std::string::npos);
-  CHECK(msg([](SamplingOptions& o) { o.min_p = 1.0; }).find("sampling.min_p") != std::string::npos);
-  CHECK(msg([](SamplingOptions& o) { o.repetition_penalty = 0.0; }).find("sampling.repetition_penalty") !=
+  CHECK(msg([](SamplingOptions& o) { o.top_k = -1; }).find("top_k = -1") != std::string::npos);
+  CHECK(msg([](SamplingOptions& o) { o.min_p = 1.0; }).find("min_p = 1") != std::string::npos);
+  CHECK(msg([](SamplingOptions& o) { o.repetition_penalty = 0.0; }).find("repetition_penalty = 0") !=
         std::string::npos);
   CHECK_THROWS_AS(SamplingChain(SamplingOptions{-1.0}, builtin_sampling_steps()), ConfigError);
 }
