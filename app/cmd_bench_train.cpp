@@ -12,8 +12,8 @@
 // Training FLOPs are counted as 6 · (active parameters per token) · (tokens trained) — the
 // matrix products of forward and backward; attention's score products are left out, so the
 // ratio understates the work slightly.
-#include <CLI/CLI.hpp>
 #include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -26,14 +26,14 @@
 
 #include "app/cli.h"
 #include "core/config.h"
+#include "core/distributed.h"
 #include "core/error.h"
 #include "core/gemm_rate.h"
 #include "core/log.h"
 #include "core/threads.h"
-#include "core/distributed.h"
 #include "rl/grpo_trainer.h"
-#include "rl/sft_trainer.h"
 #include "rl/job.h"
+#include "rl/sft_trainer.h"
 
 namespace rlft::app {
 namespace {
@@ -71,24 +71,35 @@ void run_bench_train(const BenchTrainCli& o) {
   ov.push_back(fmt::format("run.threads={}", threads));
   if (o.steps > 0) ov.push_back(fmt::format("{}.steps={}", o.sft ? "sft" : "grpo", o.steps));
   if (!o.json) log::set_level(log::Level::kWarn);
-  rl::JobSpec spec = rl::parse_job(ConfigView::load(o.config, ov), o.sft ? rl::JobKind::kSft : rl::JobKind::kGrpo);
-  const int64_t steps = o.sft ? spec.sft->steps : spec.grpo->steps;
+  auto parsed = rl::parse_job(ConfigView::load(o.config, ov), o.sft ? rl::JobKind::kSft : rl::JobKind::kGrpo);
+  const rl::TrainerSections trainers = parsed.trainers;
+  const int64_t steps = o.sft ? trainers.sft->steps : trainers.grpo->steps;
   RLFT_CHECK_AS(UsageError, steps >= 2, "bench train needs at least 2 steps (the first is a warm-up)");
   const auto gemm = measure_gemm(1024, at::kFloat);
   if (env.rank == 0) fs::create_directories(tmp);
-  rl::Job job(std::move(spec), "bench", false);
+  rl::Job job(std::move(parsed.spec), "bench", false);
   const auto active = static_cast<double>(job.model()->param_counts().active);
-  if (o.sft) rl::run_sft(job);
-  else rl::run_grpo(job);
+  if (o.sft)
+    rl::run_sft(job, *trainers.sft);
+  else
+    rl::run_grpo(job, *trainers.grpo);
   if (!job.is_main()) return;  // rank 0 reads the store and reports
 
   // Averages over steps 2.. (step 1 warms caches and allocators).
   std::map<std::string, double> sum;
   auto& store = job.store();
-  const std::vector<std::string> names = {"time/rollout",  "time/reward",    "time/train",
-                                          "time/sync",     "time/step",      "time/allreduce", "time/allreduce_wait",
-                                          "tokens_per_s",  "rollout/decode_tokens_per_s",
-                                          "response_length/mean", "rollout/prefill_tokens", "allreduce/megabytes"};
+  const std::vector<std::string> names = {"time/rollout",
+                                          "time/reward",
+                                          "time/train",
+                                          "time/sync",
+                                          "time/step",
+                                          "time/allreduce",
+                                          "time/allreduce_wait",
+                                          "tokens_per_s",
+                                          "rollout/decode_tokens_per_s",
+                                          "response_length/mean",
+                                          "rollout/prefill_tokens",
+                                          "allreduce/megabytes"};
   for (const auto& n : names)
     for (const auto& p : store.metric_series(job.run_id(), n))
       if (p.step >= 2) sum[n] += p.value;
@@ -96,11 +107,11 @@ void run_bench_train(const BenchTrainCli& o) {
   for (auto& [k, v] : sum) v /= n_avg;
   double rows = 0, train_gflops = 0;
   if (o.sft) {
-    rows = static_cast<double>(job.spec().sft->batch_size);
+    rows = static_cast<double>(trainers.sft->batch_size);
     sum["time/step"] = sum["time/train"];
     train_gflops = 6.0 * active * sum["tokens_per_s"] / 1e9;
   } else {
-    const auto& g = *job.spec().grpo;
+    const auto& g = *trainers.grpo;
     rows = static_cast<double>(g.prompts_per_step * g.group_size);
     // Tokens trained per step: prompt + completion of every row. Rollout prefills each prompt
     // once per group (rollout/prefill_tokens), the trainer runs it in all G rows.

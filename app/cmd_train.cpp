@@ -13,20 +13,20 @@
 #include <functional>
 #include <iostream>
 
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "app/cli.h"
 #include "core/config.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "policy/tokenizer/tokenizer.h"
+#include "reward/reward_model.h"
 #include "rl/evaluate.h"
 #include "rl/grpo_trainer.h"
 #include "rl/job.h"
 #include "rl/rm_trainer.h"
-#include "reward/reward_model.h"
-#include "policy/tokenizer/tokenizer.h"
 #include "rl/sft_trainer.h"
 
 namespace rlft::app {
@@ -39,19 +39,26 @@ struct TrainCli {
   int64_t stop_after = 0;
 };
 
+/// An opened run and the trainers' sections its config holds.
+struct OpenedJob {
+  std::unique_ptr<rl::Job> job;
+  rl::TrainerSections trainers;
+};
+
 /// Parses the config, applies its log level and threads, lets `prepare` add to the spec (what
 /// must be known before the Job trains a tokenizer), and opens the run.
-std::unique_ptr<rl::Job> open_job(const TrainCli& o, rl::JobKind kind, const char* store_kind,
-                                  const std::function<void(rl::JobSpec&)>& prepare = {}) {
+OpenedJob open_job(const TrainCli& o, rl::JobKind kind, const char* store_kind,
+                   const std::function<void(rl::JobSpec&, const rl::TrainerSections&)>& prepare = {}) {
   const ConfigView view = ConfigView::load(o.file, o.overrides);
-  rl::JobSpec spec = rl::parse_job(view, kind);
+  auto parsed = rl::parse_job(view, kind);
+  auto& spec = parsed.spec;
   log::set_level(log::parse_level(spec.run.log_level));
   const int threads = apply_thread_count(spec.run.threads);
   log::info("{} '{}': config {} (hash {}), {} intra-op threads", store_kind, spec.run.name, o.file,
             spec.config_hash.substr(0, 12), threads);
   if (!spec.dataset.description.empty()) log::info("data: {}", spec.dataset.description);
-  if (prepare) prepare(spec);
-  return std::make_unique<rl::Job>(std::move(spec), store_kind, o.resume);
+  if (prepare) prepare(spec, parsed.trainers);
+  return {std::make_unique<rl::Job>(std::move(spec), store_kind, o.resume), parsed.trainers};
 }
 
 void report(rl::Job& job, const rl::TrainResult& r) {
@@ -60,8 +67,7 @@ void report(rl::Job& job, const rl::TrainResult& r) {
     std::cout << fmt::format("stopped after step {}; checkpoint {}\n", r.steps, r.checkpoint);
   else
     std::cout << fmt::format("finished {} steps; model {}\n", r.steps, r.final_dir);
-  std::cout << fmt::format("look at it: rlft runs show {} --store {}\n", job.run_name(),
-                           job.spec().run.store);
+  std::cout << fmt::format("look at it: rlft runs show {} --store {}\n", job.run_name(), job.spec().run.store);
 }
 
 void add_options(CLI::App* cmd, const std::shared_ptr<TrainCli>& o, bool training) {
@@ -81,8 +87,8 @@ void add_train_commands(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("train", "GRPO training from a YAML config");
     add_options(cmd, o, true);
     cmd->callback([o] {
-      auto job = open_job(*o, rl::JobKind::kGrpo, "train");
-      report(*job, rl::run_grpo(*job, o->stop_after));
+      auto run = open_job(*o, rl::JobKind::kGrpo, "train");
+      report(*run.job, rl::run_grpo(*run.job, *run.trainers.grpo, o->stop_after));
     });
   }
   {
@@ -90,8 +96,8 @@ void add_train_commands(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("sft", "Supervised fine-tuning (warm start) from a YAML config");
     add_options(cmd, o, true);
     cmd->callback([o] {
-      auto job = open_job(*o, rl::JobKind::kSft, "sft");
-      report(*job, rl::run_sft(*job, o->stop_after));
+      auto run = open_job(*o, rl::JobKind::kSft, "sft");
+      report(*run.job, rl::run_sft(*run.job, *run.trainers.sft, o->stop_after));
     });
   }
   {
@@ -102,13 +108,13 @@ void add_train_commands(CLI::App& app) {
     add_options(train, o, true);
     train->callback([o] {
       std::vector<rl::PreferenceText> pairs;
-      auto job = open_job(*o, rl::JobKind::kRm, "rm", [&pairs](rl::JobSpec& spec) {
-        pairs = rl::load_preference_texts(*spec.rm, spec.run.store);
+      auto run = open_job(*o, rl::JobKind::kRm, "rm", [&pairs](rl::JobSpec& spec, const rl::TrainerSections& t) {
+        pairs = rl::load_preference_texts(*t.rm, spec.run.store);
         for (const auto& p : pairs) spec.tokenizer_corpus.push_back(p.prompt + p.chosen + p.rejected);
         log::info("rm: {} preference pairs from {}", pairs.size(),
-                  spec.rm->pairs == "store" ? spec.run.store : spec.rm->pairs);
+                  t.rm->pairs == "store" ? spec.run.store : t.rm->pairs);
       });
-      report(*job, rl::run_rm(*job, pairs, o->stop_after));
+      report(*run.job, rl::run_rm(*run.job, *run.trainers.rm, pairs, o->stop_after));
     });
     struct ScoreCli {
       std::string dir, prompt, jsonl;
@@ -141,8 +147,8 @@ void add_train_commands(CLI::App& app) {
             prompts.push_back(j.at("prompt").get<std::string>());
             completions.push_back(j.at("completion").get<std::string>());
           } catch (const nlohmann::json::exception& e) {
-            throw UsageError(fmt::format("{}:{}: expected {{\"prompt\": str, \"completion\": str}}: {}", so->jsonl, n,
-                                         e.what()));
+            throw UsageError(
+                fmt::format("{}:{}: expected {{\"prompt\": str, \"completion\": str}}: {}", so->jsonl, n, e.what()));
           }
         }
       }
@@ -165,11 +171,12 @@ void add_train_commands(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("eval", "Evaluate the config's policy on its held-out split");
     add_options(cmd, o, false);
     cmd->callback([o] {
-      auto job = open_job(*o, rl::JobKind::kAny, "eval");
+      auto run = open_job(*o, rl::JobKind::kAny, "eval");
+      auto& job = run.job;
       auto& spec = job->spec();
       RLFT_CHECK_AS(ConfigError, spec.rewards != nullptr, "{}: rlft eval needs a `rewards:` section", o->file);
       const int64_t tokens = spec.eval.max_new_tokens > 0 ? spec.eval.max_new_tokens
-                             : spec.grpo                  ? spec.grpo->max_new_tokens
+                             : run.trainers.grpo          ? run.trainers.grpo->max_new_tokens
                                                           : 64;
       const auto ev = rl::evaluate(*job, spec.dataset.eval, spec.eval, tokens, static_cast<uint64_t>(spec.run.seed));
       job->log_metrics(0, ev.metrics());

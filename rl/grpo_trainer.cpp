@@ -27,11 +27,10 @@ namespace {
 // The collection's GroupSource: rolls out G completions of the prompts at the given global
 // data positions (a prompt's position seeds its rows, so completions do not depend on the
 // rank that samples them) and scores them with the run's rewards.
-GroupSource group_source(Job& job, rollout::Generator& generator, const rollout::GenerateOptions& generate,
-                         EpochOrder& order) {
-  return [&job, &generator, &generate, &order](const std::vector<int64_t>& positions) {
+GroupSource group_source(Job& job, const GrpoOptions& g, rollout::Generator& generator,
+                         const rollout::GenerateOptions& generate, EpochOrder& order) {
+  return [&job, &g, &generator, &generate, &order](const std::vector<int64_t>& positions) {
     const auto& spec = job.spec();
-    const auto& g = *spec.grpo;
     ScoredGroups out;
     std::vector<rollout::Request> requests;
     for (const int64_t c : positions) {
@@ -94,9 +93,8 @@ void log_step(const Metrics& m, int64_t step, int64_t total) {
 
 }  // namespace
 
-TrainResult run_grpo(Job& job, int64_t stop_after) {
+TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   auto& spec = job.spec();
-  const auto& g = *spec.grpo;
   const int64_t total = g.steps;
   check_precision(spec.precision, job.device());
   RLFT_CHECK(!spec.dataset.train.empty(), "rlft train: the training split is empty");
@@ -122,7 +120,7 @@ TrainResult run_grpo(Job& job, int64_t stop_after) {
   EpochOrder order(static_cast<int64_t>(spec.dataset.train.size()), seed);
   rollout::Generator generator(model);
   const auto generate = rollout_options(job, g, setup.replay, seed);
-  const auto source = group_source(job, generator, generate, order);
+  const auto source = group_source(job, g, generator, generate, order);
   const CollectOptions collect{g.group_size, g.dynamic_sampling, g.max_resample_rounds};
   const int64_t eval_tokens = spec.eval.max_new_tokens > 0 ? spec.eval.max_new_tokens : g.max_new_tokens;
   const bool eval_enabled = spec.eval.enabled && !spec.dataset.eval.empty();

@@ -27,6 +27,8 @@
 
 namespace rlft::rl {
 
-TrainResult run_grpo(Job& job, int64_t stop_after = 0);
+/// Trains the policy of `job` with `options` (the `grpo:` section). `stop_after` > 0: stop (as if
+/// interrupted) once that many steps are complete.
+TrainResult run_grpo(Job& job, const GrpoOptions& options, int64_t stop_after = 0);
 
 }  // namespace rlft::rl

@@ -57,8 +57,10 @@ std::string default_run_name(const std::string& config_file) {
 
 }  // namespace
 
-JobSpec parse_job(const ConfigView& view, JobKind kind) {
-  JobSpec s;
+ParsedJob parse_job(const ConfigView& view, JobKind kind) {
+  ParsedJob parsed;
+  JobSpec& s = parsed.spec;
+  TrainerSections& t = parsed.trainers;
   s.config_file = view.file();
   s.run = read_options<RunOptions>(view.section("run"));
   s.policy = read_options<PolicySource>(view.section("policy"));
@@ -75,9 +77,9 @@ JobSpec parse_job(const ConfigView& view, JobKind kind) {
   s.checkpoint = read_options<CheckpointOptions>(view.section("checkpoint"));
   s.distributed = read_options<DistributedOptions>(view.section("distributed"));
   s.eval = read_options<EvalOptions>(view.section("eval"));
-  if (kind == JobKind::kGrpo || view.has("grpo")) s.grpo = read_options<GrpoOptions>(view.section("grpo"));
-  if (kind == JobKind::kSft || view.has("sft")) s.sft = read_options<SftOptions>(view.section("sft"));
-  if (kind == JobKind::kRm || view.has("rm")) s.rm = read_options<RmOptions>(view.section("rm"));
+  if (kind == JobKind::kGrpo || view.has("grpo")) t.grpo = read_options<GrpoOptions>(view.section("grpo"));
+  if (kind == JobKind::kSft || view.has("sft")) t.sft = read_options<SftOptions>(view.section("sft"));
+  if (kind == JobKind::kRm || view.has("rm")) t.rm = read_options<RmOptions>(view.section("rm"));
   if ((trains && kind != JobKind::kRm) || view.has("data")) s.dataset = data::load_dataset(view.section("data"), data::builtin_sources());
   if (view.has("rewards")) {
     reward::RewardContext ctx;
@@ -109,7 +111,7 @@ JobSpec parse_job(const ConfigView& view, JobKind kind) {
   s.config_yaml = view.to_yaml();
   s.config_hash = view.run_hash();
   s.legacy_config_hash = view.hash();
-  return s;
+  return parsed;
 }
 
 std::string latest_checkpoint(const std::string& output_dir) {

@@ -1,10 +1,12 @@
 #pragma once
 // A training job: every section of its YAML parsed and validated up front (parse_job), then
-// the things a run needs set up once (Job): the run's directory and store record, the
-// tokenizer (loaded, or trained on the run's data), the policy (loaded, or built from
-// `model:` and initialised from run.seed), the prompts rendered and encoded, the rewards.
+// the run's resources set up once (Job): the run's directory and store record, the process
+// group, the device, the tokenizer (loaded, or trained on the run's data), the policy
+// (loaded, or built from `model:` and initialised from run.seed), the prompts rendered and
+// encoded, the rewards.
 //
-// GRPO (rl/grpo_trainer.h), SFT (rl/sft_trainer.h) and evaluation (rl/evaluate.h) run on a Job.
+// The trainers take a Job and their own options: run_grpo (rl/grpo_trainer.h), run_sft
+// (rl/sft_trainer.h), run_rm (rl/rm_trainer.h); evaluation (rl/evaluate.h) runs on a Job.
 
 #include <cstdint>
 #include <memory>
@@ -29,7 +31,8 @@ namespace rlft::rl {
 
 enum class JobKind { kGrpo, kSft, kRm, kAny };
 
-/// Everything a job's YAML says, parsed and validated; data loaded, rewards built.
+/// The sections every job has, parsed and validated; data loaded, rewards built. A trainer's
+/// own section comes beside it (TrainerSections) and goes to the trainer, not to the Job.
 struct JobSpec {
   RunOptions run;
   PolicySource policy;
@@ -41,22 +44,32 @@ struct JobSpec {
   CheckpointOptions checkpoint;
   DistributedOptions distributed;
   EvalOptions eval;
-  std::optional<GrpoOptions> grpo;
-  std::optional<SftOptions> sft;
-  std::optional<RmOptions> rm;
   /// Text a trained tokenizer also learns from (a reward model's preference pairs).
   std::vector<std::string> tokenizer_corpus;
   data::Dataset dataset;
   std::shared_ptr<reward::RewardSet> rewards;  ///< null when the config has no `rewards:`
   std::string config_yaml;                     ///< the resolved YAML, defaults filled in
   std::string config_hash;         ///< ConfigView::run_hash()
-  std::string legacy_config_hash;  ///< the whole resolved config's hash (what older runs stored)
+  std::string legacy_config_hash;  ///< the whole resolved config's hash (what runs before run_hash stored; --resume accepts either)
   std::string config_file;
+};
+
+/// The trainers' own sections: the one `kind` runs always, the others where the config has
+/// them (so `rlft config show` and `rlft eval` check every section present).
+struct TrainerSections {
+  std::optional<GrpoOptions> grpo;  ///< `grpo:` (rlft train)
+  std::optional<SftOptions> sft;    ///< `sft:` (rlft sft)
+  std::optional<RmOptions> rm;      ///< `rm:` (rlft rm train)
+};
+
+struct ParsedJob {
+  JobSpec spec;
+  TrainerSections trainers;
 };
 
 /// Parses every section `kind` needs (kAny: whatever is present), loads the data, builds the
 /// rewards and rejects unknown keys. Throws ConfigError (file:line:column, key) or rlft::Error.
-JobSpec parse_job(const ConfigView& view, JobKind kind);
+ParsedJob parse_job(const ConfigView& view, JobKind kind);
 
 /// What a run directory holds (written by rank 0 alone in a multi-rank run):
 ///   OUT/checkpoints/step-000100/   an HF model directory (+ tokenizer.json) and trainer_state/

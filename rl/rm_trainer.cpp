@@ -116,9 +116,8 @@ std::vector<PreferenceText> load_preference_texts(const RmOptions& o, const std:
   return out;
 }
 
-TrainResult run_rm(Job& job, const std::vector<PreferenceText>& all, int64_t stop_after) {
+TrainResult run_rm(Job& job, const RmOptions& o, const std::vector<PreferenceText>& all, int64_t stop_after) {
   auto& spec = job.spec();
-  const auto& o = *spec.rm;
   RLFT_CHECK(all.size() >= 2,
              "rlft rm train: {} preference pairs; at least 2 are needed (import some with `rlft "
              "feedback import`, or label some in `rlft serve`)",

@@ -28,7 +28,9 @@ struct PreferenceText {
 /// The pairs `rm.pairs` names. Throws rlft::Error (InputError for a bad line, with file:line).
 std::vector<PreferenceText> load_preference_texts(const RmOptions& options, const std::string& store_path);
 
-/// Trains the reward model of `job` (its policy is the backbone) on `pairs`.
-TrainResult run_rm(Job& job, const std::vector<PreferenceText>& pairs, int64_t stop_after = 0);
+/// Trains the reward model of `job` (its policy is the backbone) on `pairs` with `options`
+/// (the `rm:` section).
+TrainResult run_rm(Job& job, const RmOptions& options, const std::vector<PreferenceText>& pairs,
+                   int64_t stop_after = 0);
 
 }  // namespace rlft::rl

@@ -23,9 +23,8 @@
 
 namespace rlft::rl {
 
-TrainResult run_sft(Job& job, int64_t stop_after) {
+TrainResult run_sft(Job& job, const SftOptions& o, int64_t stop_after) {
   auto& spec = job.spec();
-  const auto& o = *spec.sft;
   const auto& train = spec.dataset.train;
   const int64_t n = static_cast<int64_t>(train.size());
   const int64_t total =

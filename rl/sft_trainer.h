@@ -16,7 +16,8 @@
 
 namespace rlft::rl {
 
-/// `stop_after` > 0: stop (as if interrupted) once that many steps are complete.
-TrainResult run_sft(Job& job, int64_t stop_after = 0);
+/// Trains the policy of `job` with `options` (the `sft:` section). `stop_after` > 0: stop (as if interrupted) once that
+/// many steps are complete.
+TrainResult run_sft(Job& job, const SftOptions& options, int64_t stop_after = 0);
 
 }  // namespace rlft::rl

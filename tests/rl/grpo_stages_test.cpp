@@ -218,11 +218,11 @@ TEST_CASE("GRPO end to end: dynamic_sampling draws more groups than a step keeps
   test::TempDir tmp;
   for (const bool dynamic : {false, true}) {
     const std::string name = dynamic ? "dapo" : "plain";
-    auto spec = test::tiny_job(
+    auto parsed = test::tiny_job(
         tmp, name, rl::JobKind::kGrpo,
         {"grpo.steps=2", fmt::format("grpo.dynamic_sampling={}", dynamic ? "true" : "false"), "eval.enabled=false"});
-    rl::Job job(std::move(spec), "train", false);
-    rl::run_grpo(job);
+    test::TinyRun run(std::move(parsed), "train", false);
+    run.grpo();
     const auto db = tmp.file("rlft.db");
     for (int64_t step = 1; step <= 2; ++step) {
       const double drawn = metric_at(db, name, "groups_drawn", step);
@@ -241,11 +241,11 @@ TEST_CASE("GRPO end to end: kl_in_reward reports the charged k1, the loss's KL t
   test::TempDir tmp;
   for (const bool in_reward : {false, true}) {
     const std::string name = in_reward ? "in_reward" : "in_loss";
-    auto spec = test::tiny_job(tmp, name, rl::JobKind::kGrpo,
-                               {"grpo.steps=3", "grpo.loss.kl_beta=0.5", "eval.enabled=false",
-                                fmt::format("grpo.loss.kl_in_reward={}", in_reward ? "true" : "false")});
-    rl::Job job(std::move(spec), "train", false);
-    rl::run_grpo(job);
+    auto parsed = test::tiny_job(tmp, name, rl::JobKind::kGrpo,
+                                 {"grpo.steps=3", "grpo.loss.kl_beta=0.5", "eval.enabled=false",
+                                  fmt::format("grpo.loss.kl_in_reward={}", in_reward ? "true" : "false")});
+    test::TinyRun run(std::move(parsed), "train", false);
+    run.grpo();
     const double kl = metric_at(tmp.file("rlft.db"), name, "kl", 3);
     CHECK(std::isfinite(kl));
     CHECK(kl != 0.0);                 // the policy has moved from the reference by step 3
@@ -260,12 +260,12 @@ TEST_CASE("GRPO end to end: mask_truncated leaves no gradient when every complet
     const std::string name = mask ? "masked" : "counted";
     // One new token at most: every completion is cut by max_new_tokens unless it samples EOS.
     // The entropy bonus gives each counted token a gradient, whatever the advantages.
-    auto spec =
+    auto parsed =
         test::tiny_job(tmp, name, rl::JobKind::kGrpo,
                        {"grpo.steps=1", "grpo.max_new_tokens=1", "eval.enabled=false", "grpo.loss.entropy_coef=0.01",
                         fmt::format("grpo.mask_truncated={}", mask ? "true" : "false")});
-    rl::Job job(std::move(spec), "train", false);
-    rl::run_grpo(job);
+    test::TinyRun run(std::move(parsed), "train", false);
+    run.grpo();
     const auto db = tmp.file("rlft.db");
     const double truncated = metric_at(db, name, "truncated_frac", 1);
     const double gnorm = metric_at(db, name, "grad_norm", 1);

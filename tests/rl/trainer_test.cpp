@@ -91,11 +91,11 @@ TEST_CASE("GRPO on-policy: the ratio is exactly 1 with recomputed old log-probs,
   test::TempDir tmp;
   for (const bool recompute : {true, false}) {
     const std::string name = recompute ? "recompute" : "behaviour";
-    auto spec = test::tiny_job(tmp, name, rl::JobKind::kGrpo,
-                               {"grpo.steps=1", "grpo.mini_batches=1", "grpo.micro_batch_rows=0",
-                                fmt::format("grpo.recompute_old_logp={}", recompute ? "true" : "false")});
-    rl::Job job(std::move(spec), "train", false);
-    const auto r = rl::run_grpo(job);
+    auto parsed = test::tiny_job(tmp, name, rl::JobKind::kGrpo,
+                                 {"grpo.steps=1", "grpo.mini_batches=1", "grpo.micro_batch_rows=0",
+                                  fmt::format("grpo.recompute_old_logp={}", recompute ? "true" : "false")});
+    test::TinyRun run(std::move(parsed), "train", false);
+    const auto r = run.grpo();
     CHECK(r.steps == 1);
     const auto db = tmp.file("rlft.db");
     const double ratio = test::metric_at(db, name, "ratio_mean", 1);
@@ -117,20 +117,20 @@ TEST_CASE("a resumed GRPO run continues bitwise like the uninterrupted one: metr
   test::TempDir tmp;
   const std::vector<std::string> common = {"grpo.steps=4", "checkpoint.every=2"};
   {
-    rl::Job job(test::tiny_job(tmp, "whole", rl::JobKind::kGrpo, common), "train", false);
-    CHECK(rl::run_grpo(job).steps == 4);
+    test::TinyRun run(test::tiny_job(tmp, "whole", rl::JobKind::kGrpo, common), "train", false);
+    CHECK(run.grpo().steps == 4);
   }
   {
-    rl::Job job(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, common), "train", false);
-    const auto r = rl::run_grpo(job, 2);
+    test::TinyRun run(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, common), "train", false);
+    const auto r = run.grpo(2);
     CHECK(r.interrupted);
     CHECK(r.steps == 2);
   }
   CHECK(run_status(tmp.file("rlft.db"), "split") == "interrupted");
   {
-    rl::Job job(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, common), "train", true);
-    CHECK(fs::path(job.resume_from()).filename() == "step-000002");
-    CHECK(rl::run_grpo(job).steps == 4);
+    test::TinyRun run(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, common), "train", true);
+    CHECK(fs::path(run.job.resume_from()).filename() == "step-000002");
+    CHECK(run.grpo().steps == 4);
   }
   CHECK(run_status(tmp.file("rlft.db"), "split") == "finished");
   const auto a = all_metrics(tmp.file("rlft.db"), "whole");
@@ -148,7 +148,8 @@ TEST_CASE("a resumed GRPO run continues bitwise like the uninterrupted one: metr
   for (const auto& [name, t] : wa) CHECK_MESSAGE(t.equal(wb.at(name)), name);
   // Resuming with another config is refused.
   CHECK_THROWS_WITH_AS(
-      rl::Job(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, {"grpo.steps=5", "checkpoint.every=2"}), "train", true),
+      test::TinyRun(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, {"grpo.steps=5", "checkpoint.every=2"}), "train",
+                    true),
       doctest::Contains("config differs"), Error);
 }
 
@@ -156,28 +157,30 @@ TEST_CASE("loss scaling: an injected overflow skips the step, backs the scale of
   apply_thread_count(1);
   test::TempDir tmp;
   // Optimizer steps 1-2 belong to RL step 1 (two mini-batches); inject inf into step 2.
-  rl::Job job(test::tiny_job(tmp, "scaled", rl::JobKind::kGrpo, {"grpo.steps=3", "checkpoint.every=0"},
-                             "precision:\n  loss_scaling: \"on\"\n  init_scale: 1024.0\n  inject_nonfinite: [2]\n"),
-              "train", false);
-  const auto before = job.model()->named_parameters(true)["model.layers.1.mlp.experts.0.gate_proj.weight"].clone();
-  rl::run_grpo(job);
+  test::TinyRun run(
+      test::tiny_job(tmp, "scaled", rl::JobKind::kGrpo, {"grpo.steps=3", "checkpoint.every=0"},
+                     "precision:\n  loss_scaling: \"on\"\n  init_scale: 1024.0\n  inject_nonfinite: [2]\n"),
+      "train", false);
+  const auto before = run.job.model()->named_parameters(true)["model.layers.1.mlp.experts.0.gate_proj.weight"].clone();
+  run.grpo();
   const auto db = tmp.file("rlft.db");
   CHECK(test::metric_at(db, "scaled", "skipped_steps", 1) == 1.0);
   CHECK(test::metric_at(db, "scaled", "skipped_steps", 3) == 1.0);
   CHECK(test::metric_at(db, "scaled", "loss_scale", 1) == 512.0);  // backed off by 0.5 after step 2
-  for (const auto& p : job.model()->parameters()) CHECK(at::isfinite(p).all().item<bool>());
-  const auto after = job.model()->named_parameters(true)["model.layers.1.mlp.experts.0.gate_proj.weight"];
+  for (const auto& p : run.job.model()->parameters()) CHECK(at::isfinite(p).all().item<bool>());
+  const auto after = run.job.model()->named_parameters(true)["model.layers.1.mlp.experts.0.gate_proj.weight"];
   CHECK_FALSE(before.equal(after));
 }
 
 TEST_CASE("bf16 compute under autocast trains with fp32 master weights and an fp32 router") {
   apply_thread_count(1);
   test::TempDir tmp;
-  rl::Job job(test::tiny_job(tmp, "bf16", rl::JobKind::kSft, {"sft.steps=12", "optim.lr=3e-3", "checkpoint.every=0"},
-                             "precision:\n  compute: bf16\n"),
-              "sft", false);
-  rl::run_sft(job);
-  for (const auto& p : job.model()->parameters()) {
+  test::TinyRun run(
+      test::tiny_job(tmp, "bf16", rl::JobKind::kSft, {"sft.steps=12", "optim.lr=3e-3", "checkpoint.every=0"},
+                     "precision:\n  compute: bf16\n"),
+      "sft", false);
+  run.sft();
+  for (const auto& p : run.job.model()->parameters()) {
     CHECK((p.scalar_type() == at::kFloat));  // master weights stay fp32
     CHECK(at::isfinite(p).all().item<bool>());
   }
@@ -187,33 +190,33 @@ TEST_CASE("bf16 compute under autocast trains with fp32 master weights and an fp
   rl::AutocastGuard guard(rl::Compute::kBf16, at::kCPU);
   const auto x = at::randn({3, 32});
   CHECK((at::linear(x, at::randn({4, 32})).scalar_type() == at::kBFloat16));
-  auto& gate = job.model()->model->decoder_layers[1]->moe->gate;
+  auto& gate = run.job.model()->model->decoder_layers[1]->moe->gate;
   CHECK((gate->forward(x).scalar_type() == at::kFloat));
 }
 
 TEST_CASE("fp16 compute is refused on CPU with a clear error") {
   test::TempDir tmp;
-  rl::Job job(test::tiny_job(tmp, "fp16", rl::JobKind::kSft, {"sft.steps=1"}, "precision:\n  compute: fp16\n"), "sft",
-              false);
-  CHECK_THROWS_WITH_AS(rl::run_sft(job), doctest::Contains("fp16 autocast needs a CUDA device"), ConfigError);
+  test::TinyRun run(test::tiny_job(tmp, "fp16", rl::JobKind::kSft, {"sft.steps=1"}, "precision:\n  compute: fp16\n"),
+                    "sft", false);
+  CHECK_THROWS_WITH_AS(run.sft(), doctest::Contains("fp16 autocast needs a CUDA device"), ConfigError);
 }
 
 TEST_CASE("too many non-finite steps in a row stop the run with a clear error") {
   apply_thread_count(1);
   test::TempDir tmp;
-  rl::Job job(test::tiny_job(tmp, "diverge", rl::JobKind::kGrpo, {"grpo.steps=3"},
-                             "precision:\n  inject_nonfinite: [1, 2, 3]\n  max_consecutive_skips: 3\n"),
-              "train", false);
-  CHECK_THROWS_WITH_AS(rl::run_grpo(job), doctest::Contains("3 optimizer steps in a row had non-finite gradients"),
-                       Error);
+  test::TinyRun run(test::tiny_job(tmp, "diverge", rl::JobKind::kGrpo, {"grpo.steps=3"},
+                                   "precision:\n  inject_nonfinite: [1, 2, 3]\n  max_consecutive_skips: 3\n"),
+                    "train", false);
+  CHECK_THROWS_WITH_AS(run.grpo(), doctest::Contains("3 optimizer steps in a row had non-finite gradients"), Error);
 }
 
 TEST_CASE("SFT: the loss falls on the demonstrations, with the MTP loss, and a checkpoint opens as a model") {
   apply_thread_count(1);
   test::TempDir tmp;
-  rl::Job job(test::tiny_job(tmp, "sft", rl::JobKind::kSft, {"sft.steps=30", "optim.lr=3e-3", "checkpoint.every=0"}),
-              "sft", false);
-  const auto r = rl::run_sft(job);
+  test::TinyRun run(
+      test::tiny_job(tmp, "sft", rl::JobKind::kSft, {"sft.steps=30", "optim.lr=3e-3", "checkpoint.every=0"}), "sft",
+      false);
+  const auto r = run.sft();
   CHECK(r.steps == 30);
   const auto db = tmp.file("rlft.db");
   const double first = test::metric_at(db, "sft", "sft/loss", 1), last = test::metric_at(db, "sft", "sft/loss", 30);
@@ -222,7 +225,7 @@ TEST_CASE("SFT: the loss falls on the demonstrations, with the MTP loss, and a c
   CHECK(test::metric_at(db, "sft", "eval/accuracy", 30) >= 0.0);
   policy::ModelOptions mo;
   auto loaded = policy::load_model(r.final_dir, mo, policy::builtin_architectures());
-  CHECK(loaded->config().eos_token_id == std::vector<int64_t>{job.eos_id()});
+  CHECK(loaded->config().eos_token_id == std::vector<int64_t>{run.job.eos_id()});
 }
 
 TEST_CASE("bad training options are config errors naming the key") {

@@ -10,7 +10,9 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "data/store.h"
+#include "rl/grpo_trainer.h"
 #include "rl/job.h"
+#include "rl/sft_trainer.h"
 #include "tests/support/temp_dir.h"
 
 namespace rlft::test {
@@ -104,10 +106,20 @@ inline double metric_at(const std::string& store_path, const std::string& run, c
 }
 
 /// Writes the job YAML into `tmp` and parses it with `overrides`.
-inline rl::JobSpec tiny_job(const TempDir& tmp, const std::string& name, rl::JobKind kind,
-                            const std::vector<std::string>& overrides = {}, const std::string& extra = "") {
+inline rl::ParsedJob tiny_job(const TempDir& tmp, const std::string& name, rl::JobKind kind,
+                              const std::vector<std::string>& overrides = {}, const std::string& extra = "") {
   const auto path = tmp.write(name + ".yaml", tiny_job_yaml(tmp.path(), name, extra));
   return rl::parse_job(ConfigView::load(path, overrides), kind);
 }
+
+/// A parsed tiny job opened as a run (Job), with the trainers' sections beside it.
+struct TinyRun {
+  rl::TrainerSections trainers;
+  rl::Job job;
+  TinyRun(rl::ParsedJob parsed, const std::string& kind_name, bool resume)
+      : trainers(parsed.trainers), job(std::move(parsed.spec), kind_name, resume) {}
+  rl::TrainResult grpo(int64_t stop_after = 0) { return rl::run_grpo(job, *trainers.grpo, stop_after); }
+  rl::TrainResult sft(int64_t stop_after = 0) { return rl::run_sft(job, *trainers.sft, stop_after); }
+};
 
 }  // namespace rlft::test
