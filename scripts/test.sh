@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian 12 machine to every test: install what is missing (tests'
-# extras included), build, run every suite through ctest. Exits non-zero on any failure.
+# extras included), build, run every suite through ctest (the `format` test checks that the
+# tree is clang-formatted). Exits non-zero on any failure. CI (.ci/run) adds -DRLFT_WERROR=ON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
