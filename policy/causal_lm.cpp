@@ -240,7 +240,7 @@ ParamCounts CausalLMImpl::param_counts() const {
 }
 
 CausalLM build_model(const ModelConfig& config, const ModelOptions& options, const ArchRegistry& registry) {
-  config.validate();
+  validate_model_config(config, registry);
   const Architecture& arch = registry.get(config.architecture);
   const int64_t n = config.num_hidden_layers + (options.mtp ? config.num_nextn_predict_layers : 0);
   RLFT_CHECK(config.num_nextn_predict_layers == 0 || arch.supports_mtp,
