@@ -222,6 +222,12 @@ void CausalLMImpl::update_router_bias(const std::vector<RouterStats>& loads, dou
   }
 }
 
+bool CausalLMImpl::has_router_bias() const {
+  for (int64_t i : moe_layers_)
+    if (model->decoder_layers[static_cast<size_t>(i)]->moe->options().router_bias_balanced) return true;
+  return false;
+}
+
 ParamCounts CausalLMImpl::param_counts() const {
   ParamCounts c;
   for (const auto& p : parameters()) c.total += p.numel();

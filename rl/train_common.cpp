@@ -84,7 +84,7 @@ std::vector<std::pair<std::string, at::Tensor>> trainable_parameters(const torch
 }
 
 void update_trunk_router_bias(policy::CausalLM& model, const std::vector<policy::RouterStats>& loads, double gamma) {
-  if (gamma <= 0 || model->config().topk_method != "noaux_tc") return;
+  if (gamma <= 0 || !model->has_router_bias()) return;
   std::vector<policy::RouterStats> trunk;
   for (const auto& s : loads)
     if (s.layer < model->config().num_hidden_layers) trunk.push_back(s);

@@ -67,8 +67,7 @@ std::vector<std::pair<std::string, at::Tensor>> trainable_parameters(const torch
 
 /// DeepSeek-V3's aux-loss-free balancing after an optimizer step: moves the router biases of
 /// the trunk's MoE layers (MTP layers are left alone) by `gamma` against their loads. Does
-/// nothing when gamma is 0 or the model's routers select without a bias (topk_method other
-/// than noaux_tc).
+/// nothing when gamma is 0 or the model has no balanced router bias (CausalLM::has_router_bias).
 void update_trunk_router_bias(policy::CausalLM& model, const std::vector<policy::RouterStats>& loads, double gamma);
 
 /// "step 12/200 | reward 0.41 ± 0.32 | acc 0.38 | loss 0.012 | ..." from chosen metrics.

@@ -133,6 +133,7 @@ LayerPlan plan(const ModelConfig& c, int64_t index) {
     e.router.topk_group = moe.topk_group;
     e.router.group_score = moe.topk_method == "group_limited_greedy" ? "max" : "top2_sum";
     e.router_bias = true;  // transformers registers e_score_correction_bias in every V3 router
+    e.router_bias_balanced = moe.topk_method == "noaux_tc";  // only noaux_tc selects with it by design
     e.shared_intermediate_size = moe.n_shared_experts * moe.moe_intermediate_size;
     e.shared_expert_gated = false;
   } else {
