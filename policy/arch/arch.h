@@ -1,14 +1,16 @@
 #pragma once
 // An architecture = one file in policy/arch/ behind a few hooks (llama.cpp's pattern):
-//   read     — the config.json keys it defines, with its class defaults;
-//   write    — the same keys back to config.json;
-//   validate — the relations of its family keys (MlaConfig, MoeConfig), named as it names them;
-//   plan     — the build: which attention and which feed-forward block layer i gets, with
-//              what options. Weight names follow from the module tree, which mirrors the
-//              Hugging Face one.
-// Shared pieces (the keys every decoder-only model has, RoPE, the Qwen-family layer plan)
-// are in policy/arch/common.h. The registry is a value filled by
-// register_builtin_architectures(); unknown names are errors listing the known ones.
+//   read         — the config.json keys it defines, with its class defaults;
+//   write        — the same keys back to config.json;
+//   validate     — the relations of its family keys (MlaConfig, MoeConfig), named as it names them;
+//   plan         — the build: which attention and which feed-forward block layer i gets;
+//   tensor_names — rlft's module paths to the checkpoint's tensor names, one row per tensor
+//                  kind (what the checkpoint reader and writer use);
+//   copies       — tensors a checkpoint stores twice (DeepSeek's MTP copies of the embedding).
+// Shared pieces (the keys every decoder-only model has, RoPE, the Qwen-family layer plan,
+// the common name rows) are in policy/arch/common.h. The registry is a value filled by
+// register_builtin_architectures() (policy/arch/registry.cpp); unknown names are errors
+// listing the known ones. Adding one: docs/models.md, "Adding an architecture".
 
 #include <functional>
 #include <string>
@@ -17,12 +19,20 @@
 #include <nlohmann/json.hpp>
 
 #include "core/registry.h"
+#include "policy/arch/tensor_names.h"
 #include "policy/decoder_layer.h"
 #include "policy/model_config.h"
 
 namespace rlft::policy {
 
 class KeySource;
+
+/// A tensor the checkpoint stores as a copy of one the model holds once: written from it,
+/// ignored on load.
+struct TensorCopy {
+  std::string checkpoint;  ///< the copy's checkpoint name
+  std::string source;      ///< the module path of the tensor it copies
+};
 
 struct Architecture {
   std::string name;        ///< HF class name, "DeepseekV3ForCausalLM"
@@ -36,6 +46,10 @@ struct Architecture {
   std::function<void(const ModelConfig& config, const ConfigCheck& check)> validate;
   /// The plan of decoder layer `index` (num_hidden_layers + k for MTP layer k).
   std::function<LayerPlan(const ModelConfig& config, int64_t index)> plan;
+  /// Module path -> checkpoint name of every tensor the plans can build.
+  TensorNames tensor_names;
+  /// The copies a checkpoint of `config` holds (with the MTP modules built); unset = none.
+  std::function<std::vector<TensorCopy>(const ModelConfig& config)> copies;
   /// True when the architecture has MTP layers stored under model.layers.{L + k}.
   bool supports_mtp = false;
 };

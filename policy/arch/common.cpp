@@ -196,4 +196,41 @@ void write_qwen_moe(const MoeConfig& m, nlohmann::json& j) {
 
 void validate_qwen_moe(const ModelConfig& c, const ConfigCheck& check) { c.moe.validate(check, "num_experts"); }
 
+std::vector<TensorName> same_names(const std::string& prefix, const std::vector<std::string>& leaves) {
+  std::vector<TensorName> rows;
+  for (const auto& leaf : leaves) rows.push_back({prefix + leaf, prefix + leaf});
+  return rows;
+}
+
+namespace {
+
+void append_rows(std::vector<TensorName>& rows, const std::vector<TensorName>& more) {
+  rows.insert(rows.end(), more.begin(), more.end());
+}
+
+}  // namespace
+
+std::vector<TensorName> trunk_tensor_names() {
+  auto rows = same_names("", {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"});
+  append_rows(rows, same_names("model.layers.#.", {"input_layernorm.weight", "post_attention_layernorm.weight"}));
+  return rows;
+}
+
+std::vector<TensorName> gqa_tensor_names() {
+  return same_names("model.layers.#.self_attn.",
+                    {"q_proj.weight", "q_proj.bias", "k_proj.weight", "k_proj.bias", "v_proj.weight", "v_proj.bias",
+                     "o_proj.weight", "o_proj.bias", "q_norm.weight", "k_norm.weight"});
+}
+
+std::vector<TensorName> mlp_tensor_names() {
+  return same_names("model.layers.#.mlp.", {"gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias",
+                                            "down_proj.weight", "down_proj.bias"});
+}
+
+std::vector<TensorName> routed_expert_tensor_names() {
+  auto rows = same_names("model.layers.#.mlp.", {"gate.weight"});
+  append_rows(rows, same_names("model.layers.#.mlp.experts.#.", {"gate_proj.weight", "up_proj.weight", "down_proj.weight"}));
+  return rows;
+}
+
 }  // namespace rlft::policy::arch

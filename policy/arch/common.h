@@ -1,7 +1,8 @@
 #pragma once
 // What the architecture files share (policy/arch/common.cpp): the config.json keys every
-// decoder-only model has, RoPE and window options, the Qwen family's keys and layer plan.
-// Only the files in policy/arch/ include this.
+// decoder-only model has, RoPE and window options, the Qwen family's keys and layer plan,
+// and the tensor-name rows of the layers the Hugging Face models have in common. Only the
+// files in policy/arch/ include this.
 
 #include <string>
 #include <vector>
@@ -36,5 +37,18 @@ void validate_qwen_moe(const ModelConfig& config, const ConfigCheck& check);
 /// The GQA + (dense | softmax-routed MoE) layer of the Qwen family (Qwen2/3, their MoE
 /// variants, Llama); `shared_expert`: Qwen2-MoE's gated shared expert.
 LayerPlan qwen_family_plan(const ModelConfig& config, int64_t index, bool shared_expert);
+
+// Tensor-name rows under the Hugging Face names (module path = checkpoint name); "#" is the
+// layer (and expert) index.
+/// The same name on both sides, for each `prefix` + `leaf`.
+std::vector<TensorName> same_names(const std::string& prefix, const std::vector<std::string>& leaves);
+/// Embedding, final norm, LM head, the two norms of each layer.
+std::vector<TensorName> trunk_tensor_names();
+/// GQA's self_attn: q/k/v/o projections and their biases, q_norm, k_norm.
+std::vector<TensorName> gqa_tensor_names();
+/// The dense SwiGLU mlp (gate/up/down projections and their biases).
+std::vector<TensorName> mlp_tensor_names();
+/// The MoE mlp's router weight and routed experts (mlp.gate, mlp.experts.#.*_proj).
+std::vector<TensorName> routed_expert_tensor_names();
 
 }  // namespace rlft::policy::arch

@@ -5,6 +5,8 @@
 //              (n_group, topk_group, top-2 sum per group), norm_topk_prob,
 //              routed_scaling_factor, shared experts of n_shared_experts·moe_intermediate_size
 //   mtp:       num_nextn_predict_layers modules at model.layers.{L..L+D-1}
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "policy/arch/common.h"
 #include "policy/config_source.h"
@@ -142,6 +144,34 @@ LayerPlan plan(const ModelConfig& c, int64_t index) {
   return p;
 }
 
+TensorNames tensor_names() {
+  TensorNames names(arch::trunk_tensor_names());
+  names.add(arch::same_names("model.layers.#.self_attn.",
+                             {"q_proj.weight", "q_a_proj.weight", "q_a_proj.bias", "q_a_layernorm.weight",
+                              "q_b_proj.weight", "kv_a_proj_with_mqa.weight", "kv_a_proj_with_mqa.bias",
+                              "kv_a_layernorm.weight", "kv_b_proj.weight", "o_proj.weight", "o_proj.bias"}));
+  names.add(arch::mlp_tensor_names());
+  names.add(arch::routed_expert_tensor_names());
+  names.add(arch::same_names("model.layers.#.mlp.", {"gate.e_score_correction_bias", "shared_experts.gate_proj.weight",
+                                                     "shared_experts.up_proj.weight", "shared_experts.down_proj.weight"}));
+  // MTP module k at model.layers.{L + k - 1}: the decoder layer's tensors plus these.
+  names.add(arch::same_names("model.layers.#.", {"enorm.weight", "hnorm.weight", "eh_proj.weight",
+                                                 "shared_head.norm.weight"}));
+  return names;
+}
+
+// DeepSeek's release stores each MTP module's copy of the shared embedding and LM head.
+std::vector<TensorCopy> copies(const ModelConfig& c) {
+  std::vector<TensorCopy> out;
+  const std::string head = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  for (int64_t k = 0; k < c.num_nextn_predict_layers; ++k) {
+    const std::string layer = fmt::format("model.layers.{}.", c.num_hidden_layers + k);
+    out.push_back({layer + "embed_tokens.weight", "model.embed_tokens.weight"});
+    out.push_back({layer + "shared_head.head.weight", head});
+  }
+  return out;
+}
+
 }  // namespace deepseek_v3_keys
 
 void register_deepseek_v3(ArchRegistry& registry) {
@@ -152,6 +182,8 @@ void register_deepseek_v3(ArchRegistry& registry) {
   a.write = deepseek_v3_keys::write;
   a.validate = deepseek_v3_keys::validate;
   a.plan = deepseek_v3_keys::plan;
+  a.tensor_names = deepseek_v3_keys::tensor_names();
+  a.copies = deepseek_v3_keys::copies;
   a.supports_mtp = true;
   registry.add(a);
 }

@@ -81,6 +81,9 @@ void add(ArchRegistry& registry, const char* name, const char* type,
   a.read = std::move(read);
   a.write = std::move(write);
   a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_family_plan(c, i, false); };
+  a.tensor_names = TensorNames(arch::trunk_tensor_names());
+  a.tensor_names.add(arch::gqa_tensor_names());
+  a.tensor_names.add(arch::mlp_tensor_names());
   registry.add(a);
 }
 

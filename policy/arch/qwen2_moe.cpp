@@ -43,6 +43,16 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   j["shared_expert_intermediate_size"] = c.moe.shared_expert_intermediate_size;
 }
 
+TensorNames tensor_names() {
+  TensorNames names(arch::trunk_tensor_names());
+  names.add(arch::gqa_tensor_names());
+  names.add(arch::mlp_tensor_names());
+  names.add(arch::routed_expert_tensor_names());
+  names.add(arch::same_names("model.layers.#.mlp.", {"shared_expert.gate_proj.weight", "shared_expert.up_proj.weight",
+                                                     "shared_expert.down_proj.weight", "shared_expert_gate.weight"}));
+  return names;
+}
+
 }  // namespace qwen2_moe_keys
 
 void register_qwen2_moe(ArchRegistry& registry) {
@@ -53,6 +63,7 @@ void register_qwen2_moe(ArchRegistry& registry) {
   a.write = qwen2_moe_keys::write;
   a.validate = arch::validate_qwen_moe;
   a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_family_plan(c, i, true); };
+  a.tensor_names = qwen2_moe_keys::tensor_names();
   registry.add(a);
 }
 

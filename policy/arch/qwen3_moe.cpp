@@ -41,6 +41,14 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   arch::write_qwen_moe(c.moe, j);
 }
 
+TensorNames tensor_names() {
+  TensorNames names(arch::trunk_tensor_names());
+  names.add(arch::gqa_tensor_names());
+  names.add(arch::mlp_tensor_names());
+  names.add(arch::routed_expert_tensor_names());
+  return names;
+}
+
 }  // namespace qwen3_moe_keys
 
 void register_qwen3_moe(ArchRegistry& registry) {
@@ -51,6 +59,7 @@ void register_qwen3_moe(ArchRegistry& registry) {
   a.write = qwen3_moe_keys::write;
   a.validate = arch::validate_qwen_moe;
   a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_family_plan(c, i, false); };
+  a.tensor_names = qwen3_moe_keys::tensor_names();
   registry.add(a);
 }
 
