@@ -160,10 +160,14 @@ void run_bench(const BenchOptions& o) {
   const double moe_rate = moe_layer_flops / moe_fwd_s, moe_train_rate = 3 * moe_layer_flops / moe_train_s;
   const blas::Info b = blas::info();
   nlohmann::json j;
-  j["model"] = {{"architecture", config.architecture}, {"hidden_size", config.hidden_size},
-                {"layers", config.num_hidden_layers}, {"experts", config.moe.n_routed_experts},
-                {"experts_per_token", config.moe.num_experts_per_tok}, {"vocab_size", config.vocab_size},
-                {"params", model->param_counts().total}, {"params_active", model->param_counts().active}};
+  j["model"] = {{"architecture", config.architecture},
+                {"hidden_size", config.hidden_size},
+                {"layers", config.num_hidden_layers},
+                {"experts", config.moe.n_routed_experts},
+                {"experts_per_token", config.moe.num_experts_per_tok},
+                {"vocab_size", config.vocab_size},
+                {"params", model->param_counts().total},
+                {"params_active", model->param_counts().active}};
   j["batch"] = o.batch;
   j["seq"] = o.seq;
   j["tokens"] = n_tokens;

@@ -48,8 +48,8 @@ void MlaConfig::validate(const ConfigCheck& check) const {
 
 void MoeConfig::validate(const ConfigCheck& check, const char* experts_key) const {
   if (n_routed_experts <= 0) return;
-  check(num_experts_per_tok >= 1 && num_experts_per_tok <= n_routed_experts, "num_experts_per_tok",
-        num_experts_per_tok, fmt::format("must be in [1, {} = {}]", experts_key, n_routed_experts));
+  check(num_experts_per_tok >= 1 && num_experts_per_tok <= n_routed_experts, "num_experts_per_tok", num_experts_per_tok,
+        fmt::format("must be in [1, {} = {}]", experts_key, n_routed_experts));
   check(moe_intermediate_size > 0, "moe_intermediate_size", moe_intermediate_size, "must be > 0");
   check(scoring_func == "softmax" || scoring_func == "sigmoid", "scoring_func", scoring_func,
         "must be softmax or sigmoid");
@@ -84,8 +84,7 @@ void validate_model_config(const ModelConfig& config, const ArchRegistry& regist
   bool any_dense = false;
   for (int64_t i = 0; i < config.num_hidden_layers + config.num_nextn_predict_layers; ++i)
     any_dense |= !config.moe.is_moe_layer(i);
-  if (any_dense)
-    check(config.intermediate_size > 0, "intermediate_size", config.intermediate_size, "must be > 0");
+  if (any_dense) check(config.intermediate_size > 0, "intermediate_size", config.intermediate_size, "must be > 0");
 }
 
 namespace {

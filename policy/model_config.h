@@ -12,8 +12,8 @@
 
 #include <cstdint>
 #include <optional>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -48,7 +48,8 @@ struct RopeScaling {
 /// (ARCH): key = value: constraint". Each owner of a group of keys validates them with it.
 class ConfigCheck {
  public:
-  ConfigCheck(std::string architecture, const KeySource* source) : architecture_(std::move(architecture)), source_(source) {}
+  ConfigCheck(std::string architecture, const KeySource* source)
+      : architecture_(std::move(architecture)), source_(source) {}
   /// Throws rlft::ConfigError when !ok.
   template <class T>
   void operator()(bool ok, const char* key, const T& value, const std::string& constraint) const {
@@ -81,19 +82,21 @@ struct MoeConfig {
   int64_t moe_intermediate_size = 0;     ///< routed expert width
   bool norm_topk_prob = false;           ///< renormalise the K gate weights to sum to 1
   std::string scoring_func = "softmax";  ///< "softmax" | "sigmoid"
-  std::string topk_method = "greedy";    ///< DeepSeek: "greedy" | "noaux_tc" (top-2 sum per group, bias-corrected) | "group_limited_greedy" (max per group)
+  /// DeepSeek: "greedy" | "noaux_tc" (top-2 sum per group, bias-corrected selection) |
+  /// "group_limited_greedy" (max per group)
+  std::string topk_method = "greedy";
   double routed_scaling_factor = 1.0;
-  int64_t n_group = 1;                   ///< expert groups for group-limited routing
-  int64_t topk_group = 1;                ///< groups kept per token
-  int64_t first_k_dense_replace = 0;     ///< DeepSeek: layers below this are dense
-  int64_t moe_layer_freq = 1;            ///< DeepSeek: every n-th layer (from first_k_dense_replace) is MoE
-  int64_t decoder_sparse_step = 1;       ///< Qwen: layer i is MoE when (i + 1) % step == 0
-  std::vector<int64_t> mlp_only_layers;  ///< Qwen: always-dense layers
-  int64_t n_shared_experts = 0;          ///< DeepSeek: shared expert width = n * moe_intermediate_size
+  int64_t n_group = 1;                          ///< expert groups for group-limited routing
+  int64_t topk_group = 1;                       ///< groups kept per token
+  int64_t first_k_dense_replace = 0;            ///< DeepSeek: layers below this are dense
+  int64_t moe_layer_freq = 1;                   ///< DeepSeek: every n-th layer (from first_k_dense_replace) is MoE
+  int64_t decoder_sparse_step = 1;              ///< Qwen: layer i is MoE when (i + 1) % step == 0
+  std::vector<int64_t> mlp_only_layers;         ///< Qwen: always-dense layers
+  int64_t n_shared_experts = 0;                 ///< DeepSeek: shared expert width = n * moe_intermediate_size
   int64_t shared_expert_intermediate_size = 0;  ///< Qwen2-MoE: shared expert width (0 = none)
-  double router_aux_loss_coef = 0.0;     ///< Qwen: Switch load-balancing loss coefficient
-  double aux_loss_alpha = 0.0;           ///< DeepSeek: sequence-wise balance loss alpha
-  bool seq_aux = true;                   ///< DeepSeek: the balance loss is sequence-wise
+  double router_aux_loss_coef = 0.0;            ///< Qwen: Switch load-balancing loss coefficient
+  double aux_loss_alpha = 0.0;                  ///< DeepSeek: sequence-wise balance loss alpha
+  bool seq_aux = true;                          ///< DeepSeek: the balance loss is sequence-wise
 
   /// Which layers are MoE: none when n_routed_experts is 0, else those both placement rules
   /// (DeepSeek's first_k_dense_replace / moe_layer_freq, Qwen's decoder_sparse_step /
@@ -158,8 +161,7 @@ struct ModelConfig {
 
 /// Checks `config` as its architecture defines it: the trunk, then the architecture's own
 /// hook. Throws rlft::ConfigError naming the key (located in `source` when given).
-void validate_model_config(const ModelConfig& config, const ArchRegistry& registry,
-                           const KeySource* source = nullptr);
+void validate_model_config(const ModelConfig& config, const ArchRegistry& registry, const KeySource* source = nullptr);
 
 /// Reads a config.json object (`source` names it in errors: "DIR/config.json"). The
 /// architecture comes from `architectures[0]`, else `model_type`.

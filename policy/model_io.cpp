@@ -83,7 +83,8 @@ void save_model(const CausalLM& model, const std::string& dir, const SaveModelOp
   checkpoint::TensorMap tensors;
   for (auto& [module_name, tensor] : checkpoint::module_tensors(*model)) {
     at::Tensor t = tensor;
-    const bool keep_fp32 = module_name.size() > 24 && module_name.rfind(".e_score_correction_bias") == module_name.size() - 24;
+    const bool keep_fp32 =
+        module_name.size() > 24 && module_name.rfind(".e_score_correction_bias") == module_name.size() - 24;
     const at::ScalarType target = keep_fp32 ? at::kFloat : dtype;
     if (at::isFloatingType(t.scalar_type()) && t.scalar_type() != target) t = t.to(target);
     t = t.to(at::kCPU).contiguous();

@@ -32,7 +32,8 @@ void read_rope(const KeySource& source, ModelConfig& c, const ModelConfig& d) {
   r.high_freq_factor = s->get_double("high_freq_factor", 4.0);
   r.truncate = s->get_bool("truncate", true);
   if (r.type != "default" && r.type != "linear" && r.type != "yarn" && r.type != "llama3")
-    s->fail(s->has("rope_type") ? "rope_type" : "type", "unsupported RoPE type: known types are default, linear, yarn, llama3");
+    s->fail(s->has("rope_type") ? "rope_type" : "type",
+            "unsupported RoPE type: known types are default, linear, yarn, llama3");
   s->reject_unknown_keys();
 }
 
@@ -80,8 +81,10 @@ void read_common(const KeySource& s, ModelConfig& c, const ModelConfig& d) {
   read_rope(s, c, d);
   c.tie_word_embeddings = s.get_bool("tie_word_embeddings", d.tie_word_embeddings);
   c.initializer_range = s.get_double("initializer_range", d.initializer_range);
-  if (s.has("bos_token_id")) c.bos_token_id = s.get_int("bos_token_id", 0);
-  else c.bos_token_id = d.bos_token_id;
+  if (s.has("bos_token_id"))
+    c.bos_token_id = s.get_int("bos_token_id", 0);
+  else
+    c.bos_token_id = d.bos_token_id;
   c.eos_token_id = s.get_int_list("eos_token_id", d.eos_token_id);
   if (s.has("pad_token_id")) c.pad_token_id = s.get_int("pad_token_id", 0);
   c.use_sliding_window = s.get_bool("use_sliding_window", d.use_sliding_window);
@@ -111,15 +114,20 @@ void write_common(const ModelConfig& c, nlohmann::json& j) {
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["initializer_range"] = c.initializer_range;
   j["bos_token_id"] = c.bos_token_id ? nlohmann::json(*c.bos_token_id) : nlohmann::json(nullptr);
-  if (c.eos_token_id.empty()) j["eos_token_id"] = nullptr;
-  else if (c.eos_token_id.size() == 1) j["eos_token_id"] = c.eos_token_id.front();
-  else j["eos_token_id"] = c.eos_token_id;
+  if (c.eos_token_id.empty())
+    j["eos_token_id"] = nullptr;
+  else if (c.eos_token_id.size() == 1)
+    j["eos_token_id"] = c.eos_token_id.front();
+  else
+    j["eos_token_id"] = c.eos_token_id;
   j["pad_token_id"] = c.pad_token_id ? nlohmann::json(*c.pad_token_id) : nlohmann::json(nullptr);
   j["use_sliding_window"] = c.use_sliding_window;
   j["sliding_window"] = c.sliding_window;
   j["max_window_layers"] = c.max_window_layers;
-  if (c.num_sink_tokens > 0) j["num_sink_tokens"] = c.num_sink_tokens;
-  else j.erase("num_sink_tokens");
+  if (c.num_sink_tokens > 0)
+    j["num_sink_tokens"] = c.num_sink_tokens;
+  else
+    j.erase("num_sink_tokens");
 }
 
 RopeOptions rope_options(const ModelConfig& c, int64_t dim, bool interleaved) {
@@ -137,6 +145,19 @@ int64_t layer_window(const ModelConfig& c, int64_t index) {
   return index >= c.max_window_layers ? c.sliding_window : 0;
 }
 
+MoeOptions routed_moe_options(const ModelConfig& c) {
+  MoeOptions e;
+  e.hidden_size = c.hidden_size;
+  e.expert_intermediate_size = c.moe.moe_intermediate_size;
+  e.router.n_experts = c.moe.n_routed_experts;
+  e.router.top_k = c.moe.num_experts_per_tok;
+  e.router.scoring = c.moe.scoring_func;
+  e.router.norm_topk_prob = c.moe.norm_topk_prob;
+  e.router.routed_scaling_factor = c.moe.routed_scaling_factor;
+  e.router.n_group = c.moe.n_group;
+  e.router.topk_group = c.moe.topk_group;
+  return e;
+}
 
 LayerPlan qwen_family_plan(const ModelConfig& c, int64_t index, bool shared_expert) {
   LayerPlan p;
@@ -157,21 +178,14 @@ LayerPlan qwen_family_plan(const ModelConfig& c, int64_t index, bool shared_expe
   a.n_sink_tokens = c.num_sink_tokens;
   if (is_moe_layer(c, index)) {
     p.ffn = LayerPlan::FeedForward::kMoe;
-    MoeOptions& e = p.moe;
-    e.hidden_size = c.hidden_size;
-    e.expert_intermediate_size = c.moe.moe_intermediate_size;
-    e.router.n_experts = c.moe.n_routed_experts;
-    e.router.top_k = c.moe.num_experts_per_tok;
-    e.router.scoring = "softmax";
-    e.router.norm_topk_prob = c.moe.norm_topk_prob;
-    e.shared_intermediate_size = shared_expert ? c.moe.shared_expert_intermediate_size : 0;
-    e.shared_expert_gated = true;
+    p.moe = routed_moe_options(c);
+    p.moe.shared_intermediate_size = shared_expert ? c.moe.shared_expert_intermediate_size : 0;
+    p.moe.shared_expert_gated = true;
   } else {
     p.mlp = MlpOptions{c.hidden_size, c.intermediate_size, c.mlp_bias};
   }
   return p;
 }
-
 
 void read_qwen_moe(const KeySource& s, MoeConfig& m, const QwenMoeDefaults& d) {
   m.decoder_sparse_step = s.get_int("decoder_sparse_step", 1);
@@ -194,7 +208,9 @@ void write_qwen_moe(const MoeConfig& m, nlohmann::json& j) {
   j["mlp_only_layers"] = m.mlp_only_layers;
 }
 
-void validate_qwen_moe(const ModelConfig& c, const ConfigCheck& check) { c.moe.validate(check, "num_experts"); }
+void validate_qwen_moe(const ModelConfig& c, const ConfigCheck& check) {
+  c.moe.validate(check, "num_experts");
+}
 
 std::vector<TensorName> same_names(const std::string& prefix, const std::vector<std::string>& leaves) {
   std::vector<TensorName> rows;
@@ -229,7 +245,8 @@ std::vector<TensorName> mlp_tensor_names() {
 
 std::vector<TensorName> routed_expert_tensor_names() {
   auto rows = same_names("model.layers.#.mlp.", {"gate.weight"});
-  append_rows(rows, same_names("model.layers.#.mlp.experts.#.", {"gate_proj.weight", "up_proj.weight", "down_proj.weight"}));
+  append_rows(rows,
+              same_names("model.layers.#.mlp.experts.#.", {"gate_proj.weight", "up_proj.weight", "down_proj.weight"}));
   return rows;
 }
 

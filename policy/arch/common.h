@@ -34,6 +34,10 @@ void write_qwen_moe(const MoeConfig& moe, nlohmann::json& json);
 /// The Qwen family's validate hook: the MoE keys, the expert count named num_experts.
 void validate_qwen_moe(const ModelConfig& config, const ConfigCheck& check);
 
+/// The MoE block of config.moe: widths and routing (experts, top-K, scoring,
+/// normalisation, scaling, groups); shared experts and router bias are the caller's.
+MoeOptions routed_moe_options(const ModelConfig& config);
+
 /// The GQA + (dense | softmax-routed MoE) layer of the Qwen family (Qwen2/3, their MoE
 /// variants, Llama); `shared_expert`: Qwen2-MoE's gated shared expert.
 LayerPlan qwen_family_plan(const ModelConfig& config, int64_t index, bool shared_expert);

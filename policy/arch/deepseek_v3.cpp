@@ -123,16 +123,8 @@ LayerPlan plan(const ModelConfig& c, int64_t index) {
   m.n_sink_tokens = c.num_sink_tokens;
   if (moe.is_moe_layer(index)) {
     p.ffn = LayerPlan::FeedForward::kMoe;
+    p.moe = arch::routed_moe_options(c);
     MoeOptions& e = p.moe;
-    e.hidden_size = c.hidden_size;
-    e.expert_intermediate_size = moe.moe_intermediate_size;
-    e.router.n_experts = moe.n_routed_experts;
-    e.router.top_k = moe.num_experts_per_tok;
-    e.router.scoring = moe.scoring_func;
-    e.router.norm_topk_prob = moe.norm_topk_prob;
-    e.router.routed_scaling_factor = moe.routed_scaling_factor;
-    e.router.n_group = moe.n_group;
-    e.router.topk_group = moe.topk_group;
     e.router.group_score = moe.topk_method == "group_limited_greedy" ? "max" : "top2_sum";
     e.router_bias = true;  // transformers registers e_score_correction_bias in every V3 router
     e.router_bias_balanced = moe.topk_method == "noaux_tc";  // only noaux_tc selects with it by design
@@ -152,11 +144,12 @@ TensorNames tensor_names() {
                               "kv_a_layernorm.weight", "kv_b_proj.weight", "o_proj.weight", "o_proj.bias"}));
   names.add(arch::mlp_tensor_names());
   names.add(arch::routed_expert_tensor_names());
-  names.add(arch::same_names("model.layers.#.mlp.", {"gate.e_score_correction_bias", "shared_experts.gate_proj.weight",
-                                                     "shared_experts.up_proj.weight", "shared_experts.down_proj.weight"}));
+  names.add(
+      arch::same_names("model.layers.#.mlp.", {"gate.e_score_correction_bias", "shared_experts.gate_proj.weight",
+                                               "shared_experts.up_proj.weight", "shared_experts.down_proj.weight"}));
   // MTP module k at model.layers.{L + k - 1}: the decoder layer's tensors plus these.
-  names.add(arch::same_names("model.layers.#.", {"enorm.weight", "hnorm.weight", "eh_proj.weight",
-                                                 "shared_head.norm.weight"}));
+  names.add(arch::same_names("model.layers.#.",
+                             {"enorm.weight", "hnorm.weight", "eh_proj.weight", "shared_head.norm.weight"}));
   return names;
 }
 

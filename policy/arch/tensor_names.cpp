@@ -55,9 +55,22 @@ size_t count_numbers(const std::string& pattern) {
   return static_cast<size_t>(std::count(p.begin(), p.end(), '#'));
 }
 
+// `name` matched against the patterns of `index`, the matching row's other side filled in.
+std::string translate(const std::string& name, const std::unordered_map<std::string, size_t>& index,
+                      const std::vector<TensorName>& rows, std::string TensorName::*other, const char* what,
+                      const char* missing) {
+  std::vector<std::string> numbers;
+  const auto it = index.find(pattern_of(name, &numbers));
+  RLFT_CHECK(it != index.end(), "{} `{}` has no {} (no row of the architecture's tensor-name table matches it)", what,
+             name, missing);
+  return fill(rows[it->second].*other, numbers);
+}
+
 }  // namespace tensor_names_detail
 
-TensorNames::TensorNames(const std::vector<TensorName>& rows) { add(rows); }
+TensorNames::TensorNames(const std::vector<TensorName>& rows) {
+  add(rows);
+}
 
 void TensorNames::add(const std::vector<TensorName>& rows) {
   using namespace tensor_names_detail;
@@ -75,19 +88,13 @@ void TensorNames::add(const std::vector<TensorName>& rows) {
 }
 
 std::string TensorNames::to_checkpoint(const std::string& module_name) const {
-  std::vector<std::string> numbers;
-  const auto it = by_module_.find(tensor_names_detail::pattern_of(module_name, &numbers));
-  RLFT_CHECK(it != by_module_.end(), "module tensor `{}` has no checkpoint name (no row of the architecture's "
-             "tensor-name table matches it)", module_name);
-  return tensor_names_detail::fill(rows_[it->second].checkpoint, numbers);
+  return tensor_names_detail::translate(module_name, by_module_, rows_, &TensorName::checkpoint, "module tensor",
+                                        "checkpoint name");
 }
 
 std::string TensorNames::to_module(const std::string& checkpoint_name) const {
-  std::vector<std::string> numbers;
-  const auto it = by_checkpoint_.find(tensor_names_detail::pattern_of(checkpoint_name, &numbers));
-  RLFT_CHECK(it != by_checkpoint_.end(), "checkpoint tensor `{}` has no module path (no row of the "
-             "architecture's tensor-name table matches it)", checkpoint_name);
-  return tensor_names_detail::fill(rows_[it->second].module, numbers);
+  return tensor_names_detail::translate(checkpoint_name, by_checkpoint_, rows_, &TensorName::module,
+                                        "checkpoint tensor", "module path");
 }
 
 bool TensorNames::has_checkpoint_name(const std::string& checkpoint_name) const {

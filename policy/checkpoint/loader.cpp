@@ -112,7 +112,9 @@ void load_into_module(torch::nn::Module& module, const std::string& path, const 
 }
 
 void load_into_module(torch::nn::Module& module, const CheckpointReader& reader, const LoadParamsOptions& options) {
-  auto name_of = [&](const std::string& name) { return options.checkpoint_name ? options.checkpoint_name(name) : name; };
+  auto name_of = [&](const std::string& name) {
+    return options.checkpoint_name ? options.checkpoint_name(name) : name;
+  };
   auto specs = module_specs(module);
   for (auto& spec : specs) spec.name = name_of(spec.name);
   check(reader, specs, options);

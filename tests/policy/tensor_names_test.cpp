@@ -27,7 +27,8 @@ namespace {
 std::vector<std::pair<std::string, ModelConfig>> configs_of_every_architecture() {
   std::vector<std::pair<std::string, ModelConfig>> out;
   for (const auto& name : test::tiny_names()) out.emplace_back(name, test::tiny_config(name));
-  out.emplace_back("llama with biases", test::tiny_config("llama", {"model.attention_bias=true", "model.mlp_bias=true"}));
+  out.emplace_back("llama with biases",
+                   test::tiny_config("llama", {"model.attention_bias=true", "model.mlp_bias=true"}));
   out.emplace_back("deepseek-v3 plain q_proj, biases",
                    test::tiny_config("deepseek-v3", {"model.q_lora_rank=0", "model.attention_bias=true"}));
   out.emplace_back("qwen3-moe with biases", test::tiny_config("qwen3-moe", {"model.attention_bias=true"}));
@@ -92,8 +93,9 @@ TEST_CASE("a name table maps numbered segments in order, both ways, and names wh
         "model.layers.3.block_sparse_moe.experts.12.w1.weight");
   CHECK(names.to_module("model.layers.10.block_sparse_moe.gate.weight") == "model.layers.10.mlp.gate.weight");
   CHECK(!names.has_checkpoint_name("model.layers.1.mlp.gate.weight"));
-  CHECK(error_of([&] { names.to_checkpoint("model.norm.weight"); }).find("`model.norm.weight` has no checkpoint name") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          names.to_checkpoint("model.norm.weight");
+        }).find("`model.norm.weight` has no checkpoint name") != std::string::npos);
   CHECK(error_of([&] { names.to_module("lm_head.weight"); }).find("`lm_head.weight` has no module path") !=
         std::string::npos);
   const auto twice = error_of([] { TensorNames(std::vector<TensorName>{{"a.#.w", "b.#.w"}, {"c.#.w", "b.#.w"}}); });
