@@ -97,9 +97,9 @@ Flops model_flops(const policy::ModelConfig& c, double ctx) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     f.attention += 2 * D * (H * d + 2 * Hkv * d) + 2 * H * d * D + 2 * 2 * ctx * H * d;
     if (policy::is_moe_layer(c, i)) {
-      const double K = double(c.num_experts_per_tok), I = double(c.moe_intermediate_size);
-      const double S = double(c.shared_expert_intermediate_size);
-      f.moe += 2 * D * double(c.n_routed_experts) + K * 3 * 2 * D * I + 3 * 2 * D * S + 2 * D;
+      const double K = double(c.moe.num_experts_per_tok), I = double(c.moe.moe_intermediate_size);
+      const double S = double(c.moe.shared_expert_intermediate_size);
+      f.moe += 2 * D * double(c.moe.n_routed_experts) + K * 3 * 2 * D * I + 3 * 2 * D * S + 2 * D;
     } else {
       f.dense += 3 * 2 * D * double(c.intermediate_size);
     }
@@ -160,10 +160,14 @@ void run_bench(const BenchOptions& o) {
   const double moe_rate = moe_layer_flops / moe_fwd_s, moe_train_rate = 3 * moe_layer_flops / moe_train_s;
   const blas::Info b = blas::info();
   nlohmann::json j;
-  j["model"] = {{"architecture", config.architecture}, {"hidden_size", config.hidden_size},
-                {"layers", config.num_hidden_layers}, {"experts", config.n_routed_experts},
-                {"experts_per_token", config.num_experts_per_tok}, {"vocab_size", config.vocab_size},
-                {"params", model->param_counts().total}, {"params_active", model->param_counts().active}};
+  j["model"] = {{"architecture", config.architecture},
+                {"hidden_size", config.hidden_size},
+                {"layers", config.num_hidden_layers},
+                {"experts", config.moe.n_routed_experts},
+                {"experts_per_token", config.moe.num_experts_per_tok},
+                {"vocab_size", config.vocab_size},
+                {"params", model->param_counts().total},
+                {"params_active", model->param_counts().active}};
   j["batch"] = o.batch;
   j["seq"] = o.seq;
   j["tokens"] = n_tokens;
@@ -188,8 +192,8 @@ void run_bench(const BenchOptions& o) {
   }
   std::cout << fmt::format(
       "model {} — d_model {}, {} layers, {} experts top-{} + shared, vocab {}, {} parameters ({} active)\n",
-      config.architecture, config.hidden_size, config.num_hidden_layers, config.n_routed_experts,
-      config.num_experts_per_tok, config.vocab_size, model->param_counts().total, model->param_counts().active);
+      config.architecture, config.hidden_size, config.num_hidden_layers, config.moe.n_routed_experts,
+      config.moe.num_experts_per_tok, config.vocab_size, model->param_counts().total, model->param_counts().active);
   std::cout << fmt::format("batch {} x {} = {} tokens, {}, {} threads, {} on {}\n", o.batch, o.seq, n_tokens, o.dtype,
                            at::get_num_threads(), j["blas"].get<std::string>(), o.device);
   std::cout << fmt::format("GEMM rate ({}, n={}): {:.1f} GFLOP/s\n\n", o.dtype, gemm.n, gemm.gflops);

@@ -112,9 +112,9 @@ void run_info(const InfoOptions& o) {
     j["model_type"] = config.model_type;
     j["layers"] = config.num_hidden_layers;
     j["moe_layers"] = moe_layers;
-    j["experts"] = config.n_routed_experts;
-    j["experts_per_token"] = config.num_experts_per_tok;
-    j["attention"] = config.use_mla ? "mla" : "gqa";
+    j["experts"] = config.moe.n_routed_experts;
+    j["experts_per_token"] = config.moe.num_experts_per_tok;
+    j["attention"] = config.use_mla() ? "mla" : "gqa";
     j["mtp_depth"] = has_mtp ? config.num_nextn_predict_layers : 0;
     j["vocab_size"] = config.vocab_size;
     j["hidden_size"] = config.hidden_size;
@@ -140,10 +140,10 @@ void run_info(const InfoOptions& o) {
   std::cout << fmt::format("  architecture   {} ({})\n", config.architecture, config.model_type);
   std::cout << fmt::format("  layers         {} ({} MoE, {} dense), attention {}, hidden {}, vocab {}\n",
                            config.num_hidden_layers, moe_layers, config.num_hidden_layers - moe_layers,
-                           config.use_mla ? "MLA" : "GQA", config.hidden_size, config.vocab_size);
+                           config.use_mla() ? "MLA" : "GQA", config.hidden_size, config.vocab_size);
   if (config.is_moe())
-    std::cout << fmt::format("  experts        {} routed, {} per token\n", config.n_routed_experts,
-                             config.num_experts_per_tok);
+    std::cout << fmt::format("  experts        {} routed, {} per token\n", config.moe.n_routed_experts,
+                             config.moe.num_experts_per_tok);
   std::cout << fmt::format("  MTP depth      {}\n", has_mtp ? config.num_nextn_predict_layers : 0);
   std::cout << fmt::format("  parameters     {} total ({}), {} active per token ({}), MTP {}\n", c.total,
                            human(double(c.total)), c.active, human(double(c.active)), c.mtp);

@@ -223,6 +223,12 @@ void CausalLMImpl::update_router_bias(const std::vector<RouterStats>& loads, dou
   }
 }
 
+bool CausalLMImpl::has_router_bias() const {
+  for (int64_t i : moe_layers_)
+    if (model->decoder_layers[static_cast<size_t>(i)]->moe->options().router_bias_balanced) return true;
+  return false;
+}
+
 ParamCounts CausalLMImpl::param_counts() const {
   ParamCounts c;
   for (const auto& p : parameters()) c.total += p.numel();
@@ -241,7 +247,7 @@ ParamCounts CausalLMImpl::param_counts() const {
 }
 
 CausalLM build_model(const ModelConfig& config, const ModelOptions& options, const ArchRegistry& registry) {
-  config.validate();
+  validate_model_config(config, registry);
   const Architecture& arch = registry.get(config.architecture);
   const int64_t n = config.num_hidden_layers + (options.mtp ? config.num_nextn_predict_layers : 0);
   RLFT_CHECK(config.num_nextn_predict_layers == 0 || arch.supports_mtp,

@@ -132,6 +132,10 @@ class CausalLMImpl : public torch::nn::Module {
   /// Aux-loss-free balancing: for each entry, b += γ·sign(mean(load) − load) on that
   /// layer's e_score_correction_bias. Layers without a router bias are an error.
   void update_router_bias(const std::vector<RouterStats>& loads, double gamma);
+  /// True when the trunk's routers select with a bias that aux-loss-free balancing moves
+  /// (update_router_bias; DeepSeek-V3 with topk_method noaux_tc), as the architecture's
+  /// plans say. The trainer asks this, not the model's type.
+  bool has_router_bias() const;
 
   const ModelConfig& config() const { return config_; }
   const ModelOptions& options() const { return options_; }

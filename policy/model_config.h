@@ -1,8 +1,10 @@
 #pragma once
 // ModelConfig: a model's hyper-parameters under the names of its Hugging Face config.json.
-// One struct for every architecture rlft knows; each architecture (policy/arch/) reads the
-// keys it defines, with its own defaults, and writes them back. Fields an architecture does
-// not use keep their defaults and are not written.
+// The trunk every decoder-only architecture shares, plus family blocks (MlaConfig for
+// latent attention, MoeConfig for routing) that the architectures using them fill. Each
+// architecture (policy/arch/) reads the keys it defines, with its own defaults, validates
+// them with the key names it uses, and writes them back; fields an architecture does not use
+// keep their defaults and are not written.
 //
 // Sources: a checkpoint's config.json (read_model_config_json) or a YAML `model:` section
 // with the same keys (read_model_config_yaml). Both go through the same architecture hook,
@@ -11,8 +13,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace rlft {
@@ -37,6 +41,69 @@ struct RopeScaling {
   double low_freq_factor = 1.0;   ///< llama3
   double high_freq_factor = 4.0;  ///< llama3
   bool truncate = true;           ///< yarn: floor/ceil the correction range
+};
+
+/// A broken relation between config keys, reported with the key named: through `source`
+/// (file and line of the key) when the config was read from one, else "model config
+/// (ARCH): key = value: constraint". Each owner of a group of keys validates them with it.
+class ConfigCheck {
+ public:
+  ConfigCheck(std::string architecture, const KeySource* source)
+      : architecture_(std::move(architecture)), source_(source) {}
+  /// Throws rlft::ConfigError when !ok.
+  template <class T>
+  void operator()(bool ok, const char* key, const T& value, const std::string& constraint) const {
+    if (!ok) fail(key, fmt::format("{}", value), constraint);
+  }
+  [[noreturn]] void fail(const char* key, const std::string& value, const std::string& constraint) const;
+
+ private:
+  std::string architecture_;
+  const KeySource* source_;
+};
+
+/// Multi-head latent attention (DeepSeek-V2/V3, arXiv 2405.04434): the keys of the
+/// architectures whose attention is MLA.
+struct MlaConfig {
+  int64_t q_lora_rank = 0;       ///< d_q; 0: no query compression (a plain q_proj)
+  int64_t kv_lora_rank = 0;      ///< d_c, the cached latent width
+  int64_t qk_nope_head_dim = 0;  ///< per-head query/key width without RoPE
+  int64_t qk_rope_head_dim = 0;  ///< d_h^R, the decoupled RoPE width (one key shared by all heads)
+  int64_t v_head_dim = 0;        ///< per-head value width
+  bool rope_interleave = true;   ///< RoPE rotates adjacent pairs (DeepSeek checkpoints)
+  void validate(const ConfigCheck& check) const;
+};
+
+/// Mixture-of-experts routing and layer placement. Each architecture reads the keys it
+/// defines; the others keep these defaults, under which they do nothing.
+struct MoeConfig {
+  int64_t n_routed_experts = 0;          ///< E (Qwen: num_experts); 0 = dense model
+  int64_t num_experts_per_tok = 0;       ///< K
+  int64_t moe_intermediate_size = 0;     ///< routed expert width
+  bool norm_topk_prob = false;           ///< renormalise the K gate weights to sum to 1
+  std::string scoring_func = "softmax";  ///< "softmax" | "sigmoid"
+  /// DeepSeek: "greedy" | "noaux_tc" (top-2 sum per group, bias-corrected selection) |
+  /// "group_limited_greedy" (max per group)
+  std::string topk_method = "greedy";
+  double routed_scaling_factor = 1.0;
+  int64_t n_group = 1;                          ///< expert groups for group-limited routing
+  int64_t topk_group = 1;                       ///< groups kept per token
+  int64_t first_k_dense_replace = 0;            ///< DeepSeek: layers below this are dense
+  int64_t moe_layer_freq = 1;                   ///< DeepSeek: every n-th layer (from first_k_dense_replace) is MoE
+  int64_t decoder_sparse_step = 1;              ///< Qwen: layer i is MoE when (i + 1) % step == 0
+  std::vector<int64_t> mlp_only_layers;         ///< Qwen: always-dense layers
+  int64_t n_shared_experts = 0;                 ///< DeepSeek: shared expert width = n * moe_intermediate_size
+  int64_t shared_expert_intermediate_size = 0;  ///< Qwen2-MoE: shared expert width (0 = none)
+  double router_aux_loss_coef = 0.0;            ///< Qwen: Switch load-balancing loss coefficient
+  double aux_loss_alpha = 0.0;                  ///< DeepSeek: sequence-wise balance loss alpha
+  bool seq_aux = true;                          ///< DeepSeek: the balance loss is sequence-wise
+
+  /// Which layers are MoE: none when n_routed_experts is 0, else those both placement rules
+  /// (DeepSeek's first_k_dense_replace / moe_layer_freq, Qwen's decoder_sparse_step /
+  /// mlp_only_layers) allow.
+  bool is_moe_layer(int64_t layer_index) const;
+  /// `experts_key`: the architecture's config.json name of n_routed_experts, named in errors.
+  void validate(const ConfigCheck& check, const char* experts_key) const;
 };
 
 struct ModelConfig {
@@ -74,34 +141,9 @@ struct ModelConfig {
   int64_t max_window_layers = 0;   ///< layers with index >= this use the window (Qwen semantics)
   int64_t num_sink_tokens = 0;     ///< rlft: the first S positions stay visible under the window
 
-  // --- MLA (DeepSeek) -----------------------------------------------------------------------
-  bool use_mla = false;
-  int64_t q_lora_rank = 0;         ///< 0: no query compression (a plain q_proj)
-  int64_t kv_lora_rank = 0;        ///< d_c, the cached latent width
-  int64_t qk_nope_head_dim = 0;
-  int64_t qk_rope_head_dim = 0;    ///< d_h^R, the decoupled RoPE width (one key shared by all heads)
-  int64_t v_head_dim = 0;
-  bool rope_interleave = true;     ///< RoPE rotates adjacent pairs (DeepSeek checkpoints)
-
-  // --- MoE ----------------------------------------------------------------------------------
-  int64_t n_routed_experts = 0;        ///< E (Qwen: num_experts); 0 = dense model
-  int64_t num_experts_per_tok = 0;     ///< K
-  int64_t moe_intermediate_size = 0;   ///< routed expert width
-  bool norm_topk_prob = false;         ///< renormalise the K gate weights to sum to 1
-  std::string scoring_func = "softmax";  ///< "softmax" | "sigmoid"
-  std::string topk_method = "greedy";    ///< "greedy" | "noaux_tc" (top-2 sum per group) | "group_limited_greedy" (max per group)
-  double routed_scaling_factor = 1.0;
-  int64_t n_group = 1;                 ///< expert groups for group-limited routing
-  int64_t topk_group = 1;              ///< groups kept per token
-  int64_t first_k_dense_replace = 0;   ///< DeepSeek: layers below this are dense
-  int64_t moe_layer_freq = 1;          ///< DeepSeek: every n-th layer (from first_k_dense_replace) is MoE
-  int64_t decoder_sparse_step = 1;     ///< Qwen: layer i is MoE when (i + 1) % step == 0
-  std::vector<int64_t> mlp_only_layers;  ///< Qwen: always-dense layers
-  int64_t n_shared_experts = 0;        ///< DeepSeek: shared expert width = n * moe_intermediate_size
-  int64_t shared_expert_intermediate_size = 0;  ///< Qwen2-MoE: shared expert width (0 = none)
-  double router_aux_loss_coef = 0.0;   ///< Qwen: Switch load-balancing loss coefficient
-  double aux_loss_alpha = 0.0;         ///< DeepSeek: sequence-wise balance loss alpha
-  bool seq_aux = true;                 ///< DeepSeek: the balance loss is sequence-wise
+  // --- family blocks ------------------------------------------------------------------------
+  std::optional<MlaConfig> mla;  ///< set: the attention is MLA (DeepSeek); unset: GQA
+  MoeConfig moe;                 ///< routing and MoE placement; n_routed_experts 0 = dense
 
   // --- MTP ----------------------------------------------------------------------------------
   int64_t num_nextn_predict_layers = 0;  ///< D, multi-token-prediction depth
@@ -110,12 +152,16 @@ struct ModelConfig {
   /// config built in code or from YAML.
   nlohmann::json source_json = nlohmann::json::object();
 
-  bool is_moe() const { return n_routed_experts > 0; }
-  /// Checks the relations between fields; throws rlft::ConfigError naming the key.
-  void validate() const;
-  /// validate() with errors located in `source`.
-  void validate(const KeySource& source) const;
+  bool is_moe() const { return moe.n_routed_experts > 0; }
+  bool use_mla() const { return mla.has_value(); }
+  /// The trunk's relations (widths, heads, norms, RoPE, window, MTP depth); the family
+  /// blocks are checked by the architecture's validate hook (validate_model_config).
+  void validate_trunk(const ConfigCheck& check) const;
 };
+
+/// Checks `config` as its architecture defines it: the trunk, then the architecture's own
+/// hook. Throws rlft::ConfigError naming the key (located in `source` when given).
+void validate_model_config(const ModelConfig& config, const ArchRegistry& registry, const KeySource* source = nullptr);
 
 /// Reads a config.json object (`source` names it in errors: "DIR/config.json"). The
 /// architecture comes from `architectures[0]`, else `model_type`.
@@ -126,8 +172,10 @@ ModelConfig read_model_config_yaml(const ConfigView& view, const ArchRegistry& r
 /// config.json for `config`: its source_json with every key the architecture defines set.
 nlohmann::json model_config_to_json(const ModelConfig& config, const ArchRegistry& registry);
 
-/// Which decoder layers are MoE (the architecture's rule). Index may reach into the MTP
+/// Which decoder layers are MoE (config.moe.is_moe_layer). Index may reach into the MTP
 /// layers (num_hidden_layers + k).
-bool is_moe_layer(const ModelConfig& config, int64_t layer_index);
+inline bool is_moe_layer(const ModelConfig& config, int64_t layer_index) {
+  return config.moe.is_moe_layer(layer_index);
+}
 
 }  // namespace rlft::policy

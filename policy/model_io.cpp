@@ -36,15 +36,8 @@ std::string config_path(const std::string& dir) {
   return fs::is_directory(dir) ? (fs::path(dir) / checkpoint::kConfigFileName).string() : dir;
 }
 
-// Names a checkpoint may hold that the module tree does not: copies of shared tensors.
-std::vector<std::string> alias_names(const ModelConfig& c) {
-  std::vector<std::string> names;
-  for (int64_t k = 0; k < c.num_nextn_predict_layers; ++k) {
-    const std::string layer = fmt::format("model.layers.{}.", c.num_hidden_layers + k);
-    names.push_back(layer + "embed_tokens.weight");
-    names.push_back(layer + "shared_head.head.weight");
-  }
-  return names;
+std::vector<TensorCopy> copies_of(const Architecture& arch, const ModelConfig& c) {
+  return arch.copies ? arch.copies(c) : std::vector<TensorCopy>{};
 }
 
 }  // namespace
@@ -68,8 +61,10 @@ CausalLM load_model(const std::string& dir, const ModelOptions& options, const A
     }
   }
   CausalLM model = build_model(config, o, registry);
+  const Architecture& arch = registry.get(config.architecture);
   checkpoint::LoadParamsOptions lo;
-  lo.ignore = alias_names(config);
+  lo.checkpoint_name = [&arch](const std::string& name) { return arch.tensor_names.to_checkpoint(name); };
+  for (const auto& copy : copies_of(arch, config)) lo.ignore.push_back(copy.checkpoint);
   lo.ignore.push_back(".rotary_emb.inv_freq");
   if (config.tie_word_embeddings) lo.ignore.push_back("lm_head.weight");
   if (!o.mtp)
@@ -84,21 +79,21 @@ void save_model(const CausalLM& model, const std::string& dir, const SaveModelOp
   const at::ScalarType dtype = options.dtype.value_or(model->options().dtype);
   ModelConfig config = model->config();
   config.torch_dtype = dtype_name(dtype);
-  checkpoint::TensorMap tensors = checkpoint::module_tensors(*model);
-  for (auto& [name, t] : tensors) {
-    const bool keep_fp32 = name.size() > 24 && name.rfind(".e_score_correction_bias") == name.size() - 24;
+  const Architecture& arch = registry.get(config.architecture);
+  checkpoint::TensorMap tensors;
+  for (auto& [module_name, tensor] : checkpoint::module_tensors(*model)) {
+    at::Tensor t = tensor;
+    const bool keep_fp32 =
+        module_name.size() > 24 && module_name.rfind(".e_score_correction_bias") == module_name.size() - 24;
     const at::ScalarType target = keep_fp32 ? at::kFloat : dtype;
     if (at::isFloatingType(t.scalar_type()) && t.scalar_type() != target) t = t.to(target);
     t = t.to(at::kCPU).contiguous();
+    RLFT_CHECK(tensors.emplace(arch.tensor_names.to_checkpoint(module_name), t).second,
+               "{}: two module tensors map to the checkpoint name of `{}`", arch.name, module_name);
   }
   if (model->model->mtp_layers.size() == static_cast<size_t>(config.num_nextn_predict_layers)) {
-    const auto aliases = alias_names(config);
-    const auto embed = tensors.at("model.embed_tokens.weight");
-    const auto head = config.tie_word_embeddings ? embed : tensors.at("lm_head.weight");
-    for (size_t i = 0; i < aliases.size(); i += 2) {
-      tensors[aliases[i]] = embed;
-      tensors[aliases[i + 1]] = head;
-    }
+    for (const auto& copy : copies_of(arch, config))
+      tensors[copy.checkpoint] = tensors.at(arch.tensor_names.to_checkpoint(copy.source));
   }
   checkpoint::CheckpointWriteOptions wo;
   wo.max_shard_bytes = options.max_shard_bytes;

@@ -1,12 +1,16 @@
 #pragma once
-// An architecture = three hooks, one file each in policy/arch/ (llama.cpp's pattern):
-//   read   — the hyper-parameters it defines in config.json, with its class defaults;
-//   write  — the same keys back to config.json;
-//   plan   — the build: which attention and which feed-forward block layer i gets, with
-//            what options. Weight names follow from the module tree, which mirrors the
-//            Hugging Face one, so there is no name table to drift.
-// The registry is a value filled by register_builtin_architectures(); unknown names are
-// errors listing the known ones.
+// An architecture = one file in policy/arch/ behind a few hooks (llama.cpp's pattern):
+//   read         — the config.json keys it defines, with its class defaults;
+//   write        — the same keys back to config.json;
+//   validate     — the relations of its family keys (MlaConfig, MoeConfig), named as it names them;
+//   plan         — the build: which attention and which feed-forward block layer i gets;
+//   tensor_names — rlft's module paths to the checkpoint's tensor names, one row per tensor
+//                  kind (what the checkpoint reader and writer use);
+//   copies       — tensors a checkpoint stores twice (DeepSeek's MTP copies of the embedding).
+// Shared pieces (the keys every decoder-only model has, RoPE, the Qwen-family layer plan,
+// the common name rows) are in policy/arch/common.h. The registry is a value filled by
+// register_builtin_architectures() (policy/arch/registry.cpp); unknown names are errors
+// listing the known ones. Adding one: docs/models.md, "Adding an architecture".
 
 #include <functional>
 #include <string>
@@ -15,12 +19,20 @@
 #include <nlohmann/json.hpp>
 
 #include "core/registry.h"
+#include "policy/arch/tensor_names.h"
 #include "policy/decoder_layer.h"
 #include "policy/model_config.h"
 
 namespace rlft::policy {
 
 class KeySource;
+
+/// A tensor the checkpoint stores as a copy of one the model holds once: written from it,
+/// ignored on load.
+struct TensorCopy {
+  std::string checkpoint;  ///< the copy's checkpoint name
+  std::string source;      ///< the module path of the tensor it copies
+};
 
 struct Architecture {
   std::string name;        ///< HF class name, "DeepseekV3ForCausalLM"
@@ -29,8 +41,15 @@ struct Architecture {
   std::function<void(const KeySource& source, ModelConfig& config)> read;
   /// Sets this architecture's keys in `json` (which already holds the source's keys).
   std::function<void(const ModelConfig& config, nlohmann::json& json)> write;
+  /// Checks the family blocks the architecture uses (the trunk is checked before); unset =
+  /// nothing beyond the trunk.
+  std::function<void(const ModelConfig& config, const ConfigCheck& check)> validate;
   /// The plan of decoder layer `index` (num_hidden_layers + k for MTP layer k).
   std::function<LayerPlan(const ModelConfig& config, int64_t index)> plan;
+  /// Module path -> checkpoint name of every tensor the plans can build.
+  TensorNames tensor_names;
+  /// The copies a checkpoint of `config` holds (with the MTP modules built); unset = none.
+  std::function<std::vector<TensorCopy>(const ModelConfig& config)> copies;
   /// True when the architecture has MTP layers stored under model.layers.{L + k}.
   bool supports_mtp = false;
 };
@@ -61,17 +80,5 @@ void register_deepseek_v3(ArchRegistry& registry);
 void register_qwen2_moe(ArchRegistry& registry);
 void register_qwen3_moe(ArchRegistry& registry);
 void register_dense(ArchRegistry& registry);
-
-// Shared pieces the architecture files use (arch/common.cpp).
-namespace arch {
-/// Reads the keys every decoder-only architecture has (vocab, widths, norms, RoPE, ids,
-/// sliding window); `defaults` holds the class defaults.
-void read_common(const KeySource& source, ModelConfig& config, const ModelConfig& defaults);
-void write_common(const ModelConfig& config, nlohmann::json& json);
-/// RoPE options for a rotation of width `dim`.
-RopeOptions rope_options(const ModelConfig& config, int64_t dim, bool interleaved);
-/// The sliding window of layer `index` (0 = full attention).
-int64_t layer_window(const ModelConfig& config, int64_t index);
-}  // namespace arch
 
 }  // namespace rlft::policy

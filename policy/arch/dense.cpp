@@ -1,16 +1,12 @@
 // The dense members of the family — MoE with no experts: LlamaForCausalLM (attention_bias on
 // q/k/v/o, mlp_bias), Qwen2ForCausalLM (q/k/v biases, no o bias), Qwen3ForCausalLM (q/k
 // RMSNorm, attention_bias). All: GQA, rotate_half RoPE, SwiGLU MLP of intermediate_size.
-#include "policy/arch/arch.h"
+#include "policy/arch/common.h"
 #include "policy/config_source.h"
 
 namespace rlft::policy {
 
-namespace arch {
-LayerPlan qwen_moe_plan(const ModelConfig& c, int64_t index, bool shared_expert);
-}
-
-namespace {
+namespace dense_keys {  // named, not anonymous: the files of a unity batch share one translation unit
 
 ModelConfig llama_defaults() {
   ModelConfig d;
@@ -50,6 +46,7 @@ void read_llama(const KeySource& s, ModelConfig& c) {
   c.mlp_bias = s.get_bool("mlp_bias", false);
 }
 void write_llama(const ModelConfig& c, nlohmann::json& j) {
+  arch::write_common(c, j);
   j["attention_bias"] = c.o_bias;
   j["mlp_bias"] = c.mlp_bias;
 }
@@ -58,7 +55,10 @@ void read_qwen2(const KeySource& s, ModelConfig& c) {
   arch::read_common(s, c, qwen_defaults(false));
   c.qkv_bias = s.get_bool("qkv_bias", true);
 }
-void write_qwen2(const ModelConfig& c, nlohmann::json& j) { j["qkv_bias"] = c.qkv_bias; }
+void write_qwen2(const ModelConfig& c, nlohmann::json& j) {
+  arch::write_common(c, j);
+  j["qkv_bias"] = c.qkv_bias;
+}
 
 void read_qwen3(const KeySource& s, ModelConfig& c) {
   arch::read_common(s, c, qwen_defaults(true));
@@ -67,7 +67,10 @@ void read_qwen3(const KeySource& s, ModelConfig& c) {
   c.o_bias = bias;
   c.qk_norm = true;
 }
-void write_qwen3(const ModelConfig& c, nlohmann::json& j) { j["attention_bias"] = c.o_bias; }
+void write_qwen3(const ModelConfig& c, nlohmann::json& j) {
+  arch::write_common(c, j);
+  j["attention_bias"] = c.o_bias;
+}
 
 void add(ArchRegistry& registry, const char* name, const char* type,
          std::function<void(const KeySource&, ModelConfig&)> read,
@@ -77,13 +80,17 @@ void add(ArchRegistry& registry, const char* name, const char* type,
   a.model_type = type;
   a.read = std::move(read);
   a.write = std::move(write);
-  a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_moe_plan(c, i, false); };
+  a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_family_plan(c, i, false); };
+  a.tensor_names = TensorNames(arch::trunk_tensor_names());
+  a.tensor_names.add(arch::gqa_tensor_names());
+  a.tensor_names.add(arch::mlp_tensor_names());
   registry.add(a);
 }
 
-}  // namespace
+}  // namespace dense_keys
 
 void register_dense(ArchRegistry& registry) {
+  using namespace dense_keys;
   add(registry, "LlamaForCausalLM", "llama", read_llama, write_llama);
   add(registry, "Qwen2ForCausalLM", "qwen2", read_qwen2, write_qwen2);
   add(registry, "Qwen3ForCausalLM", "qwen3", read_qwen3, write_qwen3);

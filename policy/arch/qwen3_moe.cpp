@@ -2,14 +2,10 @@
 //   attention: GQA, per-head q_norm / k_norm (RMSNorm over head_dim) before RoPE, biases
 //              only with attention_bias (q, k, v and o); head_dim from config.json
 //   mlp:       as Qwen2-MoE without the shared expert
-#include "policy/arch/arch.h"
+#include "policy/arch/common.h"
 #include "policy/config_source.h"
 
 namespace rlft::policy {
-
-namespace arch {
-LayerPlan qwen_moe_plan(const ModelConfig& c, int64_t index, bool shared_expert);
-}
 
 namespace qwen3_moe_keys {  // named, not anonymous: the files of a unity batch share one translation unit
 
@@ -36,25 +32,21 @@ void read(const KeySource& s, ModelConfig& c) {
   c.qkv_bias = attention_bias;
   c.o_bias = attention_bias;
   c.qk_norm = true;
-  c.decoder_sparse_step = s.get_int("decoder_sparse_step", 1);
-  c.moe_intermediate_size = s.get_int("moe_intermediate_size", 768);
-  c.num_experts_per_tok = s.get_int("num_experts_per_tok", 8);
-  c.n_routed_experts = s.get_int("num_experts", 128);
-  c.norm_topk_prob = s.get_bool("norm_topk_prob", false);
-  c.router_aux_loss_coef = s.get_double("router_aux_loss_coef", 0.001);
-  c.mlp_only_layers = s.get_int_list("mlp_only_layers", {});
-  c.scoring_func = "softmax";
+  arch::read_qwen_moe(s, c.moe, {/*moe_intermediate_size=*/768, /*num_experts_per_tok=*/8, /*num_experts=*/128});
 }
 
 void write(const ModelConfig& c, nlohmann::json& j) {
+  arch::write_common(c, j);
   j["attention_bias"] = c.o_bias;
-  j["decoder_sparse_step"] = c.decoder_sparse_step;
-  j["moe_intermediate_size"] = c.moe_intermediate_size;
-  j["num_experts_per_tok"] = c.num_experts_per_tok;
-  j["num_experts"] = c.n_routed_experts;
-  j["norm_topk_prob"] = c.norm_topk_prob;
-  j["router_aux_loss_coef"] = c.router_aux_loss_coef;
-  j["mlp_only_layers"] = c.mlp_only_layers;
+  arch::write_qwen_moe(c.moe, j);
+}
+
+TensorNames tensor_names() {
+  TensorNames names(arch::trunk_tensor_names());
+  names.add(arch::gqa_tensor_names());
+  names.add(arch::mlp_tensor_names());
+  names.add(arch::routed_expert_tensor_names());
+  return names;
 }
 
 }  // namespace qwen3_moe_keys
@@ -65,7 +57,9 @@ void register_qwen3_moe(ArchRegistry& registry) {
   a.model_type = "qwen3_moe";
   a.read = qwen3_moe_keys::read;
   a.write = qwen3_moe_keys::write;
-  a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_moe_plan(c, i, false); };
+  a.validate = arch::validate_qwen_moe;
+  a.plan = [](const ModelConfig& c, int64_t i) { return arch::qwen_family_plan(c, i, false); };
+  a.tensor_names = qwen3_moe_keys::tensor_names();
   registry.add(a);
 }
 

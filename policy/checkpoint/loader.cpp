@@ -112,10 +112,17 @@ void load_into_module(torch::nn::Module& module, const std::string& path, const 
 }
 
 void load_into_module(torch::nn::Module& module, const CheckpointReader& reader, const LoadParamsOptions& options) {
-  check(reader, module_specs(module), options);
+  auto name_of = [&](const std::string& name) {
+    return options.checkpoint_name ? options.checkpoint_name(name) : name;
+  };
+  auto specs = module_specs(module);
+  for (auto& spec : specs) spec.name = name_of(spec.name);
+  check(reader, specs, options);
   torch::NoGradGuard no_grad;
-  auto fill = [&](const std::string& name, at::Tensor& target) {
-    if (!target.defined() || !reader.contains(name)) return;
+  auto fill = [&](const std::string& module_name, at::Tensor& target) {
+    if (!target.defined()) return;
+    const std::string name = name_of(module_name);
+    if (!reader.contains(name)) return;
     LoadOptions load;
     load.dtype = target.scalar_type();
     at::Tensor t = reader.tensor(name, load);

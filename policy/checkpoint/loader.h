@@ -13,6 +13,7 @@
 
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -41,6 +42,9 @@ struct LoadParamsOptions {
   std::vector<std::string> ignore;
   /// When true, unexpected tensors are skipped silently rather than an error.
   bool allow_unexpected = false;
+  /// load_into_module: the checkpoint name of a module tensor (an architecture's name
+  /// table); unset = the module's own name. Errors name the checkpoint's names.
+  std::function<std::string(const std::string& module_name)> checkpoint_name;
 };
 
 /// Loads the tensors `specs` name from the checkpoint at `path` (directory or file).
@@ -57,8 +61,9 @@ TensorMap load_params(const CheckpointReader& reader, const std::vector<ParamSpe
 std::vector<ParamSpec> module_specs(const torch::nn::Module& module);
 
 /// Copies the checkpoint's tensors into `module`'s parameters and buffers in place (under
-/// NoGradGuard, converted to each parameter's dtype and device). Same checks and errors as
-/// load_params(); `options.dtype`/`device` are ignored (the module's own are used).
+/// NoGradGuard, converted to each parameter's dtype and device), each read under
+/// `options.checkpoint_name` of its module name. Same checks and errors as load_params();
+/// `options.dtype`/`device` are ignored (the module's own are used).
 /// Names in `options.optional_names` that are absent leave the parameter as it was.
 void load_into_module(torch::nn::Module& module, const std::string& path, const LoadParamsOptions& options = {});
 /// The same from a checkpoint already opened (its headers are not validated again).

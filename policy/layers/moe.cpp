@@ -23,6 +23,7 @@ at::Tensor MoeGateImpl::forward(const at::Tensor& x) {
 
 MoeImpl::MoeImpl(const MoeOptions& o, const at::TensorOptions& p) : options_(o) {
   o.router.validate();
+  RLFT_CHECK(o.router_bias || !o.router_bias_balanced, "MoE: router_bias_balanced needs router_bias");
   gate = register_module("gate", MoeGate(o.router.n_experts, o.hidden_size, o.router_bias, p));
   experts = register_module("experts", torch::nn::ModuleList());
   for (int64_t e = 0; e < o.router.n_experts; ++e) {

@@ -32,6 +32,9 @@ struct MoeOptions {
   int64_t expert_intermediate_size = 0;  ///< I (moe_intermediate_size)
   RouterOptions router;                  ///< E, K, scoring, normalisation, groups
   bool router_bias = false;              ///< e_score_correction_bias buffer [E] fp32 (DeepSeek-V3)
+  /// Aux-loss-free balancing moves the router bias after each optimizer step (DeepSeek-V3
+  /// with topk_method noaux_tc); needs router_bias.
+  bool router_bias_balanced = false;
   /// Width of the shared expert MLP; 0 = none. DeepSeek: n_shared_experts · I; Qwen2-MoE:
   /// shared_expert_intermediate_size.
   int64_t shared_intermediate_size = 0;

@@ -133,7 +133,7 @@ TEST_CASE("MLA caches only the normalised latent and the rotated RoPE key") {
   in.cache = cache.get();
   model->forward(in);
   // Per layer: [B, S, d_c] + [B, S, d_R] floats plus the positions [B, S] int64.
-  const int64_t per_slot = (c.kv_lora_rank + c.qk_rope_head_dim) * 4 + 8;
+  const int64_t per_slot = (c.mla->kv_lora_rank + c.mla->qk_rope_head_dim) * 4 + 8;
   CHECK(cache->layer(0).length() == 5);
   CHECK(cache->layer(0).bytes() % per_slot == 0);
   CHECK(cache->layer(0).bytes() / per_slot / 2 >= 5);  // capacity >= length

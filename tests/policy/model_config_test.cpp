@@ -86,7 +86,7 @@ TEST_CASE("every tiny config in configs/model reads, builds and runs") {
     CHECK(logits.sizes() == at::IntArrayRef({1, 4, model->config().vocab_size}));
     CHECK(at::isfinite(logits).all().item<bool>());
   }
-  CHECK(test::tiny_config("deepseek-v3").use_mla);
+  CHECK(test::tiny_config("deepseek-v3").use_mla());
   CHECK(test::tiny_config("qwen3-moe").qk_norm);
   CHECK(test::tiny_config("qwen2").tie_word_embeddings);
 }
@@ -170,13 +170,13 @@ TEST_CASE("config.json written from a config reads back to the same config") {
 
 TEST_CASE("published configs read with their values and parameter counts") {
   const auto v3 = from_json(kDeepSeekV3);
-  CHECK(v3.use_mla);
-  CHECK(v3.q_lora_rank == 1536);
+  CHECK(v3.use_mla());
+  CHECK(v3.mla->q_lora_rank == 1536);
   CHECK(v3.head_dim == 64);
   CHECK(v3.rope_scaling.type == "yarn");
   CHECK(v3.rope_scaling.factor == 40.0);
   CHECK(v3.rope_scaling.original_max_position_embeddings == 4096);
-  CHECK(v3.n_group == 8);
+  CHECK(v3.moe.n_group == 8);
   CHECK(v3.num_nextn_predict_layers == 1);
   // 671B in the trunk, 37B activated, 11.5B unique in the MTP module (DeepSeek-V3 README).
   const auto c3 = counts_of(v3);
@@ -186,15 +186,15 @@ TEST_CASE("published configs read with their values and parameter counts") {
 
   const auto q3 = from_json(kQwen3_30B);
   CHECK(q3.head_dim == 128);
-  CHECK(q3.norm_topk_prob);
-  CHECK(q3.n_routed_experts == 128);
+  CHECK(q3.moe.norm_topk_prob);
+  CHECK(q3.moe.n_routed_experts == 128);
   const auto cq = counts_of(q3);  // Qwen3-30B-A3B: 30.5B total, 3.3B activated
   CHECK(double(cq.total) == doctest::Approx(30.5e9).epsilon(0.01));
   CHECK(double(cq.active) == doctest::Approx(3.3e9).epsilon(0.03));
 
   const auto q15 = from_json(kQwen15MoE);
   CHECK(q15.qkv_bias);
-  CHECK(q15.shared_expert_intermediate_size == 5632);
+  CHECK(q15.moe.shared_expert_intermediate_size == 5632);
   const auto c15 = counts_of(q15);  // Qwen1.5-MoE-A2.7B: 14.3B total, 2.7B activated
   CHECK(double(c15.total) == doctest::Approx(14.3e9).epsilon(0.01));
   CHECK(double(c15.active) == doctest::Approx(2.7e9).epsilon(0.03));
@@ -214,7 +214,7 @@ TEST_CASE("q_lora_rank null means a plain q_proj") {
   j["first_k_dense_replace"] = 1;
   j["num_nextn_predict_layers"] = 0;
   const auto c = read_model_config_json(j, "x", builtin_architectures());
-  CHECK(c.q_lora_rank == 0);
+  CHECK(c.mla->q_lora_rank == 0);
   ModelOptions o;
   o.device = at::kMeta;
   const auto model = build_model(c, o, builtin_architectures());

@@ -40,7 +40,7 @@ TEST_CASE("gradients reach every used expert, every router and the MTP module") 
                                   : model->model->mtp_layers[s.layer - c.num_hidden_layers].get();
     CHECK(has_grad(layer->moe->gate->weight));
     CHECK(has_grad(layer->moe->shared->down_proj->weight));
-    for (int64_t e = 0; e < c.n_routed_experts; ++e) {
+    for (int64_t e = 0; e < c.moe.n_routed_experts; ++e) {
       CAPTURE(e);
       const auto& ex = layer->moe->expert_list[e];
       const bool got_tokens = s.load[e].item<int64_t>() > 0;
@@ -89,15 +89,15 @@ TEST_CASE("the Switch aux loss of a Qwen model is E * sum of the layer-averaged 
   auto mask = at::ones({2, 10}, at::kBool);
   mask[1].narrow(0, 0, 3).fill_(false);
   in.attention_mask = mask;
-  in.balance = BalanceLossOptions{c.router_aux_loss_coef, 0.0};
+  in.balance = BalanceLossOptions{c.moe.router_aux_loss_coef, 0.0};
   in.record_routing = true;
   const auto out = model->forward(in);
   REQUIRE(out.switch_loss.defined());
   // Recompute from the recorded routing: f from the chosen experts, P from the router
   // probabilities, both over real tokens only, averaged over layers.
   CHECK(out.switch_loss.item<double>() > 0.0);
-  CHECK(out.switch_loss.item<double>() < static_cast<double>(c.n_routed_experts));
-  CHECK(out.aux_loss.item<double>() == doctest::Approx(c.router_aux_loss_coef * out.switch_loss.item<double>()));
+  CHECK(out.switch_loss.item<double>() < static_cast<double>(c.moe.n_routed_experts));
+  CHECK(out.aux_loss.item<double>() == doctest::Approx(c.moe.router_aux_loss_coef * out.switch_loss.item<double>()));
 }
 
 TEST_CASE("packed rows (positions restarting) equal the sequences run separately") {

@@ -190,3 +190,16 @@ TEST_CASE("the aux-loss-free update moves each MoE layer's bias by the sign rule
   CHECK_THROWS_WITH_AS(qwen->update_router_bias({{0, at::ones({8}, at::kLong)}}, 0.01),
                        doctest::Contains("layer 0 has no e_score_correction_bias"), rlft::Error);
 }
+
+TEST_CASE("has_router_bias: DeepSeek-V3 with noaux_tc balances its router bias; other methods and Qwen do not") {
+  ModelOptions o;
+  o.device = at::kMeta;  // shapes only
+  const auto registry = builtin_architectures();
+  CHECK(build_model(test::tiny_config("deepseek-v3"), o, registry)->has_router_bias());
+  CHECK(!build_model(test::tiny_config("deepseek-v3", {"model.topk_method=group_limited_greedy"}), o, registry)
+             ->has_router_bias());
+  for (const char* name : {"qwen2-moe", "qwen3-moe", "qwen2", "llama"}) {
+    CAPTURE(name);
+    CHECK(!build_model(test::tiny_config(name), o, registry)->has_router_bias());
+  }
+}
