@@ -1,7 +1,7 @@
 // `rlft bench …`: benchmarks that print figures. `gemm` is the machine's own yardstick;
 // model, tokenizer, rollout, train and allreduce live in their own files (app/cmd_bench_*.cpp).
-#include <CLI/CLI.hpp>
 #include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -41,8 +41,8 @@ void add_bench_command(CLI::App& app) {
     j["threads"] = at::get_num_threads();
     j["cases"] = nlohmann::json::array();
     if (!o->json)
-      std::cout << fmt::format("BLAS {} {} — {} threads\n{:>6} {:>12} {:>12}\n", b.vendor, b.core, at::get_num_threads(),
-                               "n", "fp32 GF/s", "bf16 GF/s");
+      std::cout << fmt::format("BLAS {} {} — {} threads\n{:>6} {:>12} {:>12}\n", b.vendor, b.core,
+                               at::get_num_threads(), "n", "fp32 GF/s", "bf16 GF/s");
     std::vector<std::string> lines;
     {
       Progress progress("gemm", static_cast<int64_t>(o->sizes.size()));

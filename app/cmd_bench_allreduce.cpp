@@ -64,7 +64,8 @@ void run_bench_allreduce(const BenchAllReduceCli& o) {
   const auto& big = cases.back();
   const double latency = small["seconds"].get<double>();
   const double busbw = big["busbw_gbps"].get<double>() * 1e9;
-  nlohmann::json j = {{"world_size", n}, {"backend", ctx->backend()}, {"cases", cases}, {"estimate_8_ranks", nlohmann::json::array()}};
+  nlohmann::json j = {
+      {"world_size", n}, {"backend", ctx->backend()}, {"cases", cases}, {"estimate_8_ranks", nlohmann::json::array()}};
   for (const auto& c : cases) {
     const double bytes = c["megabytes"].get<double>() * 1e6;
     j["estimate_8_ranks"].push_back(

@@ -3,12 +3,12 @@
 // batch; configs/model/bench-moe.yaml), the MoE layer alone, and the fp32 GEMM rate measured
 // in the same run. Achieved FLOP/s ÷ GEMM rate says how close the MoE compute comes to the
 // machine's matrix-multiply speed (goal: >= 50% for the MoE layer).
-#include <CLI/CLI.hpp>
-#include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
@@ -112,7 +112,8 @@ void run_bench(const BenchOptions& o) {
   apply_thread_count(o.threads);
   const at::Device device(o.device);
   const auto registry = policy::builtin_architectures();
-  const ConfigView view = o.config.empty() ? ConfigView::parse(kBenchConfig, "bench-moe.yaml") : ConfigView::load(o.config);
+  const ConfigView view =
+      o.config.empty() ? ConfigView::parse(kBenchConfig, "bench-moe.yaml") : ConfigView::load(o.config);
   const policy::ModelConfig config = policy::read_model_config_yaml(view.section("model"), registry);
   policy::ModelOptions mo;
   mo.dtype = policy::parse_dtype(o.dtype);
@@ -122,7 +123,8 @@ void run_bench(const BenchOptions& o) {
   model->init_weights(1);
   const int64_t n_tokens = o.batch * o.seq;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
-  const auto tokens = at::randint(0, config.vocab_size, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong)).to(device);
+  const auto tokens =
+      at::randint(0, config.vocab_size, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong)).to(device);
 
   const GemmRate gemm = measure_gemm(1024, mo.dtype == at::kFloat ? at::kFloat : mo.dtype, device);
   const double gemm_flops = gemm.gflops * 1e9;
@@ -177,14 +179,20 @@ void run_bench(const BenchOptions& o) {
   j["blas"] = b.vendor + (b.core.empty() ? "" : " " + b.core);
   j["gemm_n"] = gemm.n;
   j["gemm_gflops"] = gemm.gflops;
-  j["forward"] = {{"seconds", fwd_s}, {"tokens_per_s", double(n_tokens) / fwd_s}, {"gflops", fwd_rate / 1e9},
+  j["forward"] = {{"seconds", fwd_s},
+                  {"tokens_per_s", double(n_tokens) / fwd_s},
+                  {"gflops", fwd_rate / 1e9},
                   {"of_gemm", fwd_rate / gemm_flops}};
-  j["forward_backward"] = {{"seconds", train_s}, {"tokens_per_s", double(n_tokens) / train_s},
-                           {"gflops", train_rate / 1e9}, {"of_gemm", train_rate / gemm_flops}};
+  j["forward_backward"] = {{"seconds", train_s},
+                           {"tokens_per_s", double(n_tokens) / train_s},
+                           {"gflops", train_rate / 1e9},
+                           {"of_gemm", train_rate / gemm_flops}};
   j["moe_layer_forward"] = {{"seconds", moe_fwd_s}, {"gflops", moe_rate / 1e9}, {"of_gemm", moe_rate / gemm_flops}};
-  j["moe_layer_forward_backward"] = {{"seconds", moe_train_s}, {"gflops", moe_train_rate / 1e9},
-                                     {"of_gemm", moe_train_rate / gemm_flops}};
-  j["flops_per_token"] = {{"attention", per_token.attention}, {"moe", per_token.moe}, {"dense", per_token.dense},
+  j["moe_layer_forward_backward"] = {
+      {"seconds", moe_train_s}, {"gflops", moe_train_rate / 1e9}, {"of_gemm", moe_train_rate / gemm_flops}};
+  j["flops_per_token"] = {{"attention", per_token.attention},
+                          {"moe", per_token.moe},
+                          {"dense", per_token.dense},
                           {"lm_head", per_token.head}};
   if (o.json) {
     std::cout << j.dump(2) << "\n";

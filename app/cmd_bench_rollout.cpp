@@ -9,12 +9,12 @@
 // prefill, so prefix sharing shows as a higher rate; decode_tokens_per_s = new tokens per
 // second of decode (forwards and sampling); decode_gflops = decode FLOPs (2 × active
 // non-embedding parameters + attention over the cached context, per token) per second.
-#include <CLI/CLI.hpp>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
@@ -71,7 +71,8 @@ double decode_flops_per_token(const policy::CausalLM& model, double context) {
   const auto c = model->param_counts();
   const auto& cfg = model->config();
   double matmul = static_cast<double>(c.active - (cfg.tie_word_embeddings ? 0 : c.embedding));
-  const double head_dim = cfg.head_dim > 0 ? cfg.head_dim : static_cast<double>(cfg.hidden_size) / cfg.num_attention_heads;
+  const double head_dim =
+      cfg.head_dim > 0 ? cfg.head_dim : static_cast<double>(cfg.hidden_size) / cfg.num_attention_heads;
   const double attention = 4.0 * cfg.num_hidden_layers * context * cfg.num_attention_heads * head_dim;
   return 2.0 * matmul + attention;
 }
@@ -139,7 +140,8 @@ void run_bench(const BenchRolloutCli& o) {
   policy::CausalLM model{nullptr};
   std::string name;
   if (o.model.empty()) {
-    model = policy::build_model(policy::read_model_config_json(bench_model_json(), "bench-moe", registry), mo, registry);
+    model =
+        policy::build_model(policy::read_model_config_json(bench_model_json(), "bench-moe", registry), mo, registry);
     model->init_weights(0);
     name = "bench-moe (random weights)";
   } else {
@@ -214,8 +216,8 @@ void run_bench(const BenchRolloutCli& o) {
                              c["name"].get<std::string>(), c["sequences"].get<int64_t>(),
                              c["prefill_tokens_per_s"].get<double>(), c["decode_tokens_per_s"].get<double>(),
                              c["decode_gflops"].get<double>(), 100.0 * c["decode_gemm_fraction"].get<double>(),
-                             c["naive_prefill_tokens_per_s"].get<double>(), c["naive_decode_tokens_per_s"].get<double>(),
-                             c["decode_speedup"].get<double>());
+                             c["naive_prefill_tokens_per_s"].get<double>(),
+                             c["naive_decode_tokens_per_s"].get<double>(), c["decode_speedup"].get<double>());
 }
 
 }  // namespace

@@ -54,9 +54,14 @@ void run_doctor(const DoctorOptions& o) {
     j["libtorch_version"] = torch_version();
     j["cuda_available"] = cuda;
     j["cuda_devices"] = n_cuda;
-    j["blas"] = {{"vendor", b.vendor},         {"library", b.library}, {"core", b.core},
-                 {"coretype_env", b.core_env}, {"omp_wait_policy", b.omp_wait_policy},
-                 {"thread_timeout", b.thread_timeout}, {"config", b.config},   {"threads", b.threads}};
+    j["blas"] = {{"vendor", b.vendor},
+                 {"library", b.library},
+                 {"core", b.core},
+                 {"coretype_env", b.core_env},
+                 {"omp_wait_policy", b.omp_wait_policy},
+                 {"thread_timeout", b.thread_timeout},
+                 {"config", b.config},
+                 {"threads", b.threads}};
     j["small_gemm_kernel"] = policy::small_gemm_isa();
     j["threads"] = {{"intra_op", at::get_num_threads()},
                     {"inter_op", at::get_num_interop_threads()},

@@ -5,9 +5,9 @@
 //   sampling: --temperature --top-k --top-p --min-p --repetition-penalty --presence-penalty
 //             --num-samples --seed --max-new-tokens --stop STR --stop-id ID; or --num-beams N
 //   output: JSONL to stdout or -o FILE; --logprobs adds per-token log-probs.
+#include <torch/torch.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include <fmt/format.h>
 
@@ -43,7 +43,6 @@ struct GenerateCli {
   uint64_t seed = 0;
   int threads = 0;
 };
-
 
 std::vector<std::string> read_lines(std::istream& in) {
   std::vector<std::string> out;
@@ -132,8 +131,8 @@ void run_generate(const GenerateCli& o) {
     for (size_t r = 0; r < requests.size(); ++r) {
       const auto hyps = rollout::beam_search(model, requests[r].prompt, b);
       for (size_t h = 0; h < hyps.size(); ++h)
-        emit(r, static_cast<int64_t>(h), hyps[h].tokens, hyps[h].logprobs,
-             rollout::finish_reason_name(hyps[h].finish), hyps[h].score);
+        emit(r, static_cast<int64_t>(h), hyps[h].tokens, hyps[h].logprobs, rollout::finish_reason_name(hyps[h].finish),
+             hyps[h].score);
     }
     return;
   }
@@ -178,7 +177,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--stop", o->stops, "stop string (repeatable; needs tokenizer.json)");
   cmd->add_option("--stop-id", o->stop_ids, "stop token id (repeatable)");
   cmd->add_flag("--no-eos", o->no_eos, "do not stop on the model's eos_token_id");
-  CLI::Option* beams = cmd->add_option("--num-beams", o->num_beams, "beam search with N beams instead of sampling (>= 1)");
+  CLI::Option* beams =
+      cmd->add_option("--num-beams", o->num_beams, "beam search with N beams instead of sampling (>= 1)");
   cmd->add_option("--length-penalty", o->length_penalty, "beam: score = sum logp / length^penalty")
       ->capture_default_str();
   cmd->add_flag("--early-stopping", o->early_stopping, "beam: stop once num_beams hypotheses are finished");

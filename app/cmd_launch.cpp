@@ -81,7 +81,8 @@ int usable_cores() {
 
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return fmt::format("exited with code {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  if (WIFSIGNALED(status))
+    return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
   return "ended";
 }
 
@@ -162,7 +163,9 @@ bool reap(std::vector<Rank>& ranks, std::vector<int>& ended_order) {
   return any;
 }
 
-bool failed(int status) { return !(WIFEXITED(status) && WEXITSTATUS(status) == 0); }
+bool failed(int status) {
+  return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
 
 // The first rank, in the order they ended, that failed (-1: none).
 int first_failed(const std::vector<Rank>& ranks, const std::vector<int>& ended) {
@@ -173,8 +176,9 @@ int first_failed(const std::vector<Rank>& ranks, const std::vector<int>& ended) 
 
 void run_launch(const LaunchCli& o) {
   RLFT_CHECK_AS(UsageError, o.nproc >= 1, "--nproc {}: must be >= 1", o.nproc);
-  RLFT_CHECK_AS(UsageError, !o.command.empty(), "rlft launch: give the command after --, e.g. "
-                                                "rlft launch --nproc 2 -- train CONFIG");
+  RLFT_CHECK_AS(UsageError, !o.command.empty(),
+                "rlft launch: give the command after --, e.g. "
+                "rlft launch --nproc 2 -- train CONFIG");
   RLFT_CHECK_AS(UsageError, o.command.front() != "launch", "rlft launch: the command cannot be launch itself");
   char buf[4096];
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -231,8 +235,8 @@ void run_launch(const LaunchCli& o) {
         std::fprintf(stderr, "rlft launch: rank %d (pid %d) %s; stopping the other ranks\n", f.rank,
                      static_cast<int>(f.pid), describe_exit(f.status).c_str());
         signal_running(ranks, SIGTERM);
-        kill_at = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(static_cast<int64_t>(o.grace_s * 1000.0));
+        kill_at =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.grace_s * 1000.0));
       }
     } else if (std::chrono::steady_clock::now() >= kill_at) {
       signal_running(ranks, SIGKILL);

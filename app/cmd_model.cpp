@@ -5,9 +5,9 @@
 //   logits DIR --ids 1,2,3 [--step] [--dtype D] -o FILE.npy
 //                                               float32 logits [T, V] of one token sequence;
 //                                               --step feeds one token at a time through the KV cache
+#include <ATen/ATen.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <ATen/ATen.h>
 
 #include <fmt/format.h>
 
@@ -53,10 +53,8 @@ void write_npy(const std::string& path, const at::Tensor& tensor) {
   RLFT_CHECK(out.good(), "write failed: {}", path);
 }
 
-
 policy::ModelConfig read_config_file(const std::string& path, const ArchRegistry& registry) {
-  if (fs::path(path).extension() == ".json" || fs::is_directory(path))
-    return policy::load_model_config(path, registry);
+  if (fs::path(path).extension() == ".json" || fs::is_directory(path)) return policy::load_model_config(path, registry);
   const ConfigView view = ConfigView::load(path);
   RLFT_CHECK_AS(ConfigError, view.has("model"), "{}: no `model:` section (the model's config.json keys)", path);
   return policy::read_model_config_yaml(view.section("model"), registry);
@@ -104,7 +102,8 @@ void run_info(const InfoOptions& o) {
   std::map<std::string, int64_t> dtypes;
   for (const auto& n : reader.names()) dtypes[reader.info(n).dtype] += 1;
   std::string dtype_list;
-  for (const auto& [d, n] : dtypes) dtype_list += fmt::format("{}{} ({} tensors)", dtype_list.empty() ? "" : ", ", d, n);
+  for (const auto& [d, n] : dtypes)
+    dtype_list += fmt::format("{}{} ({} tensors)", dtype_list.empty() ? "" : ", ", d, n);
   if (o.json) {
     nlohmann::json j;
     j["path"] = o.dir;

@@ -4,8 +4,8 @@
 
 #include <ctime>
 #include <fstream>
-#include <map>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "app/cli.h"

@@ -64,18 +64,23 @@ void add_serve_command(CLI::App& app) {
   CLI::App* serve = app.add_subcommand("serve", "A web page to watch runs and to collect human preferences");
   auto o = std::make_shared<serve::ServeOptions>();
   serve->add_option("--store", o->store_path, "the run store")->capture_default_str();
-  serve->add_option("--host", o->host, "address to listen on (loopback only unless you say otherwise)")->capture_default_str();
+  serve->add_option("--host", o->host, "address to listen on (loopback only unless you say otherwise)")
+      ->capture_default_str();
   serve->add_option("--port", o->port, "port; 0 picks a free one (printed)")->capture_default_str();
-  serve->add_flag("--public-dashboard", o->public_dashboard, "let anyone who reaches the port read runs without a token");
-  serve->add_option("--max-body-bytes", o->max_body_bytes, "larger request bodies are refused (413)")->capture_default_str();
-  serve->add_option("--refresh-s", o->refresh_s, "pages of running runs refresh this often (0: never)")->capture_default_str();
+  serve->add_flag("--public-dashboard", o->public_dashboard,
+                  "let anyone who reaches the port read runs without a token");
+  serve->add_option("--max-body-bytes", o->max_body_bytes, "larger request bodies are refused (413)")
+      ->capture_default_str();
+  serve->add_option("--refresh-s", o->refresh_s, "pages of running runs refresh this often (0: never)")
+      ->capture_default_str();
   add_token_commands(*serve);
   serve->callback([serve, o] {
     if (serve->got_subcommand("token")) return;
     serve::run_server(*o, [&](const std::string& url) {
       std::cout << "rlft serve: listening on " << url << std::endl;
       if (o->host != "127.0.0.1" && o->host != "localhost" && o->host != "::1")
-        std::fprintf(stderr, "rlft serve: warning: listening on %s, not loopback: anyone who reaches it can try tokens\n",
+        std::fprintf(stderr,
+                     "rlft serve: warning: listening on %s, not loopback: anyone who reaches it can try tokens\n",
                      o->host.c_str());
     });
   });

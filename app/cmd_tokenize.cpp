@@ -48,7 +48,6 @@ std::string input_text(const std::string& input) {
   return input == "-" ? read_all(std::cin) : input;
 }
 
-
 /// --jsonl: each input line a JSON string (or, with --decode, a JSON list of ids); each output
 /// line its ids (or its text). Lines are processed in batches across threads.
 void run_jsonl(const Tokenizer& tok, const TokenizeOptions& o) {

@@ -31,14 +31,14 @@ void ensure_fast_path(int argc, char** argv);
 std::string preferred_core_type();
 
 struct Info {
-  std::string library;   ///< the shared object that provides sgemm_ (path)
-  std::string vendor;    ///< "OpenBLAS", "reference BLAS" or "unknown"
-  std::string config;    ///< openblas_get_config(), when OpenBLAS
-  std::string core;      ///< openblas_get_corename(), when OpenBLAS
-  std::string core_env;  ///< OPENBLAS_CORETYPE as this process sees it ("" when unset)
+  std::string library;          ///< the shared object that provides sgemm_ (path)
+  std::string vendor;           ///< "OpenBLAS", "reference BLAS" or "unknown"
+  std::string config;           ///< openblas_get_config(), when OpenBLAS
+  std::string core;             ///< openblas_get_corename(), when OpenBLAS
+  std::string core_env;         ///< OPENBLAS_CORETYPE as this process sees it ("" when unset)
   std::string omp_wait_policy;  ///< OMP_WAIT_POLICY as this process sees it ("" when unset)
   std::string thread_timeout;   ///< OPENBLAS_THREAD_TIMEOUT as this process sees it ("" when unset)
-  int threads = 0;       ///< openblas_get_num_threads(), when OpenBLAS
+  int threads = 0;              ///< openblas_get_num_threads(), when OpenBLAS
 };
 /// Which BLAS this process actually uses.
 Info info();

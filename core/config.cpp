@@ -10,8 +10,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -319,7 +319,9 @@ std::string ConfigView::hash(const std::vector<std::string>& ignore) const {
   return fmt::format("{:016x}", h);
 }
 
-std::string ConfigView::run_hash() const { return hash({"run.log_level", "run.threads", "distributed.timeout_s"}); }
+std::string ConfigView::run_hash() const {
+  return hash({"run.log_level", "run.threads", "distributed.timeout_s"});
+}
 
 SourceLoc ConfigView::location(const std::string& key) const {
   const Node* n = key.empty() ? node_ : find(key, false, false);

@@ -10,8 +10,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -21,7 +21,6 @@
 
 namespace rlft {
 
-
 std::string SourceLoc::str() const {
   if (line <= 0) return file;
   return fmt::format("{}:{}:{}", file, line, column);
@@ -30,7 +29,6 @@ std::string SourceLoc::str() const {
 namespace config_detail {
 
 using Kind = Node::Kind;
-
 
 std::string describe(const Node* n) {
   if (!n) return "(missing)";

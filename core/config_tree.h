@@ -45,7 +45,6 @@ struct Tree {
   std::string file;
 };
 
-
 /// A value as an error message quotes it ("(missing)", the scalar, "{…}", "[…]").
 std::string describe(const Node* n);
 /// Throws ConfigError "loc: key = value: what" (key and value left out when empty/null).

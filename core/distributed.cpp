@@ -81,12 +81,15 @@ void Options::validate() const {
                     "must be > 0 (seconds a collective may wait for the other ranks)");
 }
 
-
 namespace {
 
 // The store keys of the failure diagnosis.
-std::string heartbeat_key(int rank) { return fmt::format("rlft/heartbeat/{}", rank); }
-std::string progress_key(int rank) { return fmt::format("rlft/progress/{}", rank); }
+std::string heartbeat_key(int rank) {
+  return fmt::format("rlft/heartbeat/{}", rank);
+}
+std::string progress_key(int rank) {
+  return fmt::format("rlft/progress/{}", rank);
+}
 
 c10::intrusive_ptr<c10d::TCPStore> store_client(const Env& env, std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions so;
@@ -118,8 +121,8 @@ struct Context::Impl {
   }
   std::chrono::milliseconds timeout{600000};
   at::Device device{at::kCPU};  // where NCCL needs the tensors
-  int64_t seq = 0;            // collectives entered
-  double waited_s = 0.0;      // seconds in collectives since take_collective_seconds()
+  int64_t seq = 0;              // collectives entered
+  double waited_s = 0.0;        // seconds in collectives since take_collective_seconds()
 
   // The heartbeat: a thread with its own store connection.
   std::thread beat_thread;
@@ -188,7 +191,8 @@ struct Context::Impl {
           their_seq = std::strtoll(at.c_str(), nullptr, 10);
         }
         if (their_seq < seq)
-          findings.push_back(fmt::format("rank {} is alive but has not reached {} #{} (it is at #{})", r, what, seq, at));
+          findings.push_back(
+              fmt::format("rank {} is alive but has not reached {} #{} (it is at #{})", r, what, seq, at));
       }
       if (findings.empty()) return "every peer is alive and has reached this collective";
       return fmt::format("{}", fmt::join(findings, "; "));
@@ -216,10 +220,14 @@ struct Context::Impl {
     waited_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
-  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+  static std::string first_line(const std::string& s) {
+    return s.substr(0, s.find('\n'));
+  }
 
   // NCCL reduces only CUDA tensors: CPU ones travel through the device and back.
-  bool staged(const at::Tensor& t) const { return device.is_cuda() && !t.is_cuda(); }
+  bool staged(const at::Tensor& t) const {
+    return device.is_cuda() && !t.is_cuda();
+  }
 };
 
 Context::Context(Env env, std::string backend, std::unique_ptr<Impl> impl)

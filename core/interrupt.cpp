@@ -32,8 +32,14 @@ void install_stop_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool stop_requested() { return g_stop.load(); }
-int stop_signal() { return g_signal.load(); }
-void request_stop() { g_stop.store(true); }
+bool stop_requested() {
+  return g_stop.load();
+}
+int stop_signal() {
+  return g_signal.load();
+}
+void request_stop() {
+  g_stop.store(true);
+}
 
 }  // namespace rlft

@@ -17,7 +17,8 @@ ChatMessage parse_chat_message(const nlohmann::json& m, const std::string& at,
     fail(field, what);
     throw Error(fmt::format("{}: {}", field, what));  // fail() throws; this keeps the compiler sure
   };
-  if (!m.is_object()) bad(at, fmt::format("must be a chat message {{\"role\", \"content\"}}, got {}", json_type_name(m)));
+  if (!m.is_object())
+    bad(at, fmt::format("must be a chat message {{\"role\", \"content\"}}, got {}", json_type_name(m)));
   auto role = m.find("role");
   auto content = m.find("content");
   if (role == m.end()) bad(at + ".role", "is missing");

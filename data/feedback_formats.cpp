@@ -50,7 +50,8 @@ class Line {
     bool any_text = false;
     for (std::size_t i = 0; i < v.size(); ++i) {
       const std::string at = fmt::format("{}[{}]", field, i);
-      t.messages.push_back(parse_chat_message(v[i], at, [this](const std::string& f, const std::string& w) { fail(f, w); }));
+      t.messages.push_back(
+          parse_chat_message(v[i], at, [this](const std::string& f, const std::string& w) { fail(f, w); }));
       any_text = any_text || !is_blank(t.messages.back().content);
     }
     if (!any_text) fail(field, "has no text (every message is empty)");

@@ -142,7 +142,9 @@ constexpr const char* kRunColumns =
 
 }  // namespace
 
-int store_schema_version() { return kSchemaVersion; }
+int store_schema_version() {
+  return kSchemaVersion;
+}
 
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -256,7 +258,9 @@ void Store::add_rollouts(int64_t run_id, const std::vector<RolloutRecord>& rollo
     nlohmann::json parts = nlohmann::json::object();
     for (const auto& [name, value] : r.parts) parts[name] = value;
     q.bind(1, run_id).bind(2, r.step).bind(3, r.prompt_index).bind(4, r.sample_index).bind(5, r.prompt);
-    q.bind(6, r.completion).bind(7, r.reward).bind(8, parts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    q.bind(6, r.completion)
+        .bind(7, r.reward)
+        .bind(8, parts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     q.bind(9, r.advantage).bind(10, r.finish_reason).bind(11, r.policy_version).run();
   }
   tx.commit();
@@ -268,8 +272,10 @@ std::vector<RolloutRecord> Store::rollouts(int64_t run_id, std::optional<int64_t
                       "finish_reason, policy_version FROM rollouts WHERE run_id = ? AND (? IS NULL OR step = ?) "
                       "ORDER BY step, prompt_index, sample_index LIMIT ?");
   q.bind(1, run_id);
-  if (step) q.bind(2, *step).bind(3, *step);
-  else q.bind_null(2).bind_null(3);
+  if (step)
+    q.bind(2, *step).bind(3, *step);
+  else
+    q.bind_null(2).bind_null(3);
   q.bind(4, limit);
   std::vector<RolloutRecord> out;
   while (q.step()) {

@@ -4,9 +4,9 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "policy/shape.h"
 #include "policy/arch/arch.h"
 #include "policy/kernels/small_gemm.h"
+#include "policy/shape.h"
 
 namespace rlft::policy {
 
@@ -29,8 +29,8 @@ TransformerImpl::TransformerImpl(const ModelConfig& config, const std::vector<La
 
 CausalLMImpl::CausalLMImpl(ModelConfig config, const std::vector<LayerPlan>& plans, const ModelOptions& options)
     : config_(std::move(config)), options_(options) {
-  RLFT_CHECK(static_cast<int64_t>(plans.size()) >= config_.num_hidden_layers,
-             "model: {} layer plans for {} layers", plans.size(), config_.num_hidden_layers);
+  RLFT_CHECK(static_cast<int64_t>(plans.size()) >= config_.num_hidden_layers, "model: {} layer plans for {} layers",
+             plans.size(), config_.num_hidden_layers);
   const auto p = at::TensorOptions().dtype(options.dtype).device(options.device);
   model = register_module("model", Transformer(config_, plans, p));
   if (!config_.tie_word_embeddings)
@@ -39,7 +39,9 @@ CausalLMImpl::CausalLMImpl(ModelConfig config, const std::vector<LayerPlan>& pla
     if (model->decoder_layers[i]->is_moe()) moe_layers_.push_back(static_cast<int64_t>(i));
 }
 
-at::Tensor CausalLMImpl::lm_head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
+at::Tensor CausalLMImpl::lm_head_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
 
 at::Tensor CausalLMImpl::head(const at::Tensor& hidden) const {
   return policy::linear(hidden, lm_head_weight()).to(at::kFloat);
@@ -89,12 +91,13 @@ ForwardOutput CausalLMImpl::forward(const ForwardInputs& in) {
       segments = at::cat({at::zeros({B, 1}, positions.options()), starts.to(at::kLong)}, 1).cumsum(1);
     }
   } else {
-    const auto base = in.cache ? in.cache->next_positions().to(device).unsqueeze(1) : at::zeros({B, 1}, tokens.options());
+    const auto base =
+        in.cache ? in.cache->next_positions().to(device).unsqueeze(1) : at::zeros({B, 1}, tokens.options());
     positions = (base + valid.to(at::kLong).cumsum(1) - 1).masked_fill(valid.logical_not(), -1);
   }
   if (in.replay_routing)
-    RLFT_CHECK(in.replay_routing->size() == moe_layers_.size(),
-               "routing replay: {} tensors for {} MoE layers", in.replay_routing->size(), moe_layers_.size());
+    RLFT_CHECK(in.replay_routing->size() == moe_layers_.size(), "routing replay: {} tensors for {} MoE layers",
+               in.replay_routing->size(), moe_layers_.size());
 
   const bool want_switch = in.balance && in.balance->switch_coef > 0.0;
   const bool want_seq = in.balance && in.balance->seq_alpha > 0.0;
@@ -108,7 +111,8 @@ ForwardOutput CausalLMImpl::forward(const ForwardInputs& in) {
     if (!trunk) return;
     if (in.record_routing) out.routing.push_back(m.indices.view({B, T, -1}));
     if (m.switch_terms) switch_parts.push_back(*m.switch_terms);
-    if (want_seq) seq_parts.push_back(sequence_balance_loss(m.scores.view({B, T, -1}), m.indices.view({B, T, -1}), valid));
+    if (want_seq)
+      seq_parts.push_back(sequence_balance_loss(m.scores.view({B, T, -1}), m.indices.view({B, T, -1}), valid));
   };
 
   auto x = model->embed_tokens(tokens);  // [B, T, D]
@@ -148,8 +152,9 @@ ForwardOutput CausalLMImpl::forward(const ForwardInputs& in) {
     at::Tensor previous = h;
     for (size_t k = 1; k <= model->mtp_layers.size(); ++k) {
       const auto shift = static_cast<int64_t>(k);
-      const auto next = shift < T ? at::cat({tokens.narrow(1, shift, T - shift), at::zeros({B, shift}, tokens.options())}, 1)
-                                  : at::zeros_like(tokens);
+      const auto next = shift < T
+                            ? at::cat({tokens.narrow(1, shift, T - shift), at::zeros({B, shift}, tokens.options())}, 1)
+                            : at::zeros_like(tokens);
       LayerInputs li;
       li.attention.positions = positions;
       li.attention.segments = segments;

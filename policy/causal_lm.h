@@ -63,13 +63,13 @@ struct ForwardInputs {
   /// offset), -1 on padding. Given without a cache, rows may hold packed sequences: a
   /// position that does not follow its predecessor starts a new sequence.
   at::Tensor positions;
-  KvCache* cache = nullptr;   ///< read and extended when set (inference only)
+  KvCache* cache = nullptr;  ///< read and extended when set (inference only)
   /// Experts to reuse, one [B, T, K] int64 per trunk MoE layer (ForwardOutput::routing of
   /// an earlier forward, e.g. rollout's); null = route afresh.
   const std::vector<at::Tensor>* replay_routing = nullptr;
   bool record_routing = false;  ///< fill ForwardOutput::routing
   LogitsScope logits = LogitsScope::kAll;
-  bool return_hidden = false;   ///< fill ForwardOutput::hidden
+  bool return_hidden = false;  ///< fill ForwardOutput::hidden
   /// Run the MTP modules (no cache): mtp_logits and mtp_loss.
   bool mtp = false;
   std::optional<BalanceLossOptions> balance;  ///< compute aux_loss when set
@@ -95,20 +95,20 @@ struct ForwardOutput {
 
 /// Parameter counts for `rlft model info`.
 struct ParamCounts {
-  int64_t total = 0;       ///< every parameter, MTP included, tied head counted once
-  int64_t mtp = 0;         ///< MTP modules (without the shared embedding and head)
-  int64_t embedding = 0;   ///< model.embed_tokens
-  int64_t active = 0;      ///< per token in the trunk: total − mtp − the routed experts not chosen
+  int64_t total = 0;      ///< every parameter, MTP included, tied head counted once
+  int64_t mtp = 0;        ///< MTP modules (without the shared embedding and head)
+  int64_t embedding = 0;  ///< model.embed_tokens
+  int64_t active = 0;     ///< per token in the trunk: total − mtp − the routed experts not chosen
 };
 
 class TransformerImpl : public torch::nn::Module {
  public:
   TransformerImpl(const ModelConfig& config, const std::vector<LayerPlan>& plans, const at::TensorOptions& p);
-  Embedding embed_tokens{nullptr};            // [V, D]
-  torch::nn::ModuleList layers{nullptr};      // L decoder layers, then the MTP modules
-  RmsNorm norm{nullptr};                      // [D]
-  std::vector<DecoderLayer> decoder_layers;   ///< the first L of `layers`
-  std::vector<MtpLayer> mtp_layers;           ///< the MTP modules, depth order
+  Embedding embed_tokens{nullptr};           // [V, D]
+  torch::nn::ModuleList layers{nullptr};     // L decoder layers, then the MTP modules
+  RmsNorm norm{nullptr};                     // [D]
+  std::vector<DecoderLayer> decoder_layers;  ///< the first L of `layers`
+  std::vector<MtpLayer> mtp_layers;          ///< the MTP modules, depth order
 };
 TORCH_MODULE(Transformer);
 

@@ -177,6 +177,8 @@ std::unique_ptr<KeySource> json_source(const nlohmann::json& object, const std::
   return std::make_unique<JsonSource>(object, source, "");
 }
 
-std::unique_ptr<KeySource> yaml_source(const ConfigView& view) { return std::make_unique<YamlSource>(view); }
+std::unique_ptr<KeySource> yaml_source(const ConfigView& view) {
+  return std::make_unique<YamlSource>(view);
+}
 
 }  // namespace rlft::policy

@@ -8,7 +8,8 @@ DecoderLayerImpl::DecoderLayerImpl(const LayerPlan& plan, const at::TensorOption
     mla = register_module("self_attn", Mla(plan.mla, p));
   else
     gqa = register_module("self_attn", Attention(plan.gqa, p));
-  post_attention_layernorm = register_module("post_attention_layernorm", RmsNorm(plan.hidden_size, plan.rms_norm_eps, p));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", RmsNorm(plan.hidden_size, plan.rms_norm_eps, p));
   if (plan.ffn == LayerPlan::FeedForward::kMoe)
     moe = register_module("mlp", Moe(plan.moe, p));
   else

@@ -55,10 +55,10 @@ class DecoderLayerImpl : public torch::nn::Module {
 
   RmsNorm input_layernorm{nullptr};           // [D]
   RmsNorm post_attention_layernorm{nullptr};  // [D]
-  Attention gqa{nullptr};  ///< registered as "self_attn"
-  Mla mla{nullptr};        ///< registered as "self_attn"
-  Mlp mlp{nullptr};        ///< registered as "mlp"
-  Moe moe{nullptr};        ///< registered as "mlp"
+  Attention gqa{nullptr};                     ///< registered as "self_attn"
+  Mla mla{nullptr};                           ///< registered as "self_attn"
+  Mlp mlp{nullptr};                           ///< registered as "mlp"
+  Moe moe{nullptr};                           ///< registered as "mlp"
 
  private:
   LayerPlan plan_;

@@ -62,13 +62,13 @@ void LayerKvCache::evict(int64_t window, int64_t n_sink_tokens, const at::Tensor
   if (window <= 0 || length_ == 0) return;
   const int64_t bound = std::max<int64_t>(2 * (window + n_sink_tokens), 64);
   if (length_ < bound) return;
-  const auto pos = positions_.narrow(1, 0, length_);                         // [B, S]
-  const auto next = next_positions.to(pos.device()).unsqueeze(1);            // [B, 1]
+  const auto pos = positions_.narrow(1, 0, length_);               // [B, S]
+  const auto next = next_positions.to(pos.device()).unsqueeze(1);  // [B, 1]
   const auto live = (pos >= 0).logical_and((pos < n_sink_tokens).logical_or(pos > next - window));
   // Stable sort puts dead slots first and keeps the live ones in order; keep the last L.
   const auto order = std::get<1>(live.to(at::kInt).sort(/*stable=*/true, /*dim=*/1, /*descending=*/false));
   const int64_t keep = live.sum(1).max().item<int64_t>();
-  const auto index = order.narrow(1, length_ - keep, keep);                 // [B, L]
+  const auto index = order.narrow(1, length_ - keep, keep);  // [B, L]
   for (size_t i = 0; i < buffers_.size(); ++i) {
     const int64_t d = slot_dims_[i];
     const auto buf = buffers_[i].narrow(d, 0, length_);
@@ -126,7 +126,9 @@ void KvCache::select_rows(const at::Tensor& index) {
   batch_size_ = index.size(0);
 }
 
-int64_t KvCache::length() const { return layers_.empty() ? 0 : layers_.front().length(); }
+int64_t KvCache::length() const {
+  return layers_.empty() ? 0 : layers_.front().length();
+}
 
 int64_t KvCache::bytes() const {
   int64_t n = 0;

@@ -41,7 +41,7 @@ class LayerKvCache {
   void reserve(int64_t slots);
   std::vector<at::Tensor> buffers_;  // capacity along each slot axis
   std::vector<int64_t> slot_dims_;
-  at::Tensor positions_;             // [B, capacity] int64
+  at::Tensor positions_;  // [B, capacity] int64
   int64_t length_ = 0;
 };
 

@@ -99,9 +99,9 @@ std::string architecture_name(const KeySource& source, const ArchRegistry& regis
     source.fail("architectures", fmt::format("missing (and no model_type): known architectures are {}",
                                              fmt::join(registry.names(), ", ")));
   if (!registry.contains(name))
-    source.fail(archs.empty() ? "model_type" : "architectures",
-                fmt::format("unknown architecture '{}': known architectures are {}", name,
-                            fmt::join(registry.names(), ", ")));
+    source.fail(
+        archs.empty() ? "model_type" : "architectures",
+        fmt::format("unknown architecture '{}': known architectures are {}", name, fmt::join(registry.names(), ", ")));
   return name;
 }
 

@@ -36,11 +36,11 @@ struct RopeScaling {
   double beta_slow = 1.0;        ///< yarn: interpolation boundary (rotations)
   double mscale = 0.0;           ///< yarn: 0 = absent
   double mscale_all_dim = 0.0;   ///< yarn: 0 = absent; DeepSeek multiplies the softmax scale by mscale(factor, this)^2
-  std::optional<double> attention_factor;  ///< yarn: explicit cos/sin scale
+  std::optional<double> attention_factor;        ///< yarn: explicit cos/sin scale
   int64_t original_max_position_embeddings = 0;  ///< yarn, llama3: pre-training context; 0 = absent
-  double low_freq_factor = 1.0;   ///< llama3
-  double high_freq_factor = 4.0;  ///< llama3
-  bool truncate = true;           ///< yarn: floor/ceil the correction range
+  double low_freq_factor = 1.0;                  ///< llama3
+  double high_freq_factor = 4.0;                 ///< llama3
+  bool truncate = true;                          ///< yarn: floor/ceil the correction range
 };
 
 /// A broken relation between config keys, reported with the key named: through `source`
@@ -108,38 +108,38 @@ struct MoeConfig {
 
 struct ModelConfig {
   // --- identity -----------------------------------------------------------------------------
-  std::string architecture;  ///< `architectures[0]`, e.g. "DeepseekV3ForCausalLM"
-  std::string model_type;    ///< e.g. "deepseek_v3"
+  std::string architecture;             ///< `architectures[0]`, e.g. "DeepseekV3ForCausalLM"
+  std::string model_type;               ///< e.g. "deepseek_v3"
   std::string torch_dtype = "float32";  ///< dtype of the stored weights, as config.json says
 
   // --- trunk --------------------------------------------------------------------------------
   int64_t vocab_size = 0;
-  int64_t hidden_size = 0;               ///< D
-  int64_t intermediate_size = 0;         ///< dense MLP width
-  int64_t num_hidden_layers = 0;         ///< decoder layers, MTP layers not counted
-  int64_t num_attention_heads = 0;       ///< H
-  int64_t num_key_value_heads = 0;       ///< H_kv (GQA); = H for MHA and MLA
-  int64_t head_dim = 0;                  ///< per-head width (GQA); DeepSeek: qk_rope_head_dim
-  std::string hidden_act = "silu";       ///< only SiLU (SwiGLU MLPs) is supported
+  int64_t hidden_size = 0;          ///< D
+  int64_t intermediate_size = 0;    ///< dense MLP width
+  int64_t num_hidden_layers = 0;    ///< decoder layers, MTP layers not counted
+  int64_t num_attention_heads = 0;  ///< H
+  int64_t num_key_value_heads = 0;  ///< H_kv (GQA); = H for MHA and MLA
+  int64_t head_dim = 0;             ///< per-head width (GQA); DeepSeek: qk_rope_head_dim
+  std::string hidden_act = "silu";  ///< only SiLU (SwiGLU MLPs) is supported
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
-  bool tie_word_embeddings = false;      ///< lm_head shares model.embed_tokens.weight
-  double initializer_range = 0.02;       ///< std of the normal init of linear and embedding weights
+  bool tie_word_embeddings = false;  ///< lm_head shares model.embed_tokens.weight
+  double initializer_range = 0.02;   ///< std of the normal init of linear and embedding weights
   std::optional<int64_t> bos_token_id;
-  std::vector<int64_t> eos_token_id;     ///< one or several
+  std::vector<int64_t> eos_token_id;  ///< one or several
   std::optional<int64_t> pad_token_id;
 
   // --- attention ----------------------------------------------------------------------------
-  bool qkv_bias = false;     ///< q/k/v projections carry a bias (Qwen2: always; Llama/Qwen3: attention_bias)
-  bool o_bias = false;       ///< o_proj carries a bias (Llama/Qwen3/DeepSeek: attention_bias)
-  bool qk_norm = false;      ///< per-head RMSNorm of q and k before RoPE (Qwen3)
-  bool mlp_bias = false;     ///< Llama: biases in the MLP projections
+  bool qkv_bias = false;  ///< q/k/v projections carry a bias (Qwen2: always; Llama/Qwen3: attention_bias)
+  bool o_bias = false;    ///< o_proj carries a bias (Llama/Qwen3/DeepSeek: attention_bias)
+  bool qk_norm = false;   ///< per-head RMSNorm of q and k before RoPE (Qwen3)
+  bool mlp_bias = false;  ///< Llama: biases in the MLP projections
   bool use_sliding_window = false;
-  int64_t sliding_window = 0;      ///< W: a query sees keys with position > its own - W
-  int64_t max_window_layers = 0;   ///< layers with index >= this use the window (Qwen semantics)
-  int64_t num_sink_tokens = 0;     ///< rlft: the first S positions stay visible under the window
+  int64_t sliding_window = 0;     ///< W: a query sees keys with position > its own - W
+  int64_t max_window_layers = 0;  ///< layers with index >= this use the window (Qwen semantics)
+  int64_t num_sink_tokens = 0;    ///< rlft: the first S positions stay visible under the window
 
   // --- family blocks ------------------------------------------------------------------------
   std::optional<MlaConfig> mla;  ///< set: the attention is MLA (DeepSeek); unset: GQA

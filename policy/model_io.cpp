@@ -15,11 +15,16 @@ namespace fs = std::filesystem;
 
 std::string dtype_name(at::ScalarType dtype) {
   switch (dtype) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    case at::kDouble: return "float64";
-    default: throw Error(fmt::format("dtype {} is not a model dtype (float32, bfloat16, float16)", c10::toString(dtype)));
+    case at::kFloat:
+      return "float32";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kHalf:
+      return "float16";
+    case at::kDouble:
+      return "float64";
+    default:
+      throw Error(fmt::format("dtype {} is not a model dtype (float32, bfloat16, float16)", c10::toString(dtype)));
   }
 }
 

@@ -30,9 +30,9 @@ class MtpLayerImpl : public DecoderLayerImpl {
   /// output), next_embeddings [B, T, D] = Emb(t_{i+k}) (zero past the end) -> h^k [B, T, D].
   LayerOutput forward_mtp(const at::Tensor& previous, const at::Tensor& next_embeddings, const LayerInputs& in);
 
-  RmsNorm enorm{nullptr};          // [D]
-  RmsNorm hnorm{nullptr};          // [D]
-  Linear eh_proj{nullptr};         // [D, 2D]
+  RmsNorm enorm{nullptr};   // [D]
+  RmsNorm hnorm{nullptr};   // [D]
+  Linear eh_proj{nullptr};  // [D, 2D]
   MtpSharedHead shared_head{nullptr};
 };
 TORCH_MODULE(MtpLayer);

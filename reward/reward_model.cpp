@@ -1,8 +1,8 @@
 #include "reward/reward_model.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <nlohmann/json.hpp>
 #include <torch/utils.h>
+#include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
@@ -38,13 +38,14 @@ at::Tensor RewardModelImpl::forward(const at::Tensor& tokens, const at::Tensor& 
   in.return_hidden = true;
   const auto out = backbone->forward(in);
   const auto last = out.hidden.select(1, tokens.size(1) - 1).to(at::kFloat);  // [B, D]
-  return at::linear(last, score_weight, score_bias).squeeze(-1);               // [B]
+  return at::linear(last, score_weight, score_bias).squeeze(-1);              // [B]
 }
 
 RewardModel load_reward_model(const std::string& dir, const policy::ModelOptions& options) {
   const fs::path meta = fs::path(dir) / "reward_model.json";
-  RLFT_CHECK(fs::exists(meta), "{} is not a reward-model directory: it has no reward_model.json (train one with "
-                               "`rlft rm train`)",
+  RLFT_CHECK(fs::exists(meta),
+             "{} is not a reward-model directory: it has no reward_model.json (train one with "
+             "`rlft rm train`)",
              dir);
   policy::ModelOptions mo = options;
   mo.mtp = false;
@@ -69,8 +70,7 @@ void load_reward_head(RewardModel& model, const std::string& dir) {
   const auto path = (fs::path(dir) / "score.safetensors").string();
   RLFT_CHECK(fs::exists(path), "{}: missing score.safetensors (the reward head)", dir);
   const auto t = checkpoint::read_safetensors(path);
-  for (const char* name : {"score.weight", "score.bias"})
-    RLFT_CHECK(t.count(name), "{}: no tensor {}", path, name);
+  for (const char* name : {"score.weight", "score.bias"}) RLFT_CHECK(t.count(name), "{}: no tensor {}", path, name);
   const auto& w = t.at("score.weight");
   RLFT_CHECK(w.sizes() == model->score_weight.sizes(), "{}: score.weight is {}, expected [1, {}]", path,
              fmt::format("{}", fmt::join(w.sizes(), ", ")), model->score_weight.size(1));
@@ -84,8 +84,7 @@ std::vector<int64_t> reward_input_ids(const tokenizer::Tokenizer& tok, const std
   const auto ids = tok.encode(prompt + completion, true);
   std::vector<int64_t> out(ids.begin(), ids.end());
   out.push_back(eos_id);
-  if (max_length > 0 && static_cast<int64_t>(out.size()) > max_length)
-    out.erase(out.begin(), out.end() - max_length);
+  if (max_length > 0 && static_cast<int64_t>(out.size()) > max_length) out.erase(out.begin(), out.end() - max_length);
   return out;
 }
 
@@ -114,7 +113,8 @@ std::vector<double> score_texts(RewardModel& model, const tokenizer::Tokenizer& 
   for (size_t b = 0; b < prompts.size(); b += static_cast<size_t>(batch_size)) {
     const size_t e = std::min(prompts.size(), b + static_cast<size_t>(batch_size));
     std::vector<std::vector<int64_t>> rows;
-    for (size_t i = b; i < e; ++i) rows.push_back(reward_input_ids(tok, prompts[i], completions[i], eos_id, max_length));
+    for (size_t i = b; i < e; ++i)
+      rows.push_back(reward_input_ids(tok, prompts[i], completions[i], eos_id, max_length));
     const auto [tokens, mask] = left_pad(rows, device);
     const auto s = model->forward(tokens, mask).to(at::kCPU, at::kDouble);
     for (int64_t i = 0; i < s.size(0); ++i) out.push_back(s[i].item<double>());
@@ -163,7 +163,8 @@ std::unique_ptr<RewardFn> make_reward_model_reward(const std::string& name, cons
   const auto max_length = s.get<int64_t>("max_length", 0);
   auto device = s.get<std::string>("device", "");
   s.check(!path.empty(), "path", "a reward-model directory (from `rlft rm train`) is required");
-  s.check(fs::exists(fs::path(path) / "reward_model.json"), "path", "not a reward-model directory (no reward_model.json)");
+  s.check(fs::exists(fs::path(path) / "reward_model.json"), "path",
+          "not a reward-model directory (no reward_model.json)");
   s.check(batch >= 1, "batch_size", "must be >= 1");
   s.check(max_length >= 0, "max_length", "must be >= 0 (0 = no limit)");
   if (device.empty()) device = context.device == "auto" ? "cpu" : context.device;

@@ -19,7 +19,8 @@ std::vector<std::pair<std::string, double>> EvalResult::metrics() const {
                                                    {"eval/reward_mean", reward_mean},
                                                    {"eval/response_length", response_length},
                                                    {"eval/seconds", seconds}};
-  if (samples > prompts) m.emplace_back(fmt::format("eval/pass@{}", samples / std::max<int64_t>(prompts, 1)), pass_at_k);
+  if (samples > prompts)
+    m.emplace_back(fmt::format("eval/pass@{}", samples / std::max<int64_t>(prompts, 1)), pass_at_k);
   for (const auto& [name, value] : parts) m.emplace_back("eval/" + name, value);
   return m;
 }
@@ -95,8 +96,10 @@ EvalResult evaluate(Job& job, const std::vector<data::Example>& all, const EvalO
   r.pass_at_k = sums[1] / static_cast<double>(n);
   r.response_length = sums[2] / static_cast<double>(r.samples);
   for (const auto& [name, value] : scores.summary()) {
-    if (name == "reward_mean") r.reward_mean = value;
-    else if (name.rfind("reward/", 0) == 0) r.parts.emplace_back(name, value);
+    if (name == "reward_mean")
+      r.reward_mean = value;
+    else if (name.rfind("reward/", 0) == 0)
+      r.parts.emplace_back(name, value);
   }
   if (was_training) model->train();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

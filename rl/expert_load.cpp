@@ -47,7 +47,7 @@ void LoadAccumulator::append_metrics(Metrics& m) const {
 }
 
 void update_trunk_router_bias(policy::CausalLM& model, const std::vector<policy::RouterStats>& loads, double gamma) {
-  if (gamma <= 0 || model->config().topk_method != "noaux_tc") return;
+  if (gamma <= 0 || !model->has_router_bias()) return;
   std::vector<policy::RouterStats> trunk;
   for (const auto& s : loads)
     if (s.layer < model->config().num_hidden_layers) trunk.push_back(s);

@@ -34,8 +34,7 @@ class LoadAccumulator {
 
 /// DeepSeek-V3's aux-loss-free balancing after an optimizer step: moves the router biases of
 /// the trunk's MoE layers (MTP layers are left alone) by `gamma` against their loads. Does
-/// nothing when gamma is 0 or the model's routers select without a bias (topk_method other
-/// than noaux_tc).
+/// nothing when gamma is 0 or the model has no balanced router bias (CausalLM::has_router_bias).
 void update_trunk_router_bias(policy::CausalLM& model, const std::vector<policy::RouterStats>& loads, double gamma);
 
 }  // namespace rlft::rl

@@ -63,8 +63,10 @@ GradientSyncReport GradientSync::sync() {
     for (const int64_t i : buckets[k].members) {
       auto& p = params_[static_cast<size_t>(i)];
       const auto slice = flats[k].narrow(0, offset, p.numel()).view(p.sizes());
-      if (p.grad().defined()) p.mutable_grad().copy_(slice);
-      else p.mutable_grad() = slice.clone();
+      if (p.grad().defined())
+        p.mutable_grad().copy_(slice);
+      else
+        p.mutable_grad() = slice.clone();
       offset += p.numel();
     }
   }

@@ -23,9 +23,9 @@
 namespace rlft::rl {
 
 struct GradientSyncReport {
-  double seconds = 0.0;  ///< wall time of the exchange (flattening and copying back included)
+  double seconds = 0.0;       ///< wall time of the exchange (flattening and copying back included)
   double wait_seconds = 0.0;  ///< of which the first, one-value all-reduce: mostly waiting for the slowest rank
-  int64_t bytes = 0;     ///< gradient bytes each rank contributed
+  int64_t bytes = 0;          ///< gradient bytes each rank contributed
   int64_t buckets = 0;
 };
 

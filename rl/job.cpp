@@ -33,7 +33,8 @@ at::Device resolve_device(const std::string& name, int local_rank) {
   if (name == "auto" && !have_cuda) return at::kCPU;
   RLFT_CHECK(have_cuda, "run.device = {}: this build of LibTorch sees no CUDA device", name);
   if (name == "auto" || name == "cuda")
-    return at::Device(at::kCUDA, static_cast<at::DeviceIndex>(local_rank % static_cast<int>(torch::cuda::device_count())));
+    return at::Device(at::kCUDA,
+                      static_cast<at::DeviceIndex>(local_rank % static_cast<int>(torch::cuda::device_count())));
   return at::Device(name);
 }
 
@@ -68,8 +69,9 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
   if (view.has("model")) s.model = policy::read_model_config_yaml(view.section("model"), archs);
   const bool trains = kind != JobKind::kAny;
   if (trains && s.policy.path.empty())
-    view.section("policy").check(s.model.has_value(), "path",
-                                 "give policy.path (a model directory) or a `model:` section to build one from scratch");
+    view.section("policy").check(
+        s.model.has_value(), "path",
+        "give policy.path (a model directory) or a `model:` section to build one from scratch");
   s.tokenizer = read_options<TokenizerSource>(view.section("tokenizer"));
   s.prompt = tokenizer::parse_prompt_options(view.section("prompt"));
   s.precision = read_options<PrecisionOptions>(view.section("precision"));
@@ -80,7 +82,8 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
   if (kind == JobKind::kGrpo || view.has("grpo")) t.grpo = read_options<GrpoOptions>(view.section("grpo"));
   if (kind == JobKind::kSft || view.has("sft")) t.sft = read_options<SftOptions>(view.section("sft"));
   if (kind == JobKind::kRm || view.has("rm")) t.rm = read_options<RmOptions>(view.section("rm"));
-  if ((trains && kind != JobKind::kRm) || view.has("data")) s.dataset = data::load_dataset(view.section("data"), data::builtin_sources());
+  if ((trains && kind != JobKind::kRm) || view.has("data"))
+    s.dataset = data::load_dataset(view.section("data"), data::builtin_sources());
   if (view.has("rewards")) {
     reward::RewardContext ctx;
     ctx.device = s.run.device;

@@ -49,8 +49,9 @@ struct JobSpec {
   data::Dataset dataset;
   std::shared_ptr<reward::RewardSet> rewards;  ///< null when the config has no `rewards:`
   std::string config_yaml;                     ///< the resolved YAML, defaults filled in
-  std::string config_hash;         ///< ConfigView::run_hash()
-  std::string legacy_config_hash;  ///< the whole resolved config's hash (what runs before run_hash stored; --resume accepts either)
+  std::string config_hash;                     ///< ConfigView::run_hash()
+  std::string legacy_config_hash;  ///< the whole resolved config's hash (what runs before run_hash stored; --resume
+                                   ///< accepts either)
   std::string config_file;
 };
 

@@ -47,15 +47,15 @@ at::Tensor aggregate(const at::Tensor& values, const at::Tensor& mask, LossAggre
 at::Tensor token_entropy(const at::Tensor& logits);
 
 struct LossOptions {
-  double clip_low = 0.2;            ///< ε_low, in (0, 1): the ratio may fall to 1 − ε_low
-  double clip_high = 0.2;           ///< ε_high (> 0): the ratio may rise to 1 + ε_high (DAPO: 0.28)
-  std::optional<double> dual_clip;  ///< c > 1: bound on the loss of negative-advantage tokens; unset = off
-  RatioLevel ratio_level = RatioLevel::kToken;                       ///< token (PPO/GRPO) or sequence (GSPO) ratios
+  double clip_low = 0.2;                        ///< ε_low, in (0, 1): the ratio may fall to 1 − ε_low
+  double clip_high = 0.2;                       ///< ε_high (> 0): the ratio may rise to 1 + ε_high (DAPO: 0.28)
+  std::optional<double> dual_clip;              ///< c > 1: bound on the loss of negative-advantage tokens; unset = off
+  RatioLevel ratio_level = RatioLevel::kToken;  ///< token (PPO/GRPO) or sequence (GSPO) ratios
   LossAggregation aggregation = LossAggregation::kSeqMeanTokenMean;  ///< see the legend above
   double norm_tokens = 1024;                    ///< L for seq_mean_token_sum_norm (> 0; the max completion length)
   double kl_beta = 0.0;                         ///< β of the KL term in the loss (>= 0; 0 = no KL term)
   KlEstimator kl_estimator = KlEstimator::kK3;  ///< k1 | k2 | k3 (see the legend)
-  double entropy_coef = 0.0;  ///< bonus weight on the mean token entropy (>= 0)
+  double entropy_coef = 0.0;                    ///< bonus weight on the mean token entropy (>= 0)
   /// Truncated importance weight min(π_old / π_behaviour, cap) on each token when behaviour
   /// log-probs (from the rollout engine) differ from old_logp (recomputed by the trainer);
   /// 0 = off.

@@ -46,7 +46,8 @@ std::string save_training_checkpoint(Job& job, const TrainerState& state, const 
                                      const ExtraWriter& extra = {});
 
 /// state.json's text (with the run and config hash when given), and back (errors name `origin`).
-std::string trainer_state_json(const TrainerState& state, const std::string& run = "", const std::string& config_hash = "");
+std::string trainer_state_json(const TrainerState& state, const std::string& run = "",
+                               const std::string& config_hash = "");
 TrainerState trainer_state_from_json(const std::string& text, const std::string& origin);
 
 /// Reads trainer_state/ of checkpoint `dir` (the weights were loaded by the Job) into the

@@ -92,7 +92,8 @@ std::vector<BeamHypothesis> beam_search(policy::CausalLM& model, const std::vect
       nbm.logprobs.push_back(logp[parent][token].item<float>());
       if (is_stop(token)) {
         // As HF: only a stop among the top num_beams candidates finishes a hypothesis.
-        if (r < nb) add_done({nbm.tokens, nbm.logprobs, normalise(nbm.sum, step, options.length_penalty), FinishReason::kStop});
+        if (r < nb)
+          add_done({nbm.tokens, nbm.logprobs, normalise(nbm.sum, step, options.length_penalty), FinishReason::kStop});
         continue;
       }
       next.push_back(std::move(nbm));
@@ -124,7 +125,7 @@ std::vector<BeamHypothesis> beam_search(policy::CausalLM& model, const std::vect
   if (at_limit)
     for (const auto& b : beams)
       add_done({b.tokens, b.logprobs, normalise(b.sum, static_cast<int64_t>(b.tokens.size()), options.length_penalty),
-                  FinishReason::kLength});
+                FinishReason::kLength});
   if (static_cast<int64_t>(done.size()) > options.num_return) done.resize(static_cast<size_t>(options.num_return));
   return done;
 }

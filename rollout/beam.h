@@ -20,21 +20,21 @@
 namespace rlft::rollout {
 
 struct BeamOptions {
-  int64_t num_beams = 4;         ///< beams kept per step (>= 1; 1 = greedy)
-  double length_penalty = 1.0;   ///< exponent of the length normalisation; > 0 favours longer
-  bool early_stopping = false;   ///< stop as soon as num_beams hypotheses are finished
-  int64_t max_new_tokens = 64;   ///< >= 1
+  int64_t num_beams = 4;                ///< beams kept per step (>= 1; 1 = greedy)
+  double length_penalty = 1.0;          ///< exponent of the length normalisation; > 0 favours longer
+  bool early_stopping = false;          ///< stop as soon as num_beams hypotheses are finished
+  int64_t max_new_tokens = 64;          ///< >= 1
   std::vector<int64_t> stop_token_ids;  ///< as GenerateOptions
   bool use_model_eos = true;
-  int64_t num_return = 1;        ///< hypotheses returned, best first (1..num_beams)
+  int64_t num_return = 1;  ///< hypotheses returned, best first (1..num_beams)
 
   void validate(int64_t vocab_size, const std::string& prefix = "beam") const;
 };
 
 struct BeamHypothesis {
-  std::vector<int64_t> tokens;   ///< completion ids
-  std::vector<float> logprobs;   ///< per token, log_softmax(logits) (T = 1)
-  double score = 0.0;            ///< sum(logprobs) / C^length_penalty
+  std::vector<int64_t> tokens;  ///< completion ids
+  std::vector<float> logprobs;  ///< per token, log_softmax(logits) (T = 1)
+  double score = 0.0;           ///< sum(logprobs) / C^length_penalty
   FinishReason finish = FinishReason::kLength;
 };
 

@@ -17,11 +17,13 @@ namespace rlft::rollout {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // One live row of a wave.
 struct Row {
-  size_t request = 0;   // index into the wave's requests (absolute)
+  size_t request = 0;  // index into the wave's requests (absolute)
   int64_t sample = 0;
   Sample out;
   std::vector<at::Tensor> decode_routing;  // per step: M tensors [K]
@@ -29,7 +31,9 @@ struct Row {
 
 }  // namespace
 
-const char* finish_reason_name(FinishReason reason) { return reason == FinishReason::kStop ? "stop" : "length"; }
+const char* finish_reason_name(FinishReason reason) {
+  return reason == FinishReason::kStop ? "stop" : "length";
+}
 
 void GenerateOptions::validate(int64_t vocab_size, const std::string& prefix) const {
   RLFT_CHECK_AS(ConfigError, max_new_tokens >= 1, "{}.max_new_tokens = {}: must be >= 1", prefix, max_new_tokens);
@@ -142,7 +146,8 @@ void Generator::run_wave(const std::vector<Request>& requests, size_t begin, siz
   if (options.record_routing)
     for (int64_t p = 0; p < n_prompts; ++p) {
       const int64_t n = static_cast<int64_t>(requests[begin + static_cast<size_t>(p)].prompt.size());
-      for (const auto& r : fo.routing) prompt_routing[static_cast<size_t>(p)].push_back(r[p].narrow(0, L - n, n).to(at::kCPU));
+      for (const auto& r : fo.routing)
+        prompt_routing[static_cast<size_t>(p)].push_back(r[p].narrow(0, L - n, n).to(at::kCPU));
     }
   const auto fan_index = at::tensor(fan, long_opts).to(device);
   auto logits = fo.logits.select(1, 0).index_select(0, fan_index);  // [N, V] float32
@@ -150,7 +155,8 @@ void Generator::run_wave(const std::vector<Request>& requests, size_t begin, siz
 
   StepContext ctx;
   if (chain.needs_counts()) {
-    ctx.seen_counts = at::zeros({static_cast<int64_t>(rows.size()), V}, at::TensorOptions().dtype(at::kFloat).device(device));
+    ctx.seen_counts =
+        at::zeros({static_cast<int64_t>(rows.size()), V}, at::TensorOptions().dtype(at::kFloat).device(device));
     ctx.generated_counts = at::zeros_like(ctx.seen_counts);
     for (size_t i = 0; i < rows.size(); ++i) {
       const auto ids = at::tensor(requests[rows[i].request].prompt, long_opts).to(device);
@@ -169,7 +175,7 @@ void Generator::run_wave(const std::vector<Request>& requests, size_t begin, siz
       sample_from.narrow(1, options.vocab_limit, logits.size(1) - options.vocab_limit)
           .fill_(-std::numeric_limits<float>::infinity());
     }
-    const auto next = chain.sample(sample_from, ctx, gens);                 // [N]
+    const auto next = chain.sample(sample_from, ctx, gens);                  // [N]
     const auto lp = token_logprobs(logits, next, temperature).to(at::kCPU);  // [N]
     const auto next_cpu = next.to(at::kCPU);
     std::vector<int64_t> keep;

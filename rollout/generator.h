@@ -70,10 +70,10 @@ struct GenerateOptions {
 };
 
 struct Sample {
-  std::vector<int64_t> tokens;   ///< C completion ids (a stop token included)
-  std::vector<float> logprobs;   ///< C, logprobs.h's quantity for each completion token
+  std::vector<int64_t> tokens;  ///< C completion ids (a stop token included)
+  std::vector<float> logprobs;  ///< C, logprobs.h's quantity for each completion token
   FinishReason finish = FinishReason::kLength;
-  std::string text;              ///< detokenised completion (when GenerateOptions::detokenize)
+  std::string text;  ///< detokenised completion (when GenerateOptions::detokenize)
   /// Routing for replay over prompt + completion: M tensors [P + C, K] int64, the experts
   /// each token went to as the model consumed it. The last completion token is never fed
   /// to the model (its logits are not needed); its row repeats the one before it.
@@ -83,14 +83,14 @@ struct Sample {
 struct Group {
   uint64_t request_id = 0;
   std::vector<int64_t> prompt;
-  std::vector<Sample> samples;   ///< G, in sample order
-  int64_t policy_version = 0;    ///< set by RolloutPool (the weights that produced it)
+  std::vector<Sample> samples;  ///< G, in sample order
+  int64_t policy_version = 0;   ///< set by RolloutPool (the weights that produced it)
 };
 
 /// Decode-side counters of one generate() call (for benchmarks).
 struct GenerateStats {
-  int64_t prefill_tokens = 0;   ///< real prompt tokens fed in prefills
-  int64_t decode_tokens = 0;    ///< tokens fed in decode steps (one per live row per step)
+  int64_t prefill_tokens = 0;  ///< real prompt tokens fed in prefills
+  int64_t decode_tokens = 0;   ///< tokens fed in decode steps (one per live row per step)
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;  ///< decode forwards and sampling
 };

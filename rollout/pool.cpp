@@ -27,8 +27,7 @@ void PoolOptions::validate() const {
   validate_within("sampling", sampling);
 }
 
-RolloutPool::RolloutPool(PoolOptions options, const ReplicaFactory& make_replica, PromptSource prompts,
-                         int64_t version)
+RolloutPool::RolloutPool(PoolOptions options, const ReplicaFactory& make_replica, PromptSource prompts, int64_t version)
     : options_(std::move(options)), prompts_(std::move(prompts)), base_version_(version), version_(version) {
   options_.validate();
   RLFT_CHECK(static_cast<bool>(prompts_), "rollout pool: no prompt source");
@@ -41,7 +40,9 @@ RolloutPool::RolloutPool(PoolOptions options, const ReplicaFactory& make_replica
   for (size_t w = 0; w < replicas_.size(); ++w) threads_.emplace_back([this, w] { worker_loop(w); });
 }
 
-RolloutPool::~RolloutPool() { shutdown(); }
+RolloutPool::~RolloutPool() {
+  shutdown();
+}
 
 void RolloutPool::shutdown() {
   {

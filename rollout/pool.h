@@ -41,14 +41,14 @@ namespace rlft::rollout {
 enum class PoolMode { kOnPolicy, kAsync };
 
 struct PoolOptions {
-  int64_t n_workers = 1;          ///< worker threads, each with a replica (>= 1)
-  int64_t queue_capacity = 8;     ///< finished groups held at most before workers wait (>= 1)
+  int64_t n_workers = 1;       ///< worker threads, each with a replica (>= 1)
+  int64_t queue_capacity = 8;  ///< finished groups held at most before workers wait (>= 1)
   PoolMode mode = PoolMode::kOnPolicy;
-  int64_t max_staleness = 1;      ///< kAsync: versions a group may lag the trainer (>= 0); kOnPolicy: 0
-  int64_t groups_per_step = 1;    ///< groups the trainer pops per version (>= 1)
-  int64_t group_size = 4;         ///< G samples per prompt (>= 1)
+  int64_t max_staleness = 1;    ///< kAsync: versions a group may lag the trainer (>= 0); kOnPolicy: 0
+  int64_t groups_per_step = 1;  ///< groups the trainer pops per version (>= 1)
+  int64_t group_size = 4;       ///< G samples per prompt (>= 1)
   SamplingOptions sampling;
-  GenerateOptions generate;       ///< seed, stop ids, max_new_tokens, routing …
+  GenerateOptions generate;  ///< seed, stop ids, max_new_tokens, routing …
 
   int64_t staleness() const { return mode == PoolMode::kOnPolicy ? 0 : max_staleness; }
   /// Throws rlft::OptionError naming the field ("n_workers", "sampling.top_p" …).
@@ -99,7 +99,7 @@ class RolloutPool {
   std::shared_ptr<const std::vector<at::Tensor>> weights_;  // newest snapshot (null = the replicas' own)
   int64_t base_version_;
   int64_t version_;
-  int64_t started_ = 0;     // groups taken by workers
+  int64_t started_ = 0;  // groups taken by workers
   int64_t dropped_ = 0;
   int64_t in_flight_ = 0;
   bool exhausted_ = false;

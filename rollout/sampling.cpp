@@ -28,9 +28,7 @@ class FnStep : public SamplingStep {
  public:
   FnStep(std::string name, Fn fn) : name_(std::move(name)), fn_(std::move(fn)) {}
   std::string name() const override { return name_; }
-  at::Tensor apply(const at::Tensor& logits, const StepContext& context) const override {
-    return fn_(logits, context);
-  }
+  at::Tensor apply(const at::Tensor& logits, const StepContext& context) const override { return fn_(logits, context); }
 
  private:
   std::string name_;
@@ -83,18 +81,18 @@ at::Tensor apply_top_k(const at::Tensor& logits, int64_t k) {
   check_logits(logits);
   if (k <= 0 || k >= logits.size(1)) return logits;
   const auto kth = std::get<0>(logits.topk(k, 1)).narrow(1, k - 1, 1);  // [N, 1]
-  return logits.masked_fill(logits < kth, kNegInf);                      // ties with the k-th stay
+  return logits.masked_fill(logits < kth, kNegInf);                     // ties with the k-th stay
 }
 
 at::Tensor apply_top_p(const at::Tensor& logits, double p) {
   check_logits(logits);
   if (p >= 1.0) return logits;
   auto sorted = logits.sort(1, /*descending=*/true);
-  const auto& values = std::get<0>(sorted);                         // [N, V]
-  const auto& order = std::get<1>(sorted);                          // [N, V]
+  const auto& values = std::get<0>(sorted);  // [N, V]
+  const auto& order = std::get<1>(sorted);   // [N, V]
   const auto probs = values.softmax(1);
-  const auto before = probs.cumsum(1) - probs;                      // mass of the strictly better tokens
-  const auto drop_sorted = before >= p;                             // the first token always stays
+  const auto before = probs.cumsum(1) - probs;  // mass of the strictly better tokens
+  const auto drop_sorted = before >= p;         // the first token always stays
   const auto drop = at::zeros_like(drop_sorted).scatter(1, order, drop_sorted);
   return logits.masked_fill(drop, kNegInf);
 }
@@ -103,7 +101,7 @@ at::Tensor apply_min_p(const at::Tensor& logits, double min_p) {
   check_logits(logits);
   if (min_p <= 0.0) return logits;
   const auto probs = logits.softmax(1);
-  const auto top = std::get<0>(probs.max(1, /*keepdim=*/true));     // [N, 1]
+  const auto top = std::get<0>(probs.max(1, /*keepdim=*/true));  // [N, 1]
   return logits.masked_fill(probs < top * min_p, kNegInf);
 }
 
@@ -170,8 +168,8 @@ StepRegistry builtin_sampling_steps() {
 }
 
 const std::vector<std::string>& default_step_order() {
-  static const std::vector<std::string> order{"repetition_penalty", "presence_penalty", "temperature",
-                                              "top_k",              "top_p",            "min_p"};
+  static const std::vector<std::string> order{
+      "repetition_penalty", "presence_penalty", "temperature", "top_k", "top_p", "min_p"};
   return order;
 }
 
@@ -228,7 +226,9 @@ std::vector<std::string> SamplingChain::step_names() const {
   return out;
 }
 
-bool SamplingChain::needs_counts() const { return options_.repetition_penalty != 1.0 || options_.presence_penalty != 0.0; }
+bool SamplingChain::needs_counts() const {
+  return options_.repetition_penalty != 1.0 || options_.presence_penalty != 0.0;
+}
 
 at::Generator make_row_generator(uint64_t seed, uint64_t request, uint64_t sample) {
   const uint64_t s = splitmix64(splitmix64(splitmix64(seed) ^ request) ^ (sample * 0xD1B54A32D192ED03ULL));

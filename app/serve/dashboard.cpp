@@ -16,8 +16,8 @@ namespace rlft::app::serve {
 namespace {
 
 /// The charts a reader looks for first; other metrics follow by name.
-const char* const kPreferredMetrics[] = {"reward/mean", "reward/std", "accuracy", "kl", "entropy",
-                                         "response_length/mean", "loss", "loss_scale", "tokens_per_s"};
+const char* const kPreferredMetrics[] = {"reward/mean",          "reward/std", "accuracy",   "kl",          "entropy",
+                                         "response_length/mean", "loss",       "loss_scale", "tokens_per_s"};
 
 int64_t run_steps(data::Store& store, int64_t run_id) {
   sqlite::Statement q(store.db(), "SELECT coalesce(max(step), 0) FROM metrics WHERE run_id = ?");
@@ -30,7 +30,9 @@ std::string status_html(const std::string& status) {
   return fmt::format(R"(<span class="status status-{0}">{0}</span>)", esc(status));
 }
 
-bool is_expert_load(const std::string& name) { return name.rfind("moe/load/", 0) == 0; }
+bool is_expert_load(const std::string& name) {
+  return name.rfind("moe/load/", 0) == 0;
+}
 
 /// White for a balanced expert (share 1/E), towards red when over-loaded and blue when idle;
 /// a factor of 4 either way is full colour.
@@ -115,14 +117,17 @@ std::string run_body(data::Store& store, int64_t run_id) {
 
 std::string rollouts_body(data::Store& store, int64_t run_id, const RolloutQuery& query) {
   const data::RunRecord run = require_run(store, run_id);
-  sqlite::Statement q(store.db(),
-                      "SELECT id, step, prompt_index, sample_index, prompt, completion, reward, reward_parts, advantage, "
-                      "finish_reason FROM rollouts WHERE run_id = ?1 AND (?2 IS NULL OR step = ?2) AND (?3 = '' OR "
-                      "instr(prompt, ?3) > 0 OR instr(completion, ?3) > 0) ORDER BY step DESC, prompt_index, "
-                      "sample_index LIMIT ?4 OFFSET ?5");
+  sqlite::Statement q(
+      store.db(),
+      "SELECT id, step, prompt_index, sample_index, prompt, completion, reward, reward_parts, advantage, "
+      "finish_reason FROM rollouts WHERE run_id = ?1 AND (?2 IS NULL OR step = ?2) AND (?3 = '' OR "
+      "instr(prompt, ?3) > 0 OR instr(completion, ?3) > 0) ORDER BY step DESC, prompt_index, "
+      "sample_index LIMIT ?4 OFFSET ?5");
   q.bind(1, run_id);
-  if (query.step) q.bind(2, *query.step);
-  else q.bind_null(2);
+  if (query.step)
+    q.bind(2, *query.step);
+  else
+    q.bind_null(2);
   q.bind(3, query.search).bind(4, query.limit).bind(5, query.offset);
   std::string rows;
   int64_t n = 0;
@@ -137,15 +142,16 @@ std::string rollouts_body(data::Store& store, int64_t run_id, const RolloutQuery
         R"(<tr data-rollout="{}"><td>{}</td><td>{}/{}</td><td class="text">{}</td><td class="text completion">{}</td>)"
         R"(<td>{:.4g}</td><td>{}</td><td>{:.4g}</td><td>{}</td></tr>)"
         "\n",
-        q.column_int(0), q.column_int(1), q.column_int(2), q.column_int(3), esc(q.column_text(4)), esc(q.column_text(5)),
-        q.column_double(6), parts, q.column_double(8), esc(q.column_text(9)));
+        q.column_int(0), q.column_int(1), q.column_int(2), q.column_int(3), esc(q.column_text(4)),
+        esc(q.column_text(5)), q.column_double(6), parts, q.column_double(8), esc(q.column_text(9)));
   }
   auto link = [&](int64_t offset) {
     return fmt::format("/runs/{}/rollouts?q={}&step={}&offset={}", run_id, url_encode(query.search),
                        query.step ? std::to_string(*query.step) : std::string(), offset);
   };
   std::string nav;
-  if (query.offset > 0) nav += fmt::format(R"(<a href="{}">newer</a> )", esc(link(std::max<int64_t>(0, query.offset - query.limit))));
+  if (query.offset > 0)
+    nav += fmt::format(R"(<a href="{}">newer</a> )", esc(link(std::max<int64_t>(0, query.offset - query.limit))));
   if (n == query.limit) nav += fmt::format(R"(<a href="{}">older</a>)", esc(link(query.offset + query.limit)));
   return fmt::format(
       R"(<p><a href="/runs/{id}">{name}</a> · {status}</p>
@@ -202,15 +208,18 @@ std::string expert_heatmaps(data::Store& store, int64_t run_id) {
           if (v != it->second.end()) sum += v->second, ++n;
         }
         const double share = n ? sum / n : NAN;
-        svg += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>step {} expert {}: {:.3g}</title></rect>)",
-                           kLeft + static_cast<int>(c) * cell_w, y, cell_w, kCellH, load_colour(share, n_experts),
-                           steps[c * per_col], e, share);
+        svg += fmt::format(
+            R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>step {} expert {}: {:.3g}</title></rect>)",
+            kLeft + static_cast<int>(c) * cell_w, y, cell_w, kCellH, load_colour(share, n_experts), steps[c * per_col],
+            e, share);
       }
     }
-    svg += fmt::format(R"(<text x="{}" y="{}">step {} … {}</text></svg>)", kLeft, height - 6, steps.front(), steps.back());
+    svg +=
+        fmt::format(R"(<text x="{}" y="{}">step {} … {}</text></svg>)", kLeft, height - 6, steps.front(), steps.back());
     std::string balance;
     const auto b = store.metric_series(run_id, fmt::format("moe/balance/layer{}", layer));
-    if (!b.empty()) balance = fmt::format(" · moe/balance/layer{} = {:.4g} at step {}", layer, b.back().value, b.back().step);
+    if (!b.empty())
+      balance = fmt::format(" · moe/balance/layer{} = {:.4g} at step {}", layer, b.back().value, b.back().step);
     out += fmt::format("<h3>layer {}{}</h3>\n{}\n", layer, balance, svg);
   }
   return out;

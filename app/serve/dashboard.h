@@ -20,10 +20,10 @@ std::string run_body(data::Store& store, int64_t run_id);
 
 /// Filters for the rollouts table.
 struct RolloutQuery {
-  std::string search;            ///< substring of prompt or completion ("" = all)
-  std::optional<int64_t> step;   ///< one step only
-  int64_t offset = 0;            ///< rows to skip
-  int64_t limit = 50;            ///< rows per page
+  std::string search;           ///< substring of prompt or completion ("" = all)
+  std::optional<int64_t> step;  ///< one step only
+  int64_t offset = 0;           ///< rows to skip
+  int64_t limit = 50;           ///< rows per page
 };
 std::string rollouts_body(data::Store& store, int64_t run_id, const RolloutQuery& query);
 

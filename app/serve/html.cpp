@@ -9,13 +9,17 @@
 
 namespace rlft::app::serve {
 
-std::string esc(const std::string& text) { return xml_escape(text); }
+std::string esc(const std::string& text) {
+  return xml_escape(text);
+}
 
 std::string url_encode(const std::string& text) {
   std::string out;
   for (const unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
-    else out += fmt::format("%{:02X}", c);
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+      out += static_cast<char>(c);
+    else
+      out += fmt::format("%{:02X}", c);
   }
   return out;
 }
@@ -34,10 +38,9 @@ std::string page(const PageFrame& frame, const std::string& body_html) {
   if (frame.annotator.empty()) {
     user = R"(<a href="/login">sign in</a>)";
   } else {
-    user = fmt::format(
-        R"(signed in as <b id="annotator">{}</b> <form method="post" action="/logout" class="inline">)"
-        R"(<input type="hidden" name="csrf" value="{}"><button type="submit">sign out</button></form>)",
-        esc(frame.annotator), esc(frame.csrf));
+    user = fmt::format(R"(signed in as <b id="annotator">{}</b> <form method="post" action="/logout" class="inline">)"
+                       R"(<input type="hidden" name="csrf" value="{}"><button type="submit">sign out</button></form>)",
+                       esc(frame.annotator), esc(frame.csrf));
   }
   return fmt::format(R"(<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

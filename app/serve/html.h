@@ -10,10 +10,10 @@ namespace rlft::app::serve {
 
 /// What the frame around a page needs.
 struct PageFrame {
-  std::string title;          ///< plain text (escaped here)
-  std::string annotator;      ///< "" when nobody is signed in
-  std::string csrf;           ///< the signed-in annotator's CSRF value ("" when none)
-  int refresh_s = 0;          ///< > 0: serve.js re-reads #live every refresh_s seconds
+  std::string title;      ///< plain text (escaped here)
+  std::string annotator;  ///< "" when nobody is signed in
+  std::string csrf;       ///< the signed-in annotator's CSRF value ("" when none)
+  int refresh_s = 0;      ///< > 0: serve.js re-reads #live every refresh_s seconds
 };
 
 /// &, <, >, " and ' as entities (the same as xml_escape).

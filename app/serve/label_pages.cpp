@@ -17,11 +17,10 @@ std::string label_sources_body(data::Store& store) {
                          "o.run_id = r.id GROUP BY r.id ORDER BY r.id");
   while (runs.step()) {
     const int64_t id = runs.column_int(0);
-    out += fmt::format(
-        R"(<li><a href="/label?source=run:{id}">run {name}</a> ({n} rollouts; newest step: )"
-        R"(<a href="/label?source=run:{id}:{last}">step {last}</a>)</li>)",
-        fmt::arg("id", id), fmt::arg("name", esc(runs.column_text(1))), fmt::arg("n", runs.column_int(2)),
-        fmt::arg("last", runs.column_int(3)));
+    out += fmt::format(R"(<li><a href="/label?source=run:{id}">run {name}</a> ({n} rollouts; newest step: )"
+                       R"(<a href="/label?source=run:{id}:{last}">step {last}</a>)</li>)",
+                       fmt::arg("id", id), fmt::arg("name", esc(runs.column_text(1))),
+                       fmt::arg("n", runs.column_int(2)), fmt::arg("last", runs.column_int(3)));
   }
   return out + "</ul>";
 }
@@ -35,10 +34,12 @@ std::string label_body(const LabelSource& source, const std::optional<Comparison
   if (!notice.empty()) out += fmt::format(R"(<p class="muted" id="notice">{}</p>)", esc(notice));
   if (!c) return out + R"(<p id="done">Nothing left to label here. Thank you!</p>)";
   std::string target;
-  if (c->pair_id) target = fmt::format(R"(<input type="hidden" name="pair_id" value="{}">)", *c->pair_id);
+  if (c->pair_id)
+    target = fmt::format(R"(<input type="hidden" name="pair_id" value="{}">)", *c->pair_id);
   else
-    target = fmt::format(R"(<input type="hidden" name="rollout_a" value="{}"><input type="hidden" name="rollout_b" value="{}">)",
-                         c->rollout_a, c->rollout_b);
+    target = fmt::format(
+        R"(<input type="hidden" name="rollout_a" value="{}"><input type="hidden" name="rollout_b" value="{}">)",
+        c->rollout_a, c->rollout_b);
   out += fmt::format(R"html(<p class="muted" id="context">{ctx}</p>
 <div class="prompt"><b>Prompt</b><div class="text" id="prompt">{prompt}</div></div>
 <div class="pair">
@@ -54,9 +55,9 @@ std::string label_body(const LabelSource& source, const std::optional<Comparison
 <button type="submit" name="choice" value="tie">tie <kbd>t</kbd></button>
 <button type="submit" name="choice" value="both_bad">both bad <kbd>x</kbd></button>
 </p></form>)html",
-                     fmt::arg("ctx", esc(c->context)), fmt::arg("prompt", esc(c->prompt)), fmt::arg("left", esc(c->left)),
-                     fmt::arg("right", esc(c->right)), fmt::arg("csrf", esc(csrf)), fmt::arg("src", esc(source.to_string())),
-                     fmt::arg("target", target));
+                     fmt::arg("ctx", esc(c->context)), fmt::arg("prompt", esc(c->prompt)),
+                     fmt::arg("left", esc(c->left)), fmt::arg("right", esc(c->right)), fmt::arg("csrf", esc(csrf)),
+                     fmt::arg("src", esc(source.to_string())), fmt::arg("target", target));
   return out;
 }
 
@@ -71,13 +72,15 @@ std::string progress_body(data::Store& store) {
   std::string agreement =
       a.n_shared == 0
           ? std::string(R"(<p id="agreement" data-shared="0">No comparison has labels from two annotators yet.</p>)")
-          : fmt::format(R"(<p id="agreement" data-shared="{}" data-rate="{:.4f}">{} comparisons labeled by more than one )"
-                        R"(annotator; {} of {} annotator pairs agree ({:.1f}%).</p>)",
-                        a.n_shared, a.rate(), a.n_shared, a.n_agreeing, a.n_annotator_pairs, 100.0 * a.rate());
-  return fmt::format(R"(<div id="live"><table id="annotators"><thead><tr><th>annotator</th><th>labels</th>)"
-                     R"(<th>chosen / a</th><th>rejected / b</th><th>tie</th><th>both bad</th><th>last</th></tr></thead>)"
-                     R"(<tbody>{}</tbody></table>{}</div>)",
-                     rows, agreement);
+          : fmt::format(
+                R"(<p id="agreement" data-shared="{}" data-rate="{:.4f}">{} comparisons labeled by more than one )"
+                R"(annotator; {} of {} annotator pairs agree ({:.1f}%).</p>)",
+                a.n_shared, a.rate(), a.n_shared, a.n_agreeing, a.n_annotator_pairs, 100.0 * a.rate());
+  return fmt::format(
+      R"(<div id="live"><table id="annotators"><thead><tr><th>annotator</th><th>labels</th>)"
+      R"(<th>chosen / a</th><th>rejected / b</th><th>tie</th><th>both bad</th><th>last</th></tr></thead>)"
+      R"(<tbody>{}</tbody></table>{}</div>)",
+      rows, agreement);
 }
 
 }  // namespace rlft::app::serve

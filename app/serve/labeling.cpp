@@ -20,8 +20,10 @@ constexpr const char* kRunPairs =
 
 void bind_run(sqlite::Statement& q, const LabelSource& s) {
   q.bind(1, s.run_id);
-  if (s.step) q.bind(2, *s.step);
-  else q.bind_null(2);
+  if (s.step)
+    q.bind(2, *s.step);
+  else
+    q.bind_null(2);
 }
 
 /// A chat stored as JSON becomes "role: content" paragraphs; text stays text.
@@ -61,8 +63,8 @@ std::optional<Comparison> load_rollouts(data::Store& store, int64_t a, int64_t b
 }
 
 std::optional<Comparison> load_pair(data::Store& store, int64_t pair_id, const std::string& annotator) {
-  sqlite::Statement q(store.db(),
-                      "SELECT prompt, chosen, rejected, chat, source_file, source_line FROM feedback_pairs WHERE id = ?");
+  sqlite::Statement q(
+      store.db(), "SELECT prompt, chosen, rejected, chat, source_file, source_line FROM feedback_pairs WHERE id = ?");
   q.bind(1, pair_id);
   if (!q.step()) return std::nullopt;
   const bool chat = q.column_int(3) != 0;
@@ -148,7 +150,8 @@ SourceProgress source_progress(data::Store& store, const LabelSource& source, co
   }
   sqlite::Statement q(store.db(), std::string("SELECT count(*), count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM "
                                               "feedback_labels l WHERE l.annotator = ?3 AND l.rollout_a = a.id AND "
-                                              "l.rollout_b = b.id) THEN a.id END) ") + kRunPairs);
+                                              "l.rollout_b = b.id) THEN a.id END) ") +
+                                      kRunPairs);
   bind_run(q, source);
   q.bind(3, annotator);
   q.step();
@@ -166,24 +169,26 @@ std::string store_choice(const Comparison& c, const std::string& shown) {
 }
 
 std::vector<AnnotatorProgress> annotator_progress(data::Store& store) {
-  sqlite::Statement q(store.db(),
-                      "SELECT annotator, count(*), sum(choice = 'chosen'), sum(choice = 'rejected'), sum(choice = 'tie'), "
-                      "sum(choice = 'both_bad'), max(created_at) FROM feedback_labels GROUP BY annotator ORDER BY annotator");
+  sqlite::Statement q(
+      store.db(),
+      "SELECT annotator, count(*), sum(choice = 'chosen'), sum(choice = 'rejected'), sum(choice = 'tie'), "
+      "sum(choice = 'both_bad'), max(created_at) FROM feedback_labels GROUP BY annotator ORDER BY annotator");
   std::vector<AnnotatorProgress> out;
   while (q.step()) {
-    out.push_back({q.column_text(0), q.column_int(1), q.column_int(2), q.column_int(3), q.column_int(4), q.column_int(5),
-                   q.column_double(6)});
+    out.push_back({q.column_text(0), q.column_int(1), q.column_int(2), q.column_int(3), q.column_int(4),
+                   q.column_int(5), q.column_double(6)});
   }
   return out;
 }
 
 Agreement label_agreement(data::Store& store) {
   // Newest label per (comparison, annotator), ordered so that one pass groups comparisons.
-  sqlite::Statement q(store.db(),
-                      "SELECT coalesce('p' || pair_id, 'r' || rollout_a || '-' || rollout_b) AS target, annotator, choice "
-                      "FROM feedback_labels l WHERE id = (SELECT max(id) FROM feedback_labels m WHERE m.annotator = "
-                      "l.annotator AND m.pair_id IS l.pair_id AND m.rollout_a IS l.rollout_a AND m.rollout_b IS "
-                      "l.rollout_b) ORDER BY target");
+  sqlite::Statement q(
+      store.db(),
+      "SELECT coalesce('p' || pair_id, 'r' || rollout_a || '-' || rollout_b) AS target, annotator, choice "
+      "FROM feedback_labels l WHERE id = (SELECT max(id) FROM feedback_labels m WHERE m.annotator = "
+      "l.annotator AND m.pair_id IS l.pair_id AND m.rollout_a IS l.rollout_a AND m.rollout_b IS "
+      "l.rollout_b) ORDER BY target");
   Agreement a;
   std::string target;
   std::vector<std::string> choices;

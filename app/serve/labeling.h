@@ -29,11 +29,11 @@ struct LabelSource {
 
 /// One comparison as shown: prompt, left and right completion.
 struct Comparison {
-  std::optional<int64_t> pair_id;    ///< set for imported pairs …
+  std::optional<int64_t> pair_id;        ///< set for imported pairs …
   int64_t rollout_a = 0, rollout_b = 0;  ///< … else the two rollouts (a on the left)
-  bool swapped = false;              ///< pairs only: the rejected completion is on the left
+  bool swapped = false;                  ///< pairs only: the rejected completion is on the left
   std::string prompt, left, right;
-  std::string context;               ///< "run r step 4, prompt 2" or "pair 17 (file.jsonl:3)"
+  std::string context;  ///< "run r step 4, prompt 2" or "pair 17 (file.jsonl:3)"
 };
 
 struct SourceProgress {
@@ -63,8 +63,8 @@ struct AnnotatorProgress {
 /// Agreement between annotators on comparisons that more than one labeled (each
 /// annotator's newest label counts): the share of annotator pairs that gave the same choice.
 struct Agreement {
-  int64_t n_shared = 0;          ///< comparisons with labels from >= 2 annotators
-  int64_t n_annotator_pairs = 0; ///< (comparison, annotator, annotator) triples
+  int64_t n_shared = 0;           ///< comparisons with labels from >= 2 annotators
+  int64_t n_annotator_pairs = 0;  ///< (comparison, annotator, annotator) triples
   int64_t n_agreeing = 0;
   double rate() const { return n_annotator_pairs ? double(n_agreeing) / double(n_annotator_pairs) : 0.0; }
 };

@@ -154,11 +154,12 @@ class ServeApp {
   std::string login_page(const std::optional<Session>& s, const std::string& next, const std::string& error) {
     std::string body;
     if (!error.empty()) body += fmt::format(R"(<p class="error" id="error">{}</p>)", esc(error));
-    body += fmt::format(R"(<form method="post" action="/login" id="login-form"><input type="hidden" name="next" value="{}">
+    body +=
+        fmt::format(R"(<form method="post" action="/login" id="login-form"><input type="hidden" name="next" value="{}">
 <p><label>annotator token <input type="password" name="token" size="72" autocomplete="off" autofocus></label>
 <button type="submit">sign in</button></p></form>
 <p class="muted">Tokens come from <code>rlft serve token add NAME</code>.</p>)",
-                        esc(next));
+                    esc(next));
     return page({"sign in", s ? s->annotator : "", s ? s->csrf : "", 0}, body);
   }
 
@@ -171,8 +172,9 @@ class ServeApp {
     const std::string origin = req.get_header_value("Origin");
     const bool origin_ok = origin.empty() || origin == "http://" + req.get_header_value("Host");
     if (!origin_ok || !constant_time_equal(req.get_param_value("csrf"), s.csrf)) {
-      send_html(res, 403, page({"refused", s.annotator, s.csrf, 0},
-                               R"(<p class="error">Refused: the form's CSRF check failed. Reload the page and try again.</p>)"));
+      send_html(res, 403,
+                page({"refused", s.annotator, s.csrf, 0},
+                     R"(<p class="error">Refused: the form's CSRF check failed. Reload the page and try again.</p>)"));
       return false;
     }
     return true;
@@ -186,8 +188,9 @@ class ServeApp {
     try {
       send_html(res, 200, render(s.value_or(Session{})));
     } catch (const Error& e) {
-      send_html(res, 404, page({"not found", s ? s->annotator : "", s ? s->csrf : "", 0},
-                               fmt::format(R"(<p class="error">{}</p>)", esc(e.what()))));
+      send_html(res, 404,
+                page({"not found", s ? s->annotator : "", s ? s->csrf : "", 0},
+                     fmt::format(R"(<p class="error">{}</p>)", esc(e.what()))));
     }
   }
 
@@ -199,7 +202,9 @@ class ServeApp {
     }
     const std::string token = req.get_param_value("token");
     const auto who = annotator_for_token(store_, token);
-    if (!who) return send_html(res, 401, login_page(std::nullopt, safe_next(req.get_param_value("next")), "Unknown or revoked token."));
+    if (!who)
+      return send_html(res, 401,
+                       login_page(std::nullopt, safe_next(req.get_param_value("next")), "Unknown or revoked token."));
     res.set_header("Set-Cookie", fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict", kCookie, token));
     res.set_redirect(safe_next(req.get_param_value("next")), 303);
   }
@@ -208,17 +213,20 @@ class ServeApp {
     std::lock_guard<std::mutex> lock(mu_);
     const auto s = session(req);
     if (!s) return refuse(req, res, s);
-    if (!req.has_param("source")) return send_html(res, 200, page({"label", s->annotator, s->csrf, 0}, label_sources_body(store_)));
+    if (!req.has_param("source"))
+      return send_html(res, 200, page({"label", s->annotator, s->csrf, 0}, label_sources_body(store_)));
     LabelSource source;
     try {
       source = LabelSource::parse(req.get_param_value("source"));
     } catch (const Error& e) {
-      return send_html(res, 400, page({"label", s->annotator, s->csrf, 0}, "<p class=\"error\">" + esc(e.what()) + "</p>"));
+      return send_html(res, 400,
+                       page({"label", s->annotator, s->csrf, 0}, "<p class=\"error\">" + esc(e.what()) + "</p>"));
     }
     const auto c = next_comparison(store_, source, s->annotator);
     const std::string notice = req.has_param("saved") ? "Saved." : "";
-    send_html(res, 200, page({"label", s->annotator, s->csrf, 0},
-                             label_body(source, c, source_progress(store_, source, s->annotator), s->csrf, notice)));
+    send_html(res, 200,
+              page({"label", s->annotator, s->csrf, 0},
+                   label_body(source, c, source_progress(store_, source, s->annotator), s->csrf, notice)));
   }
 
   void label_post(const httplib::Request& req, httplib::Response& res) {
@@ -227,13 +235,15 @@ class ServeApp {
     if (!s) return refuse(req, res, s);
     if (!csrf_ok(req, res, *s)) return;
     auto bad = [&](const std::string& why) {
-      send_html(res, 400, page({"label", s->annotator, s->csrf, 0}, "<p class=\"error\" id=\"error\">" + esc(why) + "</p>"));
+      send_html(res, 400,
+                page({"label", s->annotator, s->csrf, 0}, "<p class=\"error\" id=\"error\">" + esc(why) + "</p>"));
     };
     const std::string choice = req.get_param_value("choice");
     const std::string reason = req.get_param_value("reason");
     if (choice != "a" && choice != "b" && choice != "tie" && choice != "both_bad")
       return bad(fmt::format("choice '{}': must be a, b, tie or both_bad", choice));
-    if (reason.size() > kMaxReasonChars) return bad(fmt::format("the reason has {} bytes; at most {}", reason.size(), kMaxReasonChars));
+    if (reason.size() > kMaxReasonChars)
+      return bad(fmt::format("the reason has {} bytes; at most {}", reason.size(), kMaxReasonChars));
     LabelSource source;
     try {
       source = LabelSource::parse(req.get_param_value("source"));
@@ -242,11 +252,16 @@ class ServeApp {
     }
     const auto c = find_comparison(store_, source, s->annotator, int_param(req, "pair_id"),
                                    int_param(req, "rollout_a").value_or(0), int_param(req, "rollout_b").value_or(0));
-    if (!c) return send_html(res, 404, page({"label", s->annotator, s->csrf, 0}, "<p class=\"error\">No such comparison in this source.</p>"));
+    if (!c)
+      return send_html(
+          res, 404,
+          page({"label", s->annotator, s->csrf, 0}, "<p class=\"error\">No such comparison in this source.</p>"));
     data::FeedbackLabel label;
     label.annotator = s->annotator;
-    if (c->pair_id) label.pair_id = c->pair_id;
-    else label.rollout_a = c->rollout_a, label.rollout_b = c->rollout_b;
+    if (c->pair_id)
+      label.pair_id = c->pair_id;
+    else
+      label.rollout_a = c->rollout_a, label.rollout_b = c->rollout_b;
     label.choice = store_choice(*c, choice);
     label.reason = reason;
     data::FeedbackStore(store_).add_label(label);
@@ -278,8 +293,8 @@ void run_server(const ServeOptions& options, const std::function<void(const std:
     port = svr.bind_to_any_port(options.host);
     RLFT_CHECK(port > 0, "cannot listen on {} (any port)", options.host);
   } else {
-    RLFT_CHECK(svr.bind_to_port(options.host, port), "cannot listen on {}:{} (in use, or not an address of this machine)",
-               options.host, port);
+    RLFT_CHECK(svr.bind_to_port(options.host, port),
+               "cannot listen on {}:{} (in use, or not an address of this machine)", options.host, port);
   }
   on_listening(fmt::format("http://{}:{}/", options.host, port));
   RLFT_CHECK(svr.listen_after_bind(), "the server on {}:{} stopped with an error", options.host, port);

@@ -37,8 +37,9 @@ std::string add_token(data::Store& store, const std::string& name) {
   sqlite::Statement old(store.db(), "SELECT revoked_at IS NULL FROM serve_tokens WHERE name = ?");
   old.bind(1, name);
   if (old.step()) {
-    RLFT_CHECK(old.column_int(0) == 0, "{}: annotator '{}' has a token already (revoke it first: rlft serve token revoke {})",
-               store.path(), name, name);
+    RLFT_CHECK(old.column_int(0) == 0,
+               "{}: annotator '{}' has a token already (revoke it first: rlft serve token revoke {})", store.path(),
+               name, name);
     sqlite::Statement del(store.db(), "DELETE FROM serve_tokens WHERE name = ?");
     del.bind(1, name).run();
   }
@@ -51,7 +52,8 @@ std::string add_token(data::Store& store, const std::string& name) {
 void revoke_token(data::Store& store, const std::string& name) {
   sqlite::Statement q(store.db(), "UPDATE serve_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL");
   q.bind(1, data::unix_now()).bind(2, name).run();
-  RLFT_CHECK(sqlite3_changes(store.db().handle()) == 1, "{}: no annotator '{}' with an active token", store.path(), name);
+  RLFT_CHECK(sqlite3_changes(store.db().handle()) == 1, "{}: no annotator '{}' with an active token", store.path(),
+             name);
 }
 
 std::vector<TokenInfo> list_tokens(data::Store& store) {
@@ -69,7 +71,9 @@ std::optional<std::string> annotator_for_token(data::Store& store, const std::st
   return q.column_text(0);
 }
 
-std::string csrf_for_token(const std::string& token) { return data::sha256_hex("rlft serve csrf\n" + token); }
+std::string csrf_for_token(const std::string& token) {
+  return data::sha256_hex("rlft serve csrf\n" + token);
+}
 
 bool constant_time_equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;

@@ -12,8 +12,8 @@
 namespace rlft::app::serve {
 
 struct TokenInfo {
-  std::string name;      ///< the annotator's name, recorded with every label they give
-  double created_at = 0; ///< unix seconds
+  std::string name;       ///< the annotator's name, recorded with every label they give
+  double created_at = 0;  ///< unix seconds
   bool revoked = false;
 };
 

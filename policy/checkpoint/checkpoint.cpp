@@ -22,8 +22,8 @@ namespace rlft::checkpoint {
 
 struct CheckpointReader::Impl {
   std::string path;
-  std::vector<SafetensorsFile> files;                       // in file-name order
-  std::unordered_map<std::string, size_t> file_of_tensor;   // name -> index in files
+  std::vector<SafetensorsFile> files;                      // in file-name order
+  std::unordered_map<std::string, size_t> file_of_tensor;  // name -> index in files
   Metadata empty_metadata;
 };
 
@@ -126,8 +126,8 @@ CheckpointReader CheckpointReader::open(const std::string& path) {
       open_sharded(path, impl->files, impl->file_of_tensor);
     } else {
       const std::string single = (fs::path(path) / kSingleFileName).string();
-      RLFT_CHECK(fs::exists(single), "{}: not a checkpoint: no {} or {} ({})", path, kSingleFileName,
-                 kIndexFileName, list_some(path));
+      RLFT_CHECK(fs::exists(single), "{}: not a checkpoint: no {} or {} ({})", path, kSingleFileName, kIndexFileName,
+                 list_some(path));
       impl->files.push_back(SafetensorsFile::open(single));
     }
   }
@@ -138,7 +138,9 @@ CheckpointReader CheckpointReader::open(const std::string& path) {
   return r;
 }
 
-const std::string& CheckpointReader::path() const { return impl_->path; }
+const std::string& CheckpointReader::path() const {
+  return impl_->path;
+}
 
 std::vector<std::string> CheckpointReader::names() const {
   std::vector<std::string> out;
@@ -148,7 +150,9 @@ std::vector<std::string> CheckpointReader::names() const {
   return out;
 }
 
-bool CheckpointReader::contains(const std::string& name) const { return impl_->file_of_tensor.count(name) > 0; }
+bool CheckpointReader::contains(const std::string& name) const {
+  return impl_->file_of_tensor.count(name) > 0;
+}
 
 const std::string& CheckpointReader::file_of(const std::string& name) const {
   const auto it = impl_->file_of_tensor.find(name);
@@ -248,8 +252,7 @@ void check_name(const std::string& dir, const std::string& name) {
 AtomicDir::AtomicDir(std::string dir) : dir_(std::move(dir)) {
   while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
   const fs::path d(dir_);
-  RLFT_CHECK(!d.filename().empty() && d.filename() != "." && d.filename() != "..", "{}: not a directory name",
-             dir_);
+  RLFT_CHECK(!d.filename().empty() && d.filename() != "." && d.filename() != "..", "{}: not a directory name", dir_);
   const fs::path parent = d.parent_path().empty() ? fs::path(".") : d.parent_path();
   std::error_code ec;
   RLFT_CHECK(fs::is_directory(parent, ec), "{}: the parent directory {} does not exist", dir_, parent.string());

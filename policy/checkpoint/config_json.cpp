@@ -75,8 +75,7 @@ std::vector<int64_t> convert<std::vector<int64_t>>(const nlohmann::json& v, cons
   return convert_list<int64_t>(v, s, k, "a list of integers");
 }
 template <>
-std::vector<double> convert<std::vector<double>>(const nlohmann::json& v, const std::string& s,
-                                                 const std::string& k) {
+std::vector<double> convert<std::vector<double>>(const nlohmann::json& v, const std::string& s, const std::string& k) {
   return convert_list<double>(v, s, k, "a list of numbers");
 }
 template <>
@@ -122,7 +121,9 @@ HfConfig HfConfig::load(const std::string& path) {
   return HfConfig(std::move(j), file);
 }
 
-bool HfConfig::has(const std::string& key) const { return json_.contains(key) && !json_[key].is_null(); }
+bool HfConfig::has(const std::string& key) const {
+  return json_.contains(key) && !json_[key].is_null();
+}
 
 template <typename T>
 T HfConfig::get(const std::string& key) const {
@@ -135,8 +136,8 @@ T HfConfig::get(const std::string& key, const T& fallback) const {
   return has(key) ? convert<T>(json_[key], source_, key) : fallback;
 }
 
-#define RLFT_HF_CONFIG_INSTANTIATE(T)                                \
-  template T HfConfig::get<T>(const std::string&) const;             \
+#define RLFT_HF_CONFIG_INSTANTIATE(T)                    \
+  template T HfConfig::get<T>(const std::string&) const; \
   template T HfConfig::get<T>(const std::string&, const T&) const;
 RLFT_HF_CONFIG_INSTANTIATE(bool)
 RLFT_HF_CONFIG_INSTANTIATE(int)
@@ -149,9 +150,13 @@ RLFT_HF_CONFIG_INSTANTIATE(std::vector<std::string>)
 RLFT_HF_CONFIG_INSTANTIATE(nlohmann::json)
 #undef RLFT_HF_CONFIG_INSTANTIATE
 
-std::string format_config_json(const nlohmann::json& json) { return json.dump(2) + "\n"; }
+std::string format_config_json(const nlohmann::json& json) {
+  return json.dump(2) + "\n";
+}
 
-std::string HfConfig::dump() const { return format_config_json(json_); }
+std::string HfConfig::dump() const {
+  return format_config_json(json_);
+}
 
 void HfConfig::save(const std::string& path) const {
   std::error_code ec;

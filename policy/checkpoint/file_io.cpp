@@ -19,7 +19,9 @@ namespace rlft::checkpoint {
 
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 std::string parent_of(const std::string& path) {
   const fs::path parent = fs::path(path).parent_path();
@@ -39,7 +41,9 @@ void fsync_path(const std::string& path) {
   RLFT_CHECK(rc == 0 || saved == EINVAL, "{}: fsync failed: {}", path, std::strerror(saved));
 }
 
-void fsync_parent(const std::string& path) { fsync_path(parent_of(path)); }
+void fsync_parent(const std::string& path) {
+  fsync_path(parent_of(path));
+}
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   const fs::path p(path_);
@@ -98,8 +102,7 @@ void swap_dir_into_place(const std::string& from, const std::string& to, bool us
   std::error_code ec;
   const bool exists = fs::exists(fs::symlink_status(to, ec));
   if (!exists) {
-    RLFT_CHECK(::rename(from.c_str(), to.c_str()) == 0, "{}: cannot rename {} into place: {}", to, from,
-               errno_text());
+    RLFT_CHECK(::rename(from.c_str(), to.c_str()) == 0, "{}: cannot rename {} into place: {}", to, from, errno_text());
     fsync_parent(to);
     return;
   }
@@ -111,8 +114,8 @@ void swap_dir_into_place(const std::string& from, const std::string& to, bool us
       return;
     }
     // EINVAL/ENOSYS: this filesystem cannot exchange; fall through to two renames.
-    RLFT_CHECK(errno == EINVAL || errno == ENOSYS || errno == ENOTSUP, "{}: cannot exchange {} into place: {}",
-               to, from, errno_text());
+    RLFT_CHECK(errno == EINVAL || errno == ENOSYS || errno == ENOTSUP, "{}: cannot exchange {} into place: {}", to,
+               from, errno_text());
   }
   // Rename the old directory aside first. A crash between the two renames leaves no `to`
   // but a `.NAME.old-HOST-PID-N` sibling, which the next AtomicDir for `to` restores.
@@ -120,12 +123,11 @@ void swap_dir_into_place(const std::string& from, const std::string& to, bool us
   std::string host(256, '\0');
   ::gethostname(host.data(), host.size());
   host.resize(std::strlen(host.c_str()));
-  const std::string aside = (t.parent_path() / ("." + t.filename().string() + ".old-" + host + "-" +
-                                                std::to_string(::getpid()) + "-" +
-                                                std::to_string(std::random_device{}())))
-                                .string();
-  RLFT_CHECK(::rename(to.c_str(), aside.c_str()) == 0, "{}: cannot move the old directory aside: {}", to,
-             errno_text());
+  const std::string aside =
+      (t.parent_path() / ("." + t.filename().string() + ".old-" + host + "-" + std::to_string(::getpid()) + "-" +
+                          std::to_string(std::random_device{}())))
+          .string();
+  RLFT_CHECK(::rename(to.c_str(), aside.c_str()) == 0, "{}: cannot move the old directory aside: {}", to, errno_text());
   if (::rename(from.c_str(), to.c_str()) != 0) {
     const std::string why = errno_text();
     ::rename(aside.c_str(), to.c_str());

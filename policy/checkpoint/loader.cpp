@@ -12,7 +12,9 @@ namespace {
 
 constexpr size_t kMaxListed = 20;
 
-std::string shape_str(c10::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string shape_str(c10::IntArrayRef shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
 
 std::string dtype_name(at::ScalarType t) {
   try {
@@ -53,9 +55,10 @@ void check(const CheckpointReader& reader, const std::vector<ParamSpec>& specs, 
         problems.push_back(fmt::format("{}: dtype {} in the checkpoint, the model expects {}", spec.name, info.dtype,
                                        dtype_name(*spec.stored_dtype)));
     } else if (!checkpoint::is_floating_dtype(info.scalar_type)) {
-      problems.push_back(fmt::format("{}: dtype {} in the checkpoint, the model expects a floating dtype "
-                                     "(F32, BF16, F16 or F64)",
-                                     spec.name, info.dtype));
+      problems.push_back(
+          fmt::format("{}: dtype {} in the checkpoint, the model expects a floating dtype "
+                      "(F32, BF16, F16 or F64)",
+                      spec.name, info.dtype));
     }
   }
   if (!options.allow_unexpected) {
@@ -87,8 +90,7 @@ TensorMap load_params(const CheckpointReader& reader, const std::vector<ParamSpe
   return out;
 }
 
-TensorMap load_params(const std::string& path, const std::vector<ParamSpec>& specs,
-                      const LoadParamsOptions& options) {
+TensorMap load_params(const std::string& path, const std::vector<ParamSpec>& specs, const LoadParamsOptions& options) {
   return load_params(CheckpointReader::open(path), specs, options);
 }
 

@@ -23,8 +23,8 @@ namespace rlft::checkpoint {
 
 /// One tensor the model expects.
 struct ParamSpec {
-  std::string name;              ///< the checkpoint's (HF) name
-  std::vector<int64_t> shape;    ///< expected shape
+  std::string name;            ///< the checkpoint's (HF) name
+  std::vector<int64_t> shape;  ///< expected shape
   /// The dtype the checkpoint must store it in; nullopt: any floating dtype (F64/F32/F16/
   /// BF16), converted to LoadParamsOptions::dtype.
   std::optional<at::ScalarType> stored_dtype;
@@ -67,8 +67,7 @@ std::vector<ParamSpec> module_specs(const torch::nn::Module& module);
 /// Names in `options.optional_names` that are absent leave the parameter as it was.
 void load_into_module(torch::nn::Module& module, const std::string& path, const LoadParamsOptions& options = {});
 /// The same from a checkpoint already opened (its headers are not validated again).
-void load_into_module(torch::nn::Module& module, const CheckpointReader& reader,
-                      const LoadParamsOptions& options = {});
+void load_into_module(torch::nn::Module& module, const CheckpointReader& reader, const LoadParamsOptions& options = {});
 
 /// The module's parameters and buffers by name (detached, sharing storage), ready for
 /// write_checkpoint(). Names in `skip` are left out (e.g. "lm_head.weight" when tied).

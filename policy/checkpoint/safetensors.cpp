@@ -32,9 +32,8 @@ struct DtypeEntry {
   at::ScalarType type;
 };
 constexpr DtypeEntry kDtypes[] = {
-    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16},
-    {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
-    {"U8", at::kByte},    {"BOOL", at::kBool},
+    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"I64", at::kLong},
+    {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},  {"U8", at::kByte},       {"BOOL", at::kBool},
 };
 // In the format, not (yet) readable here: LibTorch 1.13 has no dtype for them.
 constexpr const char* kUnsupportedDtypes[] = {"F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",
@@ -46,7 +45,9 @@ std::string supported_list() {
   return s;
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string shape_str(const std::vector<int64_t>& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
 
 }  // namespace
 
@@ -88,8 +89,8 @@ at::ScalarType parse_dtype(const std::string& path, const std::string& name, con
   for (const char* u : kUnsupportedDtypes)
     RLFT_CHECK(dtype != u, "{}: tensor `{}` has dtype {}, which rlft cannot read yet (supported: {})", path, name,
                dtype, supported_list());
-  throw Error(fmt::format("{}: tensor `{}` has unknown dtype `{}` (supported: {})", path, name, dtype,
-                          supported_list()));
+  throw Error(
+      fmt::format("{}: tensor `{}` has unknown dtype `{}` (supported: {})", path, name, dtype, supported_list()));
 }
 
 uint64_t get_u64(const std::string& path, const std::string& what, const nlohmann::json& v) {
@@ -98,8 +99,7 @@ uint64_t get_u64(const std::string& path, const std::string& what, const nlohman
   return v.get<uint64_t>();
 }
 
-TensorInfo parse_entry(const std::string& path, const std::string& name, const nlohmann::json& e,
-                       uint64_t data_bytes) {
+TensorInfo parse_entry(const std::string& path, const std::string& name, const nlohmann::json& e, uint64_t data_bytes) {
   RLFT_CHECK(e.is_object(), "{}: header entry `{}` is not an object: {}", path, name, describe_json(e));
   for (const char* key : {"dtype", "shape", "data_offsets"})
     RLFT_CHECK(e.contains(key), "{}: tensor `{}` has no `{}` in the header", path, name, key);
@@ -179,8 +179,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size < 8) {
     ::close(fd);
-    throw Error(fmt::format("{}: truncated safetensors file: {} bytes, less than the 8-byte header length", path,
-                            size));
+    throw Error(
+        fmt::format("{}: truncated safetensors file: {} bytes, less than the 8-byte header length", path, size));
   }
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int saved = errno;
@@ -192,8 +192,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   uint64_t header_bytes = 0;
   std::memcpy(&header_bytes, impl->map.data, 8);
   RLFT_CHECK(header_bytes <= size - 8,
-             "{}: header length {} runs past the end of the file ({} bytes; truncated or not a safetensors file)",
-             path, header_bytes, size);
+             "{}: header length {} runs past the end of the file ({} bytes; truncated or not a safetensors file)", path,
+             header_bytes, size);
   RLFT_CHECK(header_bytes <= kMaxHeaderBytes, "{}: header length {} exceeds the format's limit of {} bytes", path,
              header_bytes, kMaxHeaderBytes);
   impl->data_start = 8 + header_bytes;
@@ -202,21 +202,20 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   const char* hend = hbegin + header_bytes;
   RLFT_CHECK(header_bytes > 0 && *hbegin == '{', "{}: header is not a JSON object (starts with {})", path,
              header_bytes ? nlohmann::json(std::string(hbegin, std::min<uint64_t>(header_bytes, 16)))
-                                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                           : std::string("nothing"));
 
   std::set<std::string> seen;
   std::string duplicate;
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(
-        hbegin, hend,
-        [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-          if (event == nlohmann::json::parse_event_t::key && depth == 1 && duplicate.empty() &&
-              !seen.insert(parsed.get<std::string>()).second)
-            duplicate = parsed.get<std::string>();
-          return true;
-        });
+    header = nlohmann::json::parse(hbegin, hend,
+                                   [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+                                     if (event == nlohmann::json::parse_event_t::key && depth == 1 &&
+                                         duplicate.empty() && !seen.insert(parsed.get<std::string>()).second)
+                                       duplicate = parsed.get<std::string>();
+                                     return true;
+                                   });
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: header is not valid JSON: {}", path, e.what()));
   }
@@ -225,9 +224,11 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
       if (value.is_null()) continue;
-      RLFT_CHECK(value.is_object(), "{}: __metadata__ must be an object of strings, got {}", path, describe_json(value));
+      RLFT_CHECK(value.is_object(), "{}: __metadata__ must be an object of strings, got {}", path,
+                 describe_json(value));
       for (const auto& [mk, mv] : value.items()) {
-        RLFT_CHECK(mv.is_string(), "{}: __metadata__ value of `{}` must be a string, got {}", path, mk, describe_json(mv));
+        RLFT_CHECK(mv.is_string(), "{}: __metadata__ value of `{}` must be a string, got {}", path, mk,
+                   describe_json(mv));
         impl->metadata[mk] = mv.get<std::string>();
       }
       continue;
@@ -240,9 +241,15 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   return f;
 }
 
-const std::string& SafetensorsFile::path() const { return impl_->path; }
-const Metadata& SafetensorsFile::metadata() const { return impl_->metadata; }
-uint64_t SafetensorsFile::file_bytes() const { return impl_->map.size; }
+const std::string& SafetensorsFile::path() const {
+  return impl_->path;
+}
+const Metadata& SafetensorsFile::metadata() const {
+  return impl_->metadata;
+}
+uint64_t SafetensorsFile::file_bytes() const {
+  return impl_->map.size;
+}
 
 std::vector<std::string> SafetensorsFile::names() const {
   std::vector<std::string> out;
@@ -252,7 +259,9 @@ std::vector<std::string> SafetensorsFile::names() const {
   return out;
 }
 
-bool SafetensorsFile::contains(const std::string& name) const { return impl_->tensors.count(name) > 0; }
+bool SafetensorsFile::contains(const std::string& name) const {
+  return impl_->tensors.count(name) > 0;
+}
 
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   const auto it = impl_->tensors.find(name);
@@ -310,7 +319,9 @@ void write_safetensors(const std::string& path, const TensorMap& tensors, const 
       throw Error(fmt::format("{}: tensor `{}`: {}", path, name, e.what()));
     }
     const uint64_t n_bytes = static_cast<uint64_t>(t.numel()) * t.element_size();
-    header[name] = {{"dtype", dtype}, {"shape", t.sizes().vec()}, {"data_offsets", nlohmann::json::array({offset, offset + n_bytes})}};
+    header[name] = {{"dtype", dtype},
+                    {"shape", t.sizes().vec()},
+                    {"data_offsets", nlohmann::json::array({offset, offset + n_bytes})}};
     offset += n_bytes;
   }
   std::string text = header.dump();

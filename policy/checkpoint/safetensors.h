@@ -46,11 +46,11 @@ struct LoadOptions {
 /// A tensor's entry in a file's header.
 struct TensorInfo {
   std::string name;
-  std::string dtype;            ///< as written in the file ("BF16")
-  at::ScalarType scalar_type;   ///< the matching LibTorch dtype
+  std::string dtype;           ///< as written in the file ("BF16")
+  at::ScalarType scalar_type;  ///< the matching LibTorch dtype
   std::vector<int64_t> shape;
-  uint64_t begin = 0;           ///< byte offset in the data section
-  uint64_t end = 0;             ///< one past the last byte
+  uint64_t begin = 0;  ///< byte offset in the data section
+  uint64_t end = 0;    ///< one past the last byte
   uint64_t n_bytes() const { return end - begin; }
 };
 
@@ -91,8 +91,7 @@ class SafetensorsFile {
 
 /// Reads every tensor of `path` (convenience for SafetensorsFile::open(path).tensors()).
 /// When `metadata` is not null it receives the file's `__metadata__`.
-TensorMap read_safetensors(const std::string& path, const LoadOptions& options = {},
-                           Metadata* metadata = nullptr);
+TensorMap read_safetensors(const std::string& path, const LoadOptions& options = {}, Metadata* metadata = nullptr);
 
 /// Writes `tensors` (any device, any layout; the written dtype is each tensor's own) to
 /// `path`, tensors laid out in name order, header padded with spaces to a multiple of 8

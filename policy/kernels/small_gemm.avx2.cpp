@@ -1,4 +1,5 @@
-// The few-rows GEMM kernel for AVX2 with FMA (built with -mavx2 -mfma; run only where the CPU has them). See small_gemm_kernel.inc.
+// The few-rows GEMM kernel for AVX2 with FMA (built with -mavx2 -mfma; run only where the CPU has them). See
+// small_gemm_kernel.inc.
 #define RLFT_SMALL_GEMM_VECTOR_BYTES 32
 #define RLFT_SMALL_GEMM_W_ROWS 4
 #define RLFT_SMALL_GEMM_ENTRY small_gemm_avx2

@@ -10,12 +10,12 @@
 namespace rlft::policy {
 namespace kernels {
 // Two per instruction set (small_gemm.<isa>.cpp). x · wᵀ: y[i, j] for j in [n_begin, n_end).
-using SmallGemmFn = void (*)(const float* x, int64_t ldx, int64_t m, const float* w, int64_t k_width,
-                             int64_t n_begin, int64_t n_end, float* y, int64_t ldy);
+using SmallGemmFn = void (*)(const float* x, int64_t ldx, int64_t m, const float* w, int64_t k_width, int64_t n_begin,
+                             int64_t n_end, float* y, int64_t ldy);
 // x · w: w [k_width, n] with row stride ldw.
 using SmallGemmNnFn = void (*)(const float* x, int64_t ldx, int64_t m, const float* w, int64_t ldw, int64_t k_width,
                                int64_t n, float* y, int64_t ldy);
-#define RLFT_DECLARE_SMALL_GEMM(isa)                                                                          \
+#define RLFT_DECLARE_SMALL_GEMM(isa)                                                                               \
   void small_gemm_##isa(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t); \
   void small_gemm_nn_##isa(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
 RLFT_DECLARE_SMALL_GEMM(base)
@@ -39,8 +39,8 @@ std::vector<Isa> all_isas() {
   std::vector<Isa> out;
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  out.push_back({"avx512", kernels::small_gemm_avx512, kernels::small_gemm_nn_avx512,
-                 __builtin_cpu_supports("avx512f") != 0});
+  out.push_back(
+      {"avx512", kernels::small_gemm_avx512, kernels::small_gemm_nn_avx512, __builtin_cpu_supports("avx512f") != 0});
   out.push_back({"avx2", kernels::small_gemm_avx2, kernels::small_gemm_nn_avx2,
                  __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0});
 #endif
@@ -66,11 +66,15 @@ const Isa& kernel_for(const std::string& isa) {
 }
 
 // Weight rows per task: about 128 KiB of weights, a whole number of blocks (4 rows).
-int64_t rows_per_task(int64_t k) { return std::max<int64_t>(4, (32768 / std::max<int64_t>(k, 1)) / 4 * 4); }
+int64_t rows_per_task(int64_t k) {
+  return std::max<int64_t>(4, (32768 / std::max<int64_t>(k, 1)) / 4 * 4);
+}
 
 }  // namespace
 
-const char* small_gemm_isa() { return kernel_for("").name; }
+const char* small_gemm_isa() {
+  return kernel_for("").name;
+}
 
 std::vector<std::string> small_gemm_isas() {
   std::vector<std::string> out;

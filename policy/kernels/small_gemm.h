@@ -34,9 +34,9 @@ struct SmallGemmJob {
   const float* w = nullptr;  ///< [n, k] contiguous (a Linear weight), or [k, n] when w_is_kn
   int64_t k = 0;
   int64_t n = 0;
-  float* y = nullptr;        ///< [rows, n] with row stride ldy
+  float* y = nullptr;  ///< [rows, n] with row stride ldy
   int64_t ldy = 0;
-  bool w_is_kn = false;      ///< w is [k, n] with row stride ldw: y = x · w (attention's values)
+  bool w_is_kn = false;  ///< w is [k, n] with row stride ldw: y = x · w (attention's values)
   int64_t ldw = 0;
 };
 

@@ -34,7 +34,9 @@ at::Tensor attention_probs(at::Tensor scores, const at::Tensor& mask, at::Scalar
 
 // Whether k or v [B, H_kv, S, d] can be read row by row: unit last stride, rows d apart (the
 // KV cache's layout).
-bool rows_packed(const at::Tensor& t) { return t.stride(3) == 1 && t.stride(2) == t.size(3); }
+bool rows_packed(const at::Tensor& t) {
+  return t.stride(3) == 1 && t.stride(2) == t.size(3);
+}
 
 // Decode (G·T query rows per key/value head, at most kSmallGemmMaxRows) in inference: the
 // B·H_kv small products of each matmul through the few-rows kernel in one threaded pass.
@@ -48,8 +50,8 @@ at::Tensor attend_few_rows(const at::Tensor& q, const at::Tensor& k, const at::T
       !small_gemm_takes_operand(v) || !rows_packed(k) || !rows_packed(v))
     return {};
   const auto qg = q.reshape({B, H_kv, G * T, d_k}).contiguous();  // [B, H_kv, G·T, d_k]
-  auto scores = at::empty({B, H_kv, G * T, S}, q.options());       // [B, H_kv, G·T, S]
-  auto out = at::empty({B, H_kv, G * T, d_v}, q.options());        // [B, H_kv, G·T, d_v]
+  auto scores = at::empty({B, H_kv, G * T, S}, q.options());      // [B, H_kv, G·T, S]
+  auto out = at::empty({B, H_kv, G * T, d_v}, q.options());       // [B, H_kv, G·T, d_v]
   std::vector<SmallGemmJob> score_jobs, value_jobs;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H_kv; ++h) {
@@ -64,9 +66,14 @@ at::Tensor attend_few_rows(const at::Tensor& q, const at::Tensor& k, const at::T
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H_kv; ++h) {
       const int64_t bh = b * H_kv + h;
-      SmallGemmJob job{probs.data_ptr<float>() + bh * G * T * S, S, G * T,
-                       v.data_ptr<float>() + b * v.stride(0) + h * v.stride(1), S, d_v,
-                       out.data_ptr<float>() + bh * G * T * d_v, d_v};
+      SmallGemmJob job{probs.data_ptr<float>() + bh * G * T * S,
+                       S,
+                       G * T,
+                       v.data_ptr<float>() + b * v.stride(0) + h * v.stride(1),
+                       S,
+                       d_v,
+                       out.data_ptr<float>() + bh * G * T * d_v,
+                       d_v};
       job.w_is_kn = true;
       job.ldw = v.stride(2);
       value_jobs.push_back(job);
@@ -77,8 +84,7 @@ at::Tensor attend_few_rows(const at::Tensor& q, const at::Tensor& k, const at::T
 
 }  // namespace
 
-at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                  double scale) {
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d_k = q.size(3);
   const int64_t H_kv = k.size(1), S = k.size(2), d_v = v.size(3);
   RLFT_CHECK(H % H_kv == 0, "attention: {} query heads do not group over {} key/value heads", H, H_kv);

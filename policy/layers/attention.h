@@ -22,10 +22,10 @@ namespace rlft::policy {
 
 /// What every attention layer gets per forward.
 struct AttentionInputs {
-  at::Tensor positions;       ///< [B, T] int64 query positions, -1 = padding
-  at::Tensor segments;        ///< [B, T] int64 packed-sequence ids, or undefined (no cache only)
+  at::Tensor positions;           ///< [B, T] int64 query positions, -1 = padding
+  at::Tensor segments;            ///< [B, T] int64 packed-sequence ids, or undefined (no cache only)
   LayerKvCache* cache = nullptr;  ///< this layer's cache, or null
-  at::Tensor next_positions;  ///< [B] int64 with a cache: the first position of this call per row
+  at::Tensor next_positions;      ///< [B] int64 with a cache: the first position of this call per row
 };
 
 /// [B, 1, T, S] bool: query t may see key s (see the top of this file).
@@ -37,8 +37,7 @@ at::Tensor attention_mask(const at::Tensor& query_positions, const at::Tensor& k
 /// q [B, H, T, d_k], k [B, H_kv, S, d_k], v [B, H_kv, S, d_v], mask [B, 1, T, S]
 /// -> [B, T, H·d_v]. Query head h reads key/value head h / G. Fully masked rows (padding
 /// queries) get a uniform distribution instead of NaN; their outputs are never used.
-at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                  double scale);
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale);
 
 struct AttentionOptions {
   int64_t hidden_size = 0;     ///< D
@@ -62,7 +61,7 @@ class AttentionImpl : public torch::nn::Module {
   const AttentionOptions& options() const { return options_; }
 
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};  // [H·d, D] [H_kv·d, D] x2, [D, H·d]
-  RmsNorm q_norm{nullptr}, k_norm{nullptr};                                     // [d] (qk_norm only)
+  RmsNorm q_norm{nullptr}, k_norm{nullptr};                                   // [d] (qk_norm only)
 
  private:
   AttentionOptions options_;

@@ -11,12 +11,16 @@ LinearImpl::LinearImpl(const LinearOptions& options, const at::TensorOptions& pa
   if (options.bias) bias = register_parameter("bias", at::empty({options.out_features}, param_options));
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return policy::linear(x, weight, bias); }
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  return policy::linear(x, weight, bias);
+}
 
 EmbeddingImpl::EmbeddingImpl(int64_t n_rows, int64_t dim, const at::TensorOptions& param_options) {
   weight = register_parameter("weight", at::empty({n_rows, dim}, param_options));
 }
 
-torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) { return at::embedding(weight, ids); }
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
+  return at::embedding(weight, ids);
+}
 
 }  // namespace rlft::policy

@@ -20,8 +20,8 @@ class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(const LinearOptions& options, const at::TensorOptions& param_options);
   torch::Tensor forward(const torch::Tensor& x);  ///< [..., in] -> [..., out]
-  torch::Tensor weight;  ///< [out, in]
-  torch::Tensor bias;    ///< [out] or undefined
+  torch::Tensor weight;                           ///< [out, in]
+  torch::Tensor bias;                             ///< [out] or undefined
   const LinearOptions& options() const { return options_; }
 
  private:
@@ -33,7 +33,7 @@ class EmbeddingImpl : public torch::nn::Module {
  public:
   EmbeddingImpl(int64_t n_rows, int64_t dim, const at::TensorOptions& param_options);
   torch::Tensor forward(const torch::Tensor& ids);  ///< [...] int64 -> [..., dim]
-  torch::Tensor weight;  ///< [n_rows, dim]
+  torch::Tensor weight;                             ///< [n_rows, dim]
 };
 TORCH_MODULE(Embedding);
 

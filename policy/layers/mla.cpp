@@ -16,13 +16,14 @@ MlaImpl::MlaImpl(const MlaOptions& o, const at::TensorOptions& p) : options_(o) 
   } else {
     q_proj = register_module("q_proj", Linear(LinearOptions{o.hidden_size, o.n_heads * d_qk, false}, p));
   }
-  kv_a_proj_with_mqa = register_module(
-      "kv_a_proj_with_mqa",
-      Linear(LinearOptions{o.hidden_size, o.kv_lora_rank + o.qk_rope_head_dim, o.attention_bias}, p));
+  kv_a_proj_with_mqa =
+      register_module("kv_a_proj_with_mqa",
+                      Linear(LinearOptions{o.hidden_size, o.kv_lora_rank + o.qk_rope_head_dim, o.attention_bias}, p));
   kv_a_layernorm = register_module("kv_a_layernorm", RmsNorm(o.kv_lora_rank, o.rms_norm_eps, p));
   kv_b_proj = register_module(
       "kv_b_proj", Linear(LinearOptions{o.kv_lora_rank, o.n_heads * (o.qk_nope_head_dim + o.v_head_dim), false}, p));
-  o_proj = register_module("o_proj", Linear(LinearOptions{o.n_heads * o.v_head_dim, o.hidden_size, o.attention_bias}, p));
+  o_proj =
+      register_module("o_proj", Linear(LinearOptions{o.n_heads * o.v_head_dim, o.hidden_size, o.attention_bias}, p));
   rope_ = RotaryEmbedding(o.rope);
   scale_ = o.softmax_scale;
   if (scale_ == 0.0) {
@@ -41,11 +42,11 @@ at::Tensor MlaImpl::forward(const at::Tensor& x, const AttentionInputs& in) {
   const int64_t d_qk = o.qk_nope_head_dim + o.qk_rope_head_dim;
   const auto q_flat = o.q_lora_rank > 0 ? q_b_proj(q_a_layernorm(q_a_proj(x))) : q_proj(x);
   const auto q = q_flat.view({B, T, o.n_heads, d_qk}).transpose(1, 2);  // [B, H, T, d_n + d_R]
-  auto q_nope = q.narrow(-1, 0, o.qk_nope_head_dim);                     // [B, H, T, d_n]
-  auto q_rot = q.narrow(-1, o.qk_nope_head_dim, o.qk_rope_head_dim);     // [B, H, T, d_R]
+  auto q_nope = q.narrow(-1, 0, o.qk_nope_head_dim);                    // [B, H, T, d_n]
+  auto q_rot = q.narrow(-1, o.qk_nope_head_dim, o.qk_rope_head_dim);    // [B, H, T, d_R]
 
-  const auto compressed = kv_a_proj_with_mqa(x);                                 // [B, T, d_c + d_R]
-  auto latent = kv_a_layernorm(compressed.narrow(-1, 0, o.kv_lora_rank));        // [B, T, d_c]
+  const auto compressed = kv_a_proj_with_mqa(x);                                        // [B, T, d_c + d_R]
+  auto latent = kv_a_layernorm(compressed.narrow(-1, 0, o.kv_lora_rank));               // [B, T, d_c]
   auto k_rot = compressed.narrow(-1, o.kv_lora_rank, o.qk_rope_head_dim).unsqueeze(1);  // [B, 1, T, d_R]
 
   const auto [cos, sin] = rope_.cos_sin(in.positions, x.scalar_type());
@@ -74,10 +75,10 @@ at::Tensor MlaImpl::expanded(const at::Tensor& q_nope, const at::Tensor& q_rot, 
   const auto& o = options_;
   const int64_t B = latent.size(0), S = latent.size(1);
   const auto kv = kv_b_proj(latent).view({B, S, o.n_heads, o.qk_nope_head_dim + o.v_head_dim}).transpose(1, 2);
-  const auto k_nope = kv.narrow(-1, 0, o.qk_nope_head_dim);              // [B, H, S, d_n]
-  const auto v = kv.narrow(-1, o.qk_nope_head_dim, o.v_head_dim);        // [B, H, S, d_v]
+  const auto k_nope = kv.narrow(-1, 0, o.qk_nope_head_dim);        // [B, H, S, d_n]
+  const auto v = kv.narrow(-1, o.qk_nope_head_dim, o.v_head_dim);  // [B, H, S, d_v]
   const auto k = at::cat({k_nope, k_rot.unsqueeze(1).expand({B, o.n_heads, S, o.qk_rope_head_dim})}, -1);
-  const auto q = at::cat({q_nope, q_rot}, -1);                           // [B, H, T, d_n + d_R]
+  const auto q = at::cat({q_nope, q_rot}, -1);  // [B, H, T, d_n + d_R]
   return attend(q, k, v, mask, scale_);
 }
 

@@ -10,6 +10,8 @@ MlpImpl::MlpImpl(const MlpOptions& o, const at::TensorOptions& p) {
   down_proj = register_module("down_proj", Linear(LinearOptions{o.intermediate_size, o.hidden_size, o.bias}, p));
 }
 
-at::Tensor MlpImpl::forward(const at::Tensor& x) { return down_proj(at::silu(gate_proj(x)) * up_proj(x)); }
+at::Tensor MlpImpl::forward(const at::Tensor& x) {
+  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+}
 
 }  // namespace rlft::policy

@@ -56,9 +56,9 @@ at::Tensor MoeImpl::routed(const at::Tensor& x, const at::Tensor& indices, const
   const auto* counts = counts_cpu.data_ptr<int64_t>();
   const int64_t n_assigned = N * K - counts[E];
   const auto slots = order.narrow(0, 0, n_assigned);
-  const auto token_of = at::div(slots, K, "floor");                              // [A] token of each sorted slot
-  const auto x_sorted = x.index_select(0, token_of);                             // [A, D]
-  const auto w_sorted = weights.reshape({-1}).index_select(0, slots);            // [A] fp32
+  const auto token_of = at::div(slots, K, "floor");                    // [A] token of each sorted slot
+  const auto x_sorted = x.index_select(0, token_of);                   // [A, D]
+  const auto w_sorted = weights.reshape({-1}).index_select(0, slots);  // [A] fp32
   auto out = at::zeros({N, D}, x.options().dtype(at::kFloat));
   if (n_assigned == 0) return out.to(x.scalar_type());
   const auto y = experts_forward(x_sorted, counts).to(at::kFloat) * w_sorted.unsqueeze(1);  // [A, D] weighted, fp32
@@ -76,7 +76,7 @@ at::Tensor MoeImpl::experts_forward(const at::Tensor& x_sorted, const int64_t* c
     const auto xe = x_sorted.narrow(0, offset, c);  // [c, D]
     const auto& ex = expert_list[static_cast<size_t>(e)];
     const auto h = at::silu(at::linear(xe, ex->gate_proj->weight)) * at::linear(xe, ex->up_proj->weight);  // [c, I]
-    outputs.push_back(at::linear(h, ex->down_proj->weight));  // [c, D]
+    outputs.push_back(at::linear(h, ex->down_proj->weight));                                               // [c, D]
     offset += c;
   }
   return at::cat(outputs, 0);
@@ -84,7 +84,8 @@ at::Tensor MoeImpl::experts_forward(const at::Tensor& x_sorted, const int64_t* c
 
 bool MoeImpl::few_rows_path(const at::Tensor& x_sorted, const int64_t* counts) const {
   bool any_few = false;
-  for (int64_t e = 0; e < options_.router.n_experts; ++e) any_few = any_few || (counts[e] > 0 && counts[e] <= kSmallGemmMaxRows);
+  for (int64_t e = 0; e < options_.router.n_experts; ++e)
+    any_few = any_few || (counts[e] > 0 && counts[e] <= kSmallGemmMaxRows);
   if (!any_few || !x_sorted.is_contiguous()) return false;
   for (const auto& ex : expert_list)
     if (!small_gemm_takes(x_sorted, ex->gate_proj->weight) || !small_gemm_takes(x_sorted, ex->up_proj->weight) ||
@@ -111,15 +112,15 @@ at::Tensor MoeImpl::experts_few_rows(const at::Tensor& x_sorted, const int64_t* 
     if (c == 0) continue;
     const auto& ex = expert_list[static_cast<size_t>(e)];
     if (c > kSmallGemmMaxRows) {
-      const auto xe = x_sorted.narrow(0, offset, c);  // [c, D]
+      const auto xe = x_sorted.narrow(0, offset, c);                                  // [c, D]
       auto gate_rows = gate.narrow(0, offset, c), up_rows = up.narrow(0, offset, c);  // views into gate, up
       at::mm_out(gate_rows, xe, ex->gate_proj->weight.t());
       at::mm_out(up_rows, xe, ex->up_proj->weight.t());
     } else {
       in_jobs.push_back({xs + offset * D, D, c, ex->gate_proj->weight.data_ptr<float>(), D, I,
                          gate.data_ptr<float>() + offset * I, I});
-      in_jobs.push_back({xs + offset * D, D, c, ex->up_proj->weight.data_ptr<float>(), D, I,
-                         up.data_ptr<float>() + offset * I, I});
+      in_jobs.push_back(
+          {xs + offset * D, D, c, ex->up_proj->weight.data_ptr<float>(), D, I, up.data_ptr<float>() + offset * I, I});
     }
     offset += c;
   }
@@ -134,8 +135,8 @@ at::Tensor MoeImpl::experts_few_rows(const at::Tensor& x_sorted, const int64_t* 
       auto y_rows = y.narrow(0, offset, c);  // a view into y
       at::mm_out(y_rows, h.narrow(0, offset, c), down.t());
     } else {
-      out_jobs.push_back({h.data_ptr<float>() + offset * I, I, c, down.data_ptr<float>(), I, D,
-                          y.data_ptr<float>() + offset * D, D});
+      out_jobs.push_back(
+          {h.data_ptr<float>() + offset * I, I, c, down.data_ptr<float>(), I, D, y.data_ptr<float>() + offset * D, D});
     }
     offset += c;
   }

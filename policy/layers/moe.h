@@ -57,17 +57,17 @@ TORCH_MODULE(MoeGate);
 
 /// What one MoE forward gives back besides the hidden states.
 struct MoeOutput {
-  at::Tensor hidden;       ///< [N, D]
-  at::Tensor indices;      ///< [N, K] int64 experts used
-  at::Tensor scores;       ///< [N, E] fp32 affinities (with gradient)
-  at::Tensor load;         ///< [E] int64 assignments over valid tokens
+  at::Tensor hidden;                        ///< [N, D]
+  at::Tensor indices;                       ///< [N, K] int64 experts used
+  at::Tensor scores;                        ///< [N, E] fp32 affinities (with gradient)
+  at::Tensor load;                          ///< [E] int64 assignments over valid tokens
   std::optional<SwitchTerms> switch_terms;  ///< when asked
 };
 
 struct MoeInputs {
-  at::Tensor valid;          ///< [N] bool, undefined = all tokens real
-  at::Tensor replay;         ///< [N, K] experts to reuse, or undefined
-  bool switch_terms = false; ///< compute SwitchTerms for the HF aux loss
+  at::Tensor valid;           ///< [N] bool, undefined = all tokens real
+  at::Tensor replay;          ///< [N, K] experts to reuse, or undefined
+  bool switch_terms = false;  ///< compute SwitchTerms for the HF aux loss
 };
 
 class MoeImpl : public torch::nn::Module {
@@ -77,13 +77,12 @@ class MoeImpl : public torch::nn::Module {
   MoeOutput forward(const at::Tensor& x, const MoeInputs& in);
   const MoeOptions& options() const { return options_; }
   /// Σ over experts of x·W (the grouped GEMMs) for given routing: [N, D].
-  at::Tensor routed(const at::Tensor& x, const at::Tensor& indices, const at::Tensor& weights,
-                    const at::Tensor& valid);
+  at::Tensor routed(const at::Tensor& x, const at::Tensor& indices, const at::Tensor& weights, const at::Tensor& valid);
 
   MoeGate gate{nullptr};
   torch::nn::ModuleList experts{nullptr};
-  std::vector<Mlp> expert_list;  ///< the same modules as `experts`, typed
-  Mlp shared{nullptr};           ///< "shared_experts" or "shared_expert"
+  std::vector<Mlp> expert_list;        ///< the same modules as `experts`, typed
+  Mlp shared{nullptr};                 ///< "shared_experts" or "shared_expert"
   Linear shared_expert_gate{nullptr};  ///< [1, D] (Qwen2-MoE)
 
  private:

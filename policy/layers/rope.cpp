@@ -6,7 +6,9 @@
 
 namespace rlft::policy {
 
-double yarn_mscale(double scale, double m) { return scale <= 1.0 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; }
+double yarn_mscale(double scale, double m) {
+  return scale <= 1.0 ? 1.0 : 0.1 * m * std::log(scale) + 1.0;
+}
 
 namespace {
 
@@ -82,8 +84,8 @@ RotaryEmbedding::RotaryEmbedding(const RopeOptions& options) : options_(options)
   } else if (type == "llama3") {
     inv_freq_ = llama3_inv_freq(options);
   } else {
-    throw Error(fmt::format("rope_scaling type '{}' is not supported: known types are default, linear, yarn, llama3",
-                            type));
+    throw Error(
+        fmt::format("rope_scaling type '{}' is not supported: known types are default, linear, yarn, llama3", type));
   }
   inv_freq_ = inv_freq_.to(at::kFloat).contiguous();
 }
@@ -91,7 +93,7 @@ RotaryEmbedding::RotaryEmbedding(const RopeOptions& options) : options_(options)
 std::pair<at::Tensor, at::Tensor> RotaryEmbedding::cos_sin(const at::Tensor& positions, at::ScalarType dtype) const {
   const auto inv = inv_freq_.to(positions.device());
   const auto freqs = positions.clamp_min(0).to(at::kFloat).unsqueeze(-1) * inv;  // [B, T, dim/2]
-  const auto emb = at::cat({freqs, freqs}, -1).unsqueeze(1);                      // [B, 1, T, dim]
+  const auto emb = at::cat({freqs, freqs}, -1).unsqueeze(1);                     // [B, 1, T, dim]
   auto cos = emb.cos();
   auto sin = emb.sin();
   if (attention_scaling_ != 1.0) {

@@ -17,11 +17,11 @@
 namespace rlft::policy {
 
 struct RopeOptions {
-  int64_t dim = 0;                  ///< rotated width (even): head_dim, or qk_rope_head_dim for MLA
-  double theta = 10000.0;           ///< base (rope_theta)
-  RopeScaling scaling;              ///< rope_scaling of config.json
+  int64_t dim = 0;                      ///< rotated width (even): head_dim, or qk_rope_head_dim for MLA
+  double theta = 10000.0;               ///< base (rope_theta)
+  RopeScaling scaling;                  ///< rope_scaling of config.json
   int64_t max_position_embeddings = 0;  ///< the fallback original context for YaRN
-  bool interleaved = false;         ///< adjacent-pair layout (DeepSeek)
+  bool interleaved = false;             ///< adjacent-pair layout (DeepSeek)
 };
 
 class RotaryEmbedding {
@@ -30,7 +30,7 @@ class RotaryEmbedding {
   explicit RotaryEmbedding(const RopeOptions& options);
   /// cos and sin [B, 1, T, dim] for positions [B, T], computed in fp32 then cast to `dtype`.
   std::pair<at::Tensor, at::Tensor> cos_sin(const at::Tensor& positions, at::ScalarType dtype) const;
-  const at::Tensor& inv_freq() const { return inv_freq_; }  ///< [dim / 2] fp32, CPU
+  const at::Tensor& inv_freq() const { return inv_freq_; }         ///< [dim / 2] fp32, CPU
   double attention_scaling() const { return attention_scaling_; }  ///< cos/sin multiplier (YaRN)
   const RopeOptions& options() const { return options_; }
 

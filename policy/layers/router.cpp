@@ -9,8 +9,7 @@ namespace rlft::policy {
 
 void RouterOptions::validate() const {
   RLFT_CHECK(n_experts > 0, "router: n_experts = {}: must be > 0", n_experts);
-  RLFT_CHECK(top_k > 0 && top_k <= n_experts, "router: num_experts_per_tok = {}: must be in [1, {}]", top_k,
-             n_experts);
+  RLFT_CHECK(top_k > 0 && top_k <= n_experts, "router: num_experts_per_tok = {}: must be in [1, {}]", top_k, n_experts);
   RLFT_CHECK(scoring == "softmax" || scoring == "sigmoid",
              "router: scoring_func = '{}': known scoring functions are softmax, sigmoid", scoring);
   RLFT_CHECK(n_group >= 1 && n_experts % n_group == 0, "router: n_group = {}: must divide n_routed_experts ({})",
@@ -46,7 +45,7 @@ RoutingResult route(const at::Tensor& logits, const at::Tensor& bias, const Rout
       const auto grouped = choice.view({N, o.n_group, per_group});
       const auto group_scores = o.group_score == "top2_sum" ? std::get<0>(grouped.topk(2, -1)).sum(-1)
                                                             : std::get<0>(grouped.max(-1));  // [N, G]
-      const auto kept = std::get<1>(group_scores.topk(o.topk_group, -1));                  // [N, topk_group]
+      const auto kept = std::get<1>(group_scores.topk(o.topk_group, -1));                    // [N, topk_group]
       const auto group_mask = at::zeros_like(group_scores, at::kBool).scatter_(1, kept, true);
       const auto expert_mask = group_mask.unsqueeze(-1).expand({N, o.n_group, per_group}).reshape({N, E});
       choice = choice.masked_fill(expert_mask.logical_not(), -std::numeric_limits<float>::infinity());
@@ -72,20 +71,19 @@ at::Tensor expert_load(const at::Tensor& indices, const at::Tensor& valid, int64
 SwitchTerms switch_terms(const at::Tensor& logits, const at::Tensor& valid, int64_t top_k) {
   const int64_t E = logits.size(1);
   const auto probs = at::softmax(logits.to(at::kFloat), -1);  // [N, E]
-  at::Tensor w;  // [N, 1] token weights (1 / number of valid tokens)
+  at::Tensor w;                                               // [N, 1] token weights (1 / number of valid tokens)
   if (valid.defined()) {
     const auto v = valid.reshape({-1, 1}).to(at::kFloat);
     w = v / v.sum().clamp_min(1.0);
   } else {
-    w = at::full({logits.size(0), 1}, 1.0 / static_cast<double>(std::max<int64_t>(1, logits.size(0))),
-                 probs.options());
+    w = at::full({logits.size(0), 1}, 1.0 / static_cast<double>(std::max<int64_t>(1, logits.size(0))), probs.options());
   }
   SwitchTerms t;
   {
     at::NoGradGuard no_grad;
-    const auto top = std::get<1>(probs.detach().topk(top_k, -1));                 // [N, K]
-    const auto one_hot = at::one_hot(top, E).to(at::kFloat);                      // [N, K, E]
-    t.f = (one_hot * w.unsqueeze(-1)).sum(0);                                     // [K, E]
+    const auto top = std::get<1>(probs.detach().topk(top_k, -1));  // [N, K]
+    const auto one_hot = at::one_hot(top, E).to(at::kFloat);       // [N, K, E]
+    t.f = (one_hot * w.unsqueeze(-1)).sum(0);                      // [K, E]
   }
   t.p = (probs * w).sum(0);  // [E]
   return t;
@@ -105,18 +103,18 @@ at::Tensor switch_aux_loss(const std::vector<SwitchTerms>& layers) {
 
 at::Tensor sequence_balance_loss(const at::Tensor& scores, const at::Tensor& indices, const at::Tensor& valid) {
   const int64_t E = scores.size(-1), K = indices.size(-1);
-  const auto v = valid.to(at::kFloat);                                            // [B, T]
-  const auto n_tokens = v.sum(1);                                                 // [B]
-  const auto normalised = scores / scores.sum(-1, /*keepdim=*/true);              // s' [B, T, E]
+  const auto v = valid.to(at::kFloat);                                                           // [B, T]
+  const auto n_tokens = v.sum(1);                                                                // [B]
+  const auto normalised = scores / scores.sum(-1, /*keepdim=*/true);                             // s' [B, T, E]
   const auto P = (normalised * v.unsqueeze(-1)).sum(1) / n_tokens.clamp_min(1.0).unsqueeze(-1);  // [B, E]
   at::Tensor f;
   {
     at::NoGradGuard no_grad;
-    const auto one_hot = at::one_hot(indices, E).to(at::kFloat).sum(2);           // [B, T, E]
-    const auto counts = (one_hot * v.unsqueeze(-1)).sum(1);                       // [B, E]
+    const auto one_hot = at::one_hot(indices, E).to(at::kFloat).sum(2);  // [B, T, E]
+    const auto counts = (one_hot * v.unsqueeze(-1)).sum(1);              // [B, E]
     f = counts * (static_cast<double>(E) / static_cast<double>(K)) / n_tokens.clamp_min(1.0).unsqueeze(-1);
   }
-  const auto per_sequence = (f * P).sum(-1);                                      // [B]
+  const auto per_sequence = (f * P).sum(-1);  // [B]
   const auto has_tokens = (n_tokens > 0).to(at::kFloat);
   return (per_sequence * has_tokens).sum() / has_tokens.sum().clamp_min(1.0);
 }

@@ -17,10 +17,10 @@ struct RouterOptions {
   /// "softmax" (Qwen, Mixtral: softmax over all E, then top-K) or "sigmoid" (DeepSeek-V3:
   /// independent affinities s = σ(logit)).
   std::string scoring = "softmax";
-  bool norm_topk_prob = false;          ///< divide the K weights by their sum (+1e-20)
-  double routed_scaling_factor = 1.0;   ///< multiply the weights after normalisation
-  int64_t n_group = 1;                  ///< G; 1 = no group limit
-  int64_t topk_group = 1;               ///< groups a token may use
+  bool norm_topk_prob = false;         ///< divide the K weights by their sum (+1e-20)
+  double routed_scaling_factor = 1.0;  ///< multiply the weights after normalisation
+  int64_t n_group = 1;                 ///< G; 1 = no group limit
+  int64_t topk_group = 1;              ///< groups a token may use
   /// Group score: "top2_sum" (DeepSeek-V3 noaux_tc: the sum of a group's two best biased
   /// scores) or "max" (DeepSeek-V2 group_limited_greedy).
   std::string group_score = "top2_sum";

@@ -399,7 +399,9 @@ std::unique_ptr<SplitPattern> make_regex_pattern(const std::string& regex) {
   return std::make_unique<Pcre2Pattern>(regex);
 }
 
-std::unique_ptr<SplitPattern> make_pcre2_pattern(const std::string& regex) { return std::make_unique<Pcre2Pattern>(regex); }
+std::unique_ptr<SplitPattern> make_pcre2_pattern(const std::string& regex) {
+  return std::make_unique<Pcre2Pattern>(regex);
+}
 
 std::unique_ptr<SplitPattern> make_literal_pattern(const std::string& literal) {
   return std::make_unique<LiteralPattern>(literal);

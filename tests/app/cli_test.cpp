@@ -17,8 +17,7 @@ using rlft::test::read_all;
 using rlft::test::run_rlft;
 using rlft::test::TempDir;
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("--help and --version exit 0") {
   auto h = run_rlft({"--help"});

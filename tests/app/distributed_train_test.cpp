@@ -73,8 +73,8 @@ void check_same_metrics(const std::string& store, const std::string& a, const st
     const auto it = mb.find(key);
     REQUIRE_MESSAGE(it != mb.end(), name << " at step " << key.second << " missing from " << b);
     const double tol = 1e-6 + 1e-4 * std::abs(va);
-    CHECK_MESSAGE(std::abs(va - it->second) <= tol, name << " at step " << key.second << ": " << va << " vs "
-                                                        << it->second);
+    CHECK_MESSAGE(std::abs(va - it->second) <= tol,
+                  name << " at step " << key.second << ": " << va << " vs " << it->second);
     ++compared;
   }
   CHECK(compared > 20);
@@ -211,8 +211,8 @@ TEST_CASE("a run started on two ranks resumes on one and ends as the uninterrupt
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp);
   REQUIRE(rlft::test::run_rlft(args({"train", job}, named(tmp, "whole"))).exit_code == 0);
-  const auto first =
-      rlft::test::run_rlft(args({"launch", "--nproc", "2", "--", "train", job, "--stop-after", "2"}, named(tmp, "split")));
+  const auto first = rlft::test::run_rlft(
+      args({"launch", "--nproc", "2", "--", "train", job, "--stop-after", "2"}, named(tmp, "split")));
   REQUIRE_MESSAGE(first.exit_code == 0, first.out << first.err);
   CHECK(contains(first.out, "stopped after step 2"));
   const auto rest = rlft::test::run_rlft(args({"train", job, "--resume"}, named(tmp, "split")));
@@ -221,7 +221,8 @@ TEST_CASE("a run started on two ranks resumes on one and ends as the uninterrupt
   check_same_weights(tmp.file("whole/final"), tmp.file("split/final"));
   // And back: one rank's checkpoint continued on two.
   REQUIRE(rlft::test::run_rlft(args({"train", job, "--stop-after", "2"}, named(tmp, "back"))).exit_code == 0);
-  const auto more = rlft::test::run_rlft(args({"launch", "--nproc", "2", "--", "train", job, "--resume"}, named(tmp, "back")));
+  const auto more =
+      rlft::test::run_rlft(args({"launch", "--nproc", "2", "--", "train", job, "--resume"}, named(tmp, "back")));
   REQUIRE_MESSAGE(more.exit_code == 0, more.out << more.err);
   check_same_metrics(tmp.file("rlft.db"), "whole", "back");
   check_same_weights(tmp.file("whole/final"), tmp.file("back/final"));
@@ -279,9 +280,10 @@ TEST_CASE("ranks with different configs or different initial weights stop at sta
   const auto job = write_job(tmp);
   {
     const int port = rlft::test::free_port();
-    const int r0 = rlft::test::spawn_rlft(args({"sft", job}, named(tmp, "m")), tmp.file("m0.log"), rank_env(0, 2, port));
-    const int r1 = rlft::test::spawn_rlft(args({"sft", job, "--set", "optim.lr=0.5"}, named(tmp, "m")), tmp.file("m1.log"),
-                                          rank_env(1, 2, port));
+    const int r0 =
+        rlft::test::spawn_rlft(args({"sft", job}, named(tmp, "m")), tmp.file("m0.log"), rank_env(0, 2, port));
+    const int r1 = rlft::test::spawn_rlft(args({"sft", job, "--set", "optim.lr=0.5"}, named(tmp, "m")),
+                                          tmp.file("m1.log"), rank_env(1, 2, port));
     CHECK(rlft::test::wait_child(r0) == 2);
     CHECK(rlft::test::wait_child(r1) == 2);
     for (const char* f : {"m0.log", "m1.log"}) {
@@ -306,7 +308,9 @@ TEST_CASE("ranks with different configs or different initial weights stop at sta
       const std::string cmd = fmt::format("cd {} && exec {} sft {} --set policy.path=model --set run.name=w",
                                           tmp.file(r == 0 ? "a" : "b"), RLFT_BINARY, job);
       const auto env = rank_env(r, 2, port);
-      ranks.push_back(std::async(std::launch::async, [cmd, env] { return rlft::test::run_process({"sh", "-c", cmd}, env); }));
+      ranks.push_back(std::async(std::launch::async, [cmd, env] {
+        return rlft::test::run_process({"sh", "-c", cmd}, env);
+      }));
     }
     for (auto& f : ranks) {
       const auto r = f.get();
@@ -345,9 +349,9 @@ TEST_CASE("SIGTERM to the job: the ranks stop after the same step and rank 0 lea
   auto store = rlft::data::Store::open(tmp.file("rlft.db"), false);
   CHECK(store.find_run("run")->status == "interrupted");
   // It continues, here on one rank.
-  const auto more = rlft::test::run_rlft(args({"train", job, "--resume", "--set", "grpo.steps=100000", "--stop-after",
-                                               std::to_string(step + 1)},
-                                              named(tmp, "run")));
+  const auto more = rlft::test::run_rlft(
+      args({"train", job, "--resume", "--set", "grpo.steps=100000", "--stop-after", std::to_string(step + 1)},
+           named(tmp, "run")));
   CHECK_MESSAGE(more.exit_code == 0, more.out << more.err);
   CHECK(contains(more.out, fmt::format("stopped after step {}", step + 1)));
 }

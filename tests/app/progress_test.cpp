@@ -9,8 +9,7 @@ using rlft::test::contains;
 using rlft::test::error_of;
 using rlft::test::read_all;
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("without a terminal, progress is plain log lines") {
   auto r = rlft::test::run_rlft({"bench", "gemm", "--sizes", "32,48,64"});

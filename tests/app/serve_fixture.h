@@ -127,9 +127,13 @@ class ServeProcess {
   int port_ = 0;
 };
 
-inline bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+inline bool has(const std::string& s, const std::string& needle) {
+  return s.find(needle) != std::string::npos;
+}
 
-inline httplib::Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
+inline httplib::Headers bearer(const std::string& token) {
+  return {{"Authorization", "Bearer " + token}};
+}
 
 /// The value of <meta name="csrf" content="…"> in a page.
 inline std::string csrf_of(const std::string& html) {

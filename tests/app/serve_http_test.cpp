@@ -13,8 +13,9 @@ TEST_CASE("serve refuses every page but sign-in and static files without a token
   add_token(store, "alice");
   ServeProcess serve({"--store", store});
   auto c = serve.client();
-  for (const std::string& path : std::vector<std::string>{"/", "/runs/" + std::to_string(run), "/runs/" + std::to_string(run) + "/rollouts",
-                                 std::string("/label"), std::string("/label?source=pairs"), std::string("/progress")}) {
+  for (const std::string& path :
+       std::vector<std::string>{"/", "/runs/" + std::to_string(run), "/runs/" + std::to_string(run) + "/rollouts",
+                                std::string("/label"), std::string("/label?source=pairs"), std::string("/progress")}) {
     auto r = c.Get(path.c_str());
     REQUIRE(r);
     CHECK_MESSAGE(r->status == 401, path);

@@ -142,8 +142,8 @@ TEST_CASE("progress counts labels per annotator and agreement over comparisons s
   auto c = serve.client();
   const std::string source = "run:" + std::to_string(run) + ":7";
   // Both label the first two comparisons: they agree on the first, not on the second.
-  for (const auto& [token, choices] : std::vector<std::pair<std::string, std::vector<std::string>>>{
-           {alice, {"a", "tie"}}, {bob, {"a", "both_bad"}}}) {
+  for (const auto& [token, choices] :
+       std::vector<std::pair<std::string, std::vector<std::string>>>{{alice, {"a", "tie"}}, {bob, {"a", "both_bad"}}}) {
     for (const auto& choice : choices) {
       Shown shown = get_label(c, token, source);
       CHECK(c.Post("/label", bearer(token), form_of(shown, choice))->status == 303);

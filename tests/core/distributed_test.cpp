@@ -54,8 +54,10 @@ TEST_CASE("distributed rank" * doctest::skip()) {
         if (ctx->rank() == 1) throw rlft::Error("weights.safetensors: truncated");
       });
     };
-    if (ctx->rank() == 1) CHECK_THROWS_WITH_AS(failing(), "weights.safetensors: truncated", rlft::Error);
-    else CHECK_THROWS_WITH_AS(failing(), "rank 1 failed to load the weights: weights.safetensors: truncated", rlft::Error);
+    if (ctx->rank() == 1)
+      CHECK_THROWS_WITH_AS(failing(), "weights.safetensors: truncated", rlft::Error);
+    else
+      CHECK_THROWS_WITH_AS(failing(), "rank 1 failed to load the weights: weights.safetensors: truncated", rlft::Error);
     CHECK_NOTHROW(ctx->on_main("write", [] {}));
     CHECK(ctx->take_collective_seconds() >= 0.0);
   } else if (scenario == "mismatch") {

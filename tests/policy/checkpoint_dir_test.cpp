@@ -101,8 +101,8 @@ TEST_SUITE("policy") {
       for (const auto& [_, v] : t) total += v.numel() * v.element_size();
       CHECK(index["metadata"]["total_size"] == total);
       CHECK(index["weight_map"].size() == t.size());
-      CHECK(index["weight_map"]["lm_head.weight"] == "model-00001-of-" + fmt::format("{:05d}", n_shards) +
-                                                         ".safetensors");
+      CHECK(index["weight_map"]["lm_head.weight"] ==
+            "model-00001-of-" + fmt::format("{:05d}", n_shards) + ".safetensors");
 
       const ck::CheckpointReader r = ck::CheckpointReader::open(dir);
       CHECK(r.files().size() == n_shards);
@@ -139,8 +139,8 @@ TEST_SUITE("policy") {
     single.extra_files["generation_config.json"] = "{}\n";
     single.copy_files["tokenizer.json"] = tmp.write("tok.json", "{\"v\": 1}");
     ck::write_checkpoint(dir, model_tensors(2), single);
-    CHECK(entries(dir) == std::vector<std::string>{"config.json", "generation_config.json", "model.safetensors",
-                                                   "tokenizer.json"});
+    CHECK(entries(dir) ==
+          std::vector<std::string>{"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"});
     CHECK(bitwise_equal(ck::read_checkpoint(dir), model_tensors(2)));
     CHECK(entries(tmp.path()) == std::vector<std::string>{"ckpt", "tok.json"});  // no temp dirs left
   }
@@ -246,7 +246,8 @@ TEST_SUITE("policy") {
     REQUIRE(open_err().empty());
 
     SUBCASE("index names a missing shard") {
-      const std::string shard = dir + "/model-00002-of-" + fmt::format("{:05d}", entries(dir).size() - 1) + ".safetensors";
+      const std::string shard =
+          dir + "/model-00002-of-" + fmt::format("{:05d}", entries(dir).size() - 1) + ".safetensors";
       fs::remove(shard);
       const std::string err = open_err();
       CHECK(contains(err, index_path));

@@ -41,7 +41,9 @@ at::Tensor chunked_logits(CausalLM& model, const at::Tensor& tokens, const std::
   return at::cat(parts, 1);
 }
 
-std::vector<int64_t> ones(int64_t n) { return std::vector<int64_t>(static_cast<size_t>(n), 1); }
+std::vector<int64_t> ones(int64_t n) {
+  return std::vector<int64_t>(static_cast<size_t>(n), 1);
+}
 
 }  // namespace
 

@@ -45,7 +45,8 @@ TEST_CASE("model init, info and logits on every tiny config") {
   for (const auto& name : test::tiny_names()) {
     CAPTURE(name);
     test::TempDir dir;
-    const auto init = test::run_rlft({"model", "init", test::tiny_config_path(name), "-o", dir.file("m"), "--seed", "3"});
+    const auto init =
+        test::run_rlft({"model", "init", test::tiny_config_path(name), "-o", dir.file("m"), "--seed", "3"});
     REQUIRE_MESSAGE(init.exit_code == 0, init.err);
     CHECK(std::filesystem::exists(dir.file("m/config.json")));
     CHECK(std::filesystem::exists(dir.file("m/model.safetensors")));
@@ -61,7 +62,8 @@ TEST_CASE("model init, info and logits on every tiny config") {
     const auto text = test::run_rlft({"model", "info", dir.file("m")});
     CHECK(text.out.find("active per token") != std::string::npos);
 
-    const auto full = test::run_rlft({"model", "logits", dir.file("m"), "--ids", "5,9,2,40,7", "-o", dir.file("a.npy")});
+    const auto full =
+        test::run_rlft({"model", "logits", dir.file("m"), "--ids", "5,9,2,40,7", "-o", dir.file("a.npy")});
     REQUIRE_MESSAGE(full.exit_code == 0, full.err);
     const auto step =
         test::run_rlft({"model", "logits", dir.file("m"), "--ids", "5,9,2,40,7", "--step", "-o", dir.file("b.npy")});

@@ -110,7 +110,8 @@ TEST_CASE("a key of the wrong type is named, in YAML and in config.json") {
   CHECK(y.find("expected an integer") != std::string::npos);
   const auto j = error_of([] { from_json(R"({"model_type": "qwen3_moe", "num_experts": "many"})"); });
   CHECK(j == R"(ckpt/config.json: key `num_experts` = "many": expected an integer)");
-  const auto nested = error_of([] { from_json(R"({"model_type": "llama", "rope_scaling": {"rope_type": "yarn", "factor": "x"}})"); });
+  const auto nested =
+      error_of([] { from_json(R"({"model_type": "llama", "rope_scaling": {"rope_type": "yarn", "factor": "x"}})"); });
   CHECK(nested.find("key `rope_scaling.factor`") != std::string::npos);
 }
 
@@ -126,10 +127,12 @@ TEST_CASE("relations between keys are checked with the key named") {
     const char* expected;
   };
   const Row rows[] = {
-      {"num_attention_heads: 4\n  num_key_value_heads: 3", "num_key_value_heads = 3: must divide num_attention_heads (4)"},
+      {"num_attention_heads: 4\n  num_key_value_heads: 3",
+       "num_key_value_heads = 3: must divide num_attention_heads (4)"},
       {"num_experts: 4\n  num_experts_per_tok: 5", "num_experts_per_tok = 5: must be in [1, num_experts = 4]"},
       {"hidden_act: gelu", "hidden_act = gelu: only silu (SwiGLU) is supported"},
-      {"use_sliding_window: true\n  sliding_window: 0", "sliding_window = 0: must be > 0 when use_sliding_window is true"},
+      {"use_sliding_window: true\n  sliding_window: 0",
+       "sliding_window = 0: must be > 0 when use_sliding_window is true"},
   };
   for (const auto& row : rows) {
     CAPTURE(row.yaml);
@@ -236,23 +239,36 @@ TEST_CASE("parameter names are the Hugging Face names") {
     names.insert(p.key());
   for (const auto& b : build_model(test::tiny_config("deepseek-v3"), o, registry)->named_buffers())
     names.insert(b.key());
-  for (const char* n : {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
-                        "model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
-                        "model.layers.0.self_attn.q_a_proj.weight", "model.layers.0.self_attn.q_a_layernorm.weight",
-                        "model.layers.0.self_attn.q_b_proj.weight", "model.layers.0.self_attn.kv_a_proj_with_mqa.weight",
-                        "model.layers.0.self_attn.kv_a_layernorm.weight", "model.layers.0.self_attn.kv_b_proj.weight",
-                        "model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.gate_proj.weight",
-                        "model.layers.1.mlp.gate.weight", "model.layers.1.mlp.gate.e_score_correction_bias",
-                        "model.layers.1.mlp.experts.7.down_proj.weight", "model.layers.1.mlp.shared_experts.up_proj.weight",
-                        "model.layers.3.enorm.weight", "model.layers.3.hnorm.weight", "model.layers.3.eh_proj.weight",
-                        "model.layers.3.shared_head.norm.weight", "model.layers.3.mlp.experts.0.gate_proj.weight"})
+  for (const char* n : {"model.embed_tokens.weight",
+                        "model.norm.weight",
+                        "lm_head.weight",
+                        "model.layers.0.input_layernorm.weight",
+                        "model.layers.0.post_attention_layernorm.weight",
+                        "model.layers.0.self_attn.q_a_proj.weight",
+                        "model.layers.0.self_attn.q_a_layernorm.weight",
+                        "model.layers.0.self_attn.q_b_proj.weight",
+                        "model.layers.0.self_attn.kv_a_proj_with_mqa.weight",
+                        "model.layers.0.self_attn.kv_a_layernorm.weight",
+                        "model.layers.0.self_attn.kv_b_proj.weight",
+                        "model.layers.0.self_attn.o_proj.weight",
+                        "model.layers.0.mlp.gate_proj.weight",
+                        "model.layers.1.mlp.gate.weight",
+                        "model.layers.1.mlp.gate.e_score_correction_bias",
+                        "model.layers.1.mlp.experts.7.down_proj.weight",
+                        "model.layers.1.mlp.shared_experts.up_proj.weight",
+                        "model.layers.3.enorm.weight",
+                        "model.layers.3.hnorm.weight",
+                        "model.layers.3.eh_proj.weight",
+                        "model.layers.3.shared_head.norm.weight",
+                        "model.layers.3.mlp.experts.0.gate_proj.weight"})
     CHECK_MESSAGE(names.count(n), n);
   names.clear();
   for (const auto& p : build_model(test::tiny_config("qwen2-moe"), o, registry)->named_parameters())
     names.insert(p.key());
-  for (const char* n : {"model.layers.0.self_attn.q_proj.bias", "model.layers.0.self_attn.k_proj.bias",
-                        "model.layers.0.mlp.shared_expert.gate_proj.weight", "model.layers.0.mlp.shared_expert_gate.weight",
-                        "model.layers.0.mlp.experts.3.up_proj.weight", "model.layers.2.mlp.down_proj.weight"})
+  for (const char* n :
+       {"model.layers.0.self_attn.q_proj.bias", "model.layers.0.self_attn.k_proj.bias",
+        "model.layers.0.mlp.shared_expert.gate_proj.weight", "model.layers.0.mlp.shared_expert_gate.weight",
+        "model.layers.0.mlp.experts.3.up_proj.weight", "model.layers.2.mlp.down_proj.weight"})
     CHECK_MESSAGE(names.count(n), n);
   CHECK(!names.count("model.layers.0.self_attn.o_proj.bias"));
   names.clear();

@@ -13,7 +13,9 @@ using rlft::test::rel_err;
 
 namespace {
 
-bool has_grad(const at::Tensor& p) { return p.grad().defined() && p.grad().abs().sum().item<double>() > 0.0; }
+bool has_grad(const at::Tensor& p) {
+  return p.grad().defined() && p.grad().abs().sum().item<double>() > 0.0;
+}
 
 }  // namespace
 

@@ -136,7 +136,8 @@ TEST_CASE("missing, unexpected and mis-shaped tensors are named with expected vs
   checkpoint::write_checkpoint(dir.file("bad"), tensors, wo);
   const auto e = error_of([&] { load_model(dir.file("bad"), {}, registry); });
   CHECK(e.find("3 problems") != std::string::npos);
-  CHECK(e.find("model.layers.1.mlp.experts.2.down_proj.weight: missing (expected shape [48, 24])") != std::string::npos);
+  CHECK(e.find("model.layers.1.mlp.experts.2.down_proj.weight: missing (expected shape [48, 24])") !=
+        std::string::npos);
   CHECK(e.find("model.norm.weight: shape [7] in the checkpoint, the model expects [48]") != std::string::npos);
   CHECK(e.find("model.layers.9.mlp.gate.weight: unexpected") != std::string::npos);
 }

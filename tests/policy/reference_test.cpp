@@ -16,14 +16,17 @@ namespace {
 
 const char* kPython = "/usr/bin/python3";
 
-std::string script() { return std::string(RLFT_SOURCE_DIR) + "/scripts/reference/reference.py"; }
+std::string script() {
+  return std::string(RLFT_SOURCE_DIR) + "/scripts/reference/reference.py";
+}
 
 // Fails loudly (never skips): the reference is part of the test set-up.
 void require_python_torch() {
   const auto r = test::run_process({kPython, "-c", "import torch, numpy"});
-  REQUIRE_MESSAGE(r.exit_code == 0, "the reference needs Debian's python3-torch and python3-numpy "
-                                    "(scripts/setup.sh --test installs them): "
-                                        << r.err);
+  REQUIRE_MESSAGE(r.exit_code == 0,
+                  "the reference needs Debian's python3-torch and python3-numpy "
+                  "(scripts/setup.sh --test installs them): "
+                      << r.err);
 }
 
 void check_against_reference(const std::string& dir, const std::string& ids, const std::string& label) {
@@ -35,8 +38,8 @@ void check_against_reference(const std::string& dir, const std::string& ids, con
     if (step) args.push_back("--step");
     const auto r = test::run_rlft(args);
     REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-    const auto py = test::run_process({kPython, script(), "--model", dir, "--ids", ids, "--compare",
-                                       tmp.file("rlft.npy"), "--tol", "1e-4"});
+    const auto py = test::run_process(
+        {kPython, script(), "--model", dir, "--ids", ids, "--compare", tmp.file("rlft.npy"), "--tol", "1e-4"});
     MESSAGE(label << (step ? " (KV cache): " : ": ") << py.out);
     CHECK_MESSAGE(py.exit_code == 0, py.out << py.err);
   }
@@ -66,12 +69,18 @@ TEST_CASE("the reference agrees on variants: bf16 storage, no query LoRA, slidin
   };
   const Variant variants[] = {
       {"deepseek-v3", "deepseek-v3 stored bf16", {}, at::kBFloat16},
-      {"deepseek-v3", "deepseek-v3 q_lora_rank null", {"model.q_lora_rank=0", "model.rope_scaling.type=default"},
+      {"deepseek-v3",
+       "deepseek-v3 q_lora_rank null",
+       {"model.q_lora_rank=0", "model.rope_scaling.type=default"},
        at::kFloat},
-      {"deepseek-v3", "deepseek-v3 window 5 + 1 sink", {"model.use_sliding_window=true", "model.sliding_window=5",
-                                                         "model.num_sink_tokens=1"}, at::kFloat},
+      {"deepseek-v3",
+       "deepseek-v3 window 5 + 1 sink",
+       {"model.use_sliding_window=true", "model.sliding_window=5", "model.num_sink_tokens=1"},
+       at::kFloat},
       {"qwen3-moe", "qwen3-moe window 4", {"model.use_sliding_window=true", "model.sliding_window=4"}, at::kFloat},
-      {"qwen2-moe", "qwen2-moe yarn", {"model.rope_scaling={type: yarn, factor: 4.0, original_max_position_embeddings: 8}"},
+      {"qwen2-moe",
+       "qwen2-moe yarn",
+       {"model.rope_scaling={type: yarn, factor: 4.0, original_max_position_embeddings: 8}"},
        at::kFloat},
   };
   for (const auto& v : variants) {

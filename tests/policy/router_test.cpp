@@ -164,8 +164,7 @@ TEST_CASE("router options are validated with the key in the message") {
   o.n_experts = 6;
   o.top_k = 2;
   o.n_group = 4;
-  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("n_group = 4: must divide n_routed_experts (6)"),
-                       rlft::Error);
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("n_group = 4: must divide n_routed_experts (6)"), rlft::Error);
   o.n_group = 1;
   o.scoring = "relu";
   CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("known scoring functions are softmax, sigmoid"), rlft::Error);

@@ -47,8 +47,8 @@ std::string open_error(const std::string& path) {
   return error_of([&] { ck::SafetensorsFile::open(path); });
 }
 
-const at::ScalarType kAllTypes[] = {at::kFloat, at::kBFloat16, at::kHalf,  at::kDouble, at::kLong,
-                                    at::kInt,   at::kShort,    at::kChar,  at::kByte,   at::kBool};
+const at::ScalarType kAllTypes[] = {at::kFloat, at::kBFloat16, at::kHalf, at::kDouble, at::kLong,
+                                    at::kInt,   at::kShort,    at::kChar, at::kByte,   at::kBool};
 
 }  // namespace
 
@@ -122,9 +122,7 @@ TEST_SUITE("policy") {
     const std::string path = dir.file("t.safetensors");
     ck::write_safetensors(path, {{"t", at::full({4}, 3.0f)}});
     at::Tensor t;
-    {
-      t = ck::SafetensorsFile::open(path).tensor("t");
-    }
+    { t = ck::SafetensorsFile::open(path).tensor("t"); }
     std::filesystem::remove(path);
     CHECK(t.sum().item<float>() == 12.0f);
   }
@@ -191,69 +189,77 @@ TEST_SUITE("policy") {
       cases.push_back({"header not an object", corrupt("array.safetensors", b), "not a JSON object"});
     }
     cases.push_back({"trailing bytes", corrupt("trailing.safetensors", bytes + "xyz"), "trailing"});
-    cases.push_back({"offsets out of bounds",
-                     raw_file(dir, "oob.safetensors",
-                              R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}})",
-                              24),
-                     "past the end of the data section"});
-    cases.push_back({"overlapping offsets",
-                     raw_file(dir, "overlap.safetensors",
-                              R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
-                              24),
-                     "overlap"});
-    cases.push_back({"gapped offsets",
-                     raw_file(dir, "gap.safetensors",
-                              R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}})",
-                              24),
-                     "belong to no tensor"});
-    cases.push_back({"shape x dtype size differs from the byte range",
-                     raw_file(dir, "size.safetensors", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})",
-                              16),
-                     "needs 12 bytes"});
+    cases.push_back(
+        {"offsets out of bounds",
+         raw_file(
+             dir, "oob.safetensors",
+             R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}})",
+             24),
+         "past the end of the data section"});
+    cases.push_back(
+        {"overlapping offsets",
+         raw_file(
+             dir, "overlap.safetensors",
+             R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+             24),
+         "overlap"});
+    cases.push_back(
+        {"gapped offsets",
+         raw_file(
+             dir, "gap.safetensors",
+             R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}})",
+             24),
+         "belong to no tensor"});
+    cases.push_back(
+        {"shape x dtype size differs from the byte range",
+         raw_file(dir, "size.safetensors", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})", 16),
+         "needs 12 bytes"});
     cases.push_back({"shape overflows",
                      raw_file(dir, "overflow.safetensors",
                               R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}})", 16),
                      "too many"});
-    cases.push_back({"offsets reversed",
-                     raw_file(dir, "reversed.safetensors", R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})",
-                              8),
-                     "end before they begin"});
-    cases.push_back({"negative dimension",
-                     raw_file(dir, "negdim.safetensors", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})",
-                              4),
-                     "non-negative integer"});
+    cases.push_back(
+        {"offsets reversed",
+         raw_file(dir, "reversed.safetensors", R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", 8),
+         "end before they begin"});
+    cases.push_back(
+        {"negative dimension",
+         raw_file(dir, "negdim.safetensors", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4),
+         "non-negative integer"});
     cases.push_back({"missing data_offsets",
                      raw_file(dir, "nooffsets.safetensors", R"({"a":{"dtype":"F32","shape":[1]}})", 4),
                      "no `data_offsets`"});
-    cases.push_back({"an FP8 tensor",
-                     raw_file(dir, "fp8.safetensors", R"({"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})",
-                              4),
-                     "dtype F8_E4M3, which rlft cannot read yet"});
+    cases.push_back(
+        {"an FP8 tensor",
+         raw_file(dir, "fp8.safetensors", R"({"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", 4),
+         "dtype F8_E4M3, which rlft cannot read yet"});
     cases.push_back({"an unknown dtype",
                      raw_file(dir, "q9.safetensors", R"({"w":{"dtype":"Q9","shape":[4],"data_offsets":[0,4]}})", 4),
                      "unknown dtype `Q9`"});
-    cases.push_back({"a duplicate tensor name",
-                     raw_file(dir, "dup.safetensors",
-                              R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
-                              8),
-                     "appears twice"});
+    cases.push_back(
+        {"a duplicate tensor name",
+         raw_file(
+             dir, "dup.safetensors",
+             R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
+             8),
+         "appears twice"});
     cases.push_back({"metadata not strings",
                      raw_file(dir, "meta.safetensors",
                               R"({"__metadata__":{"step":3},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", 4),
                      "must be a string"});
-    cases.push_back({"an entry not an object", raw_file(dir, "entry.safetensors", R"({"a":[1,2]})", 0),
-                     "not an object"});
-    cases.push_back({"invalid UTF-8 in the header",
-                     raw_file(dir, "utf8.safetensors", "{\"a\xff\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0),
-                     "not valid JSON"});
-    cases.push_back({"a deeply nested entry",
-                     raw_file(dir, "nested.safetensors",
-                              "{\"a\":" + std::string(200000, '[') + std::string(200000, ']') + "}", 0),
-                     "not an object"});
+    cases.push_back(
+        {"an entry not an object", raw_file(dir, "entry.safetensors", R"({"a":[1,2]})", 0), "not an object"});
+    cases.push_back(
+        {"invalid UTF-8 in the header",
+         raw_file(dir, "utf8.safetensors", "{\"a\xff\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0),
+         "not valid JSON"});
+    cases.push_back(
+        {"a deeply nested entry",
+         raw_file(dir, "nested.safetensors", "{\"a\":" + std::string(200000, '[') + std::string(200000, ']') + "}", 0),
+         "not an object"});
     cases.push_back({"a header of binary garbage",
-                     corrupt("garbage.safetensors", std::string("\x10\0\0\0\0\0\0\0", 8) +
-                                                        "\xff\xfe\x80"
-                                                        "ghijklmnopqrs"),
+                     corrupt("garbage.safetensors", std::string("\x10\0\0\0\0\0\0\0", 8) + "\xff\xfe\x80"
+                                                                                           "ghijklmnopqrs"),
                      "not a JSON object"});
 
     for (const auto& c : cases) {

@@ -385,10 +385,45 @@ TEST_CASE("the hand-written matchers find what PCRE2 finds for the same regexes"
       "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
       "?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
   };
-  static const char* const palette[] = {" ",  "  ", "\t", "\n", "\r", "a", "Z", "\xC3\xA9", "\xCC\x81", "'", "s", "S",
-                                        "t",  "re", "LL", "d",  "\xC5\xBF", "1", "23", "\xD9\xA3", "\xC2\xBD", "\xE4\xB8\xAD",
-                                        "\xE3\x81\xB2", "\xE3\x82\xAB", "\xED\x95\x9C", "\xF0\x9F\x98\x80", "\xE2\x80\x8D",
-                                        ".", ",", "!", "-", "_", "(", "$", "\\", "\xC2\xA0", "\xE3\x80\x80", "\x07", "\xEF\xBB\xBF"};
+  static const char* const palette[] = {" ",
+                                        "  ",
+                                        "\t",
+                                        "\n",
+                                        "\r",
+                                        "a",
+                                        "Z",
+                                        "\xC3\xA9",
+                                        "\xCC\x81",
+                                        "'",
+                                        "s",
+                                        "S",
+                                        "t",
+                                        "re",
+                                        "LL",
+                                        "d",
+                                        "\xC5\xBF",
+                                        "1",
+                                        "23",
+                                        "\xD9\xA3",
+                                        "\xC2\xBD",
+                                        "\xE4\xB8\xAD",
+                                        "\xE3\x81\xB2",
+                                        "\xE3\x82\xAB",
+                                        "\xED\x95\x9C",
+                                        "\xF0\x9F\x98\x80",
+                                        "\xE2\x80\x8D",
+                                        ".",
+                                        ",",
+                                        "!",
+                                        "-",
+                                        "_",
+                                        "(",
+                                        "$",
+                                        "\\",
+                                        "\xC2\xA0",
+                                        "\xE3\x80\x80",
+                                        "\x07",
+                                        "\xEF\xBB\xBF"};
   std::mt19937 rng(1);
   std::vector<std::string> texts;
   for (int i = 0; i < 2000; ++i) {
@@ -405,9 +440,9 @@ TEST_CASE("the hand-written matchers find what PCRE2 finds for the same regexes"
       std::vector<rlft::tokenizer::ByteRange> a, b;
       hand->find_matches(t, a);
       pcre->find_matches(t, b);
-      const bool same = a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
-                          return x.begin == y.begin && x.end == y.end;
-                        });
+      const bool same = a.size() == b.size() &&
+                        std::equal(a.begin(), a.end(), b.begin(),
+                                   [](const auto& x, const auto& y) { return x.begin == y.begin && x.end == y.end; });
       if (!same && ++differ <= 3) FAIL_CHECK(hand->engine() << " and PCRE2 differ on " << json(t).dump());
     }
     CHECK(differ == 0);

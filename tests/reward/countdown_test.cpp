@@ -79,7 +79,8 @@ TEST_CASE("countdown: use_all from the options or from the example") {
   CountdownRewardOptions all;
   all.use_all = true;
   CHECK(judge_countdown("<answer>(5 + 7) * 2</answer>", {3, 5, 7, 2}, 24, false, all) == kCountdownInvalid);
-  CHECK(judge_countdown("<answer>(5 + 7) * 2 * 3 / 3</answer>", {3, 5, 7, 2}, 24, false, all) == kCountdownInvalid);  // 3 twice
+  CHECK(judge_countdown("<answer>(5 + 7) * 2 * 3 / 3</answer>", {3, 5, 7, 2}, 24, false, all) ==
+        kCountdownInvalid);  // 3 twice
   CHECK(judge_countdown("<answer>(5 + 7) * 2</answer>", {3, 5, 7, 2}, 24, /*use_all=*/true, {}) == kCountdownInvalid);
   CHECK(judge_countdown("<answer>3 * 7 + 5 - 2</answer>", {3, 5, 7, 2}, 24, true, {}) == kCountdownOk);
 }

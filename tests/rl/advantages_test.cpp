@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include "core/error.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 using namespace rlft::rl;

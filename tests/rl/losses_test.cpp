@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "core/error.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 using namespace rlft::rl;

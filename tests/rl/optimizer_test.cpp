@@ -7,6 +7,8 @@
 #include <limits>
 
 #include "core/error.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 using namespace rlft::rl;

@@ -9,6 +9,8 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "rl/job.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 namespace rlft::options_test {

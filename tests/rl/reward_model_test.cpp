@@ -16,6 +16,8 @@
 #include "rl/rm_trainer.h"
 #include "tests/rl/trainer_test_util.h"
 #include "tests/support/process.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 namespace fs = std::filesystem;
@@ -59,12 +61,35 @@ TEST_CASE("a tiny reward model learns a synthetic preference to >= 90% held-out 
   test::TempDir tmp;
   add_synthetic_pairs(tmp.file("rlft.db"), 3000, 5);
   // configs/rm/example.yaml at a smaller size, through the real command line.
-  const auto r = test::run_rlft(
-      {"rm", "train", std::string(RLFT_SOURCE_DIR) + "/configs/rm/example.yaml", "--set", "run.store=" + tmp.file("rlft.db"),
-       "--set", "run.output_dir=" + tmp.file("rm"), "--set", "run.threads=2", "--set", "rm.steps=900", "--set",
-       "rm.eval_fraction=0.2", "--set", "rm.eval_every=300", "--set", "model.num_hidden_layers=2", "--set",
-       "model.hidden_size=64", "--set", "model.intermediate_size=128", "--set", "model.vocab_size=300", "--set",
-       "tokenizer.vocab_size=300", "--set", "optim.lr=2e-3", "--set", "checkpoint.every=0"});
+  const auto r = test::run_rlft({"rm",
+                                 "train",
+                                 std::string(RLFT_SOURCE_DIR) + "/configs/rm/example.yaml",
+                                 "--set",
+                                 "run.store=" + tmp.file("rlft.db"),
+                                 "--set",
+                                 "run.output_dir=" + tmp.file("rm"),
+                                 "--set",
+                                 "run.threads=2",
+                                 "--set",
+                                 "rm.steps=900",
+                                 "--set",
+                                 "rm.eval_fraction=0.2",
+                                 "--set",
+                                 "rm.eval_every=300",
+                                 "--set",
+                                 "model.num_hidden_layers=2",
+                                 "--set",
+                                 "model.hidden_size=64",
+                                 "--set",
+                                 "model.intermediate_size=128",
+                                 "--set",
+                                 "model.vocab_size=300",
+                                 "--set",
+                                 "tokenizer.vocab_size=300",
+                                 "--set",
+                                 "optim.lr=2e-3",
+                                 "--set",
+                                 "checkpoint.every=0"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   const std::string final_dir = tmp.file("rm/final");
   auto store = data::Store::open(tmp.file("rlft.db"), false);
@@ -115,6 +140,7 @@ TEST_CASE("reward-model config errors name the key") {
   CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad", rl::JobKind::kRm, {}, "rm:\n  eval_fraction: 1.5\n"),
                        doctest::Contains("rm.eval_fraction"), ConfigError);
   const auto cfg = tmp.write("r.yaml", "rewards:\n  pref:\n    type: reward_model\n    path: /nonexistent\n");
-  CHECK_THROWS_WITH_AS(reward::RewardSet::from_config(ConfigView::load(cfg).section("rewards"), reward::builtin_rewards()),
-                       doctest::Contains("rewards.pref.path"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      reward::RewardSet::from_config(ConfigView::load(cfg).section("rewards"), reward::builtin_rewards()),
+      doctest::Contains("rewards.pref.path"), ConfigError);
 }

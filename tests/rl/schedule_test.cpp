@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "rl/loss_scale.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 using namespace rlft::rl;

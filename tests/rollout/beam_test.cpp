@@ -3,6 +3,8 @@
 
 #include "rollout/beam.h"
 #include "tests/rollout/rollout_test_util.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 using namespace rlft;
@@ -10,7 +12,9 @@ using namespace rlft::rollout;
 
 namespace {
 
-double sum(const std::vector<float>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
+double sum(const std::vector<float>& v) {
+  return std::accumulate(v.begin(), v.end(), 0.0);
+}
 
 }  // namespace
 

@@ -5,6 +5,8 @@
 
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 using rlft::test::run_rlft;
@@ -34,8 +36,9 @@ std::string tiny_model_dir(const TempDir& dir) {
 TEST_CASE("rlft generate samples completions from token ids as JSONL, reproducibly") {
   TempDir dir;
   const auto model = tiny_model_dir(dir);
-  const std::vector<std::string> args{"generate", model, "--ids", "3,4,5", "--ids", "7,8", "-n", "2",
-                                      "--max-new-tokens", "4", "--logprobs", "--seed", "1", "--temperature", "0.9"};
+  const std::vector<std::string> args{
+      "generate",         model, "--ids",      "3,4,5",  "--ids", "7,8",           "-n", "2",
+      "--max-new-tokens", "4",   "--logprobs", "--seed", "1",     "--temperature", "0.9"};
   const auto a = run_rlft(args);
   REQUIRE_MESSAGE(a.exit_code == 0, a.err);
   const auto rows = jsonl(a.out);

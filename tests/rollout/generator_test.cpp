@@ -4,6 +4,8 @@
 
 #include "rollout/generator.h"
 #include "tests/rollout/rollout_test_util.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 using namespace rlft;
@@ -166,8 +168,9 @@ TEST_CASE("bad generation input is an error naming the option") {
         std::string::npos);
   const auto ctx = model->config().max_position_embeddings;
   const auto too_long = test::make_requests({ctx}, V, 1);
-  CHECK(error_of([&] { gen.generate(too_long, SamplingOptions{}, GenerateOptions{}); })
-            .find("longer than the context allows (max_position_embeddings") != std::string::npos);
+  CHECK(error_of([&] {
+          gen.generate(too_long, SamplingOptions{}, GenerateOptions{});
+        }).find("longer than the context allows (max_position_embeddings") != std::string::npos);
   SamplingOptions bad_p;
   bad_p.top_p = 1.5;
   CHECK(error_of([&] { gen.generate(ok, bad_p, GenerateOptions{}); }).find("top_p = 1.5") != std::string::npos);
@@ -176,8 +179,9 @@ TEST_CASE("bad generation input is an error naming the option") {
   CHECK(error_of([&] { gen.generate(ok, bad_t, GenerateOptions{}); }).find("temperature = -1") != std::string::npos);
   GenerateOptions bad_stop;
   bad_stop.stop_token_ids = {V + 5};
-  CHECK(error_of([&] { gen.generate(ok, SamplingOptions{}, bad_stop); })
-            .find("generate.stop_token_ids: unknown stop token " + std::to_string(V + 5)) != std::string::npos);
+  CHECK(error_of([&] {
+          gen.generate(ok, SamplingOptions{}, bad_stop);
+        }).find("generate.stop_token_ids: unknown stop token " + std::to_string(V + 5)) != std::string::npos);
   GenerateOptions no_detok;
   no_detok.stop_strings = {"###"};
   CHECK(error_of([&] { gen.generate(ok, SamplingOptions{}, no_detok); }).find("generate.stop_strings") !=

@@ -6,6 +6,8 @@
 
 #include "rollout/pool.h"
 #include "tests/rollout/rollout_test_util.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 using namespace rlft;

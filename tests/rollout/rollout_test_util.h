@@ -46,6 +46,8 @@ inline at::Tensor training_logprobs(policy::CausalLM& model, const std::vector<i
   return lp.narrow(0, lp.size(0) - C, C);
 }
 
-inline at::Tensor as_tensor(const std::vector<float>& v) { return at::tensor(v); }
+inline at::Tensor as_tensor(const std::vector<float>& v) {
+  return at::tensor(v);
+}
 
 }  // namespace rlft::test

@@ -6,6 +6,8 @@
 #include "rollout/logprobs.h"
 #include "rollout/sampling.h"
 #include "tests/support/text_util.h"
+
+// Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
 
 using rlft::test::contains;
@@ -19,7 +21,9 @@ namespace {
 
 const float kInf = std::numeric_limits<float>::infinity();
 
-at::Tensor row(std::vector<float> v) { return at::tensor(v).unsqueeze(0); }
+at::Tensor row(std::vector<float> v) {
+  return at::tensor(v).unsqueeze(0);
+}
 
 void check_row(const at::Tensor& got, std::vector<float> want) {
   REQUIRE(got.size(1) == static_cast<int64_t>(want.size()));
@@ -33,11 +37,15 @@ void check_row(const at::Tensor& got, std::vector<float> want) {
   }
 }
 
-at::Tensor log_probs(std::vector<float> p) { return row(p).log(); }
+at::Tensor log_probs(std::vector<float> p) {
+  return row(p).log();
+}
 
 }  // namespace
 
-TEST_CASE("temperature divides the logits") { check_row(apply_temperature(row({2, 4, -1}), 2.0), {1, 2, -0.5f}); }
+TEST_CASE("temperature divides the logits") {
+  check_row(apply_temperature(row({2, 4, -1}), 2.0), {1, 2, -0.5f});
+}
 
 TEST_CASE("top-k keeps the k largest logits and their ties") {
   check_row(apply_top_k(row({1, 3, 2, 0}), 2), {-kInf, 3, 2, -kInf});
@@ -115,7 +123,8 @@ TEST_CASE("greedy picks the argmax; sampling follows the distribution with the r
   SamplingOptions greedy;
   greedy.temperature = 0.0;
   std::vector<at::Generator> none;
-  CHECK(SamplingChain(greedy, reg).sample(at::tensor({1.f, 5.f, 2.f, 0.f, 3.f, 9.f}).view({2, 3}), {}, none)
+  CHECK(SamplingChain(greedy, reg)
+            .sample(at::tensor({1.f, 5.f, 2.f, 0.f, 3.f, 9.f}).view({2, 3}), {}, none)
             .equal(at::tensor({1, 2}, at::kLong)));
 
   const SamplingChain chain(SamplingOptions{}, reg);

@@ -20,7 +20,9 @@ inline std::string error_of(const std::function<void()>& fn) {
   return "";
 }
 
-inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 /// The bytes of a file ("" when it cannot be read).
 inline std::string read_all(const std::string& path) {
