@@ -3,17 +3,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <charconv>
 #include <climits>
 #include <cmath>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <functional>
-#include <set>
-#include <sstream>
 
 #include <fmt/ranges.h>
 
@@ -28,7 +20,6 @@ using config_detail::Tree;
 using Kind = Node::Kind;
 using config_detail::apply_override;
 using config_detail::convert;
-using config_detail::describe;
 using config_detail::emit;
 using config_detail::fail;
 using config_detail::load_file;

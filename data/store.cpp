@@ -325,7 +325,8 @@ std::string rollout_records_to_json(const std::vector<RolloutRecord>& records) {
                    {"finish_reason", r.finish_reason},
                    {"policy_version", r.policy_version}});
   }
-  return out.dump();
+  // A completion can stop inside a multi-byte character: replace such bytes, never throw.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::vector<RolloutRecord> rollout_records_from_json(const std::string& text) {

@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "policy/arch/arch.h"
+#include "policy/arch/common.h"
 #include "policy/config_source.h"
 
 namespace rlft::policy {
@@ -138,6 +139,7 @@ nlohmann::json model_config_to_json(const ModelConfig& config, const ArchRegistr
   j["architectures"] = nlohmann::json::array({arch.name});
   j["model_type"] = arch.model_type;
   j["torch_dtype"] = config.torch_dtype;
+  arch::write_common(config, j);  // the trunk keys every architecture has
   arch.write(config, j);
   return j;
 }

@@ -134,21 +134,22 @@ StepBatch build_step_batch(const GrpoSetup& setup, const CollectedGroups& collec
       }
   }
 
-  b.rewards = at::tensor(collected.kept.scores.total, at::kDouble).reshape({P_local, G});
+  // [P_local, G] float64, less the KL charge with kl_in_reward.
+  auto rewards = at::tensor(collected.kept.scores.total, at::kDouble).reshape({P_local, G});
   if (use_ref && g.kl_in_reward) {
     std::vector<int64_t> lengths;
     for (const auto& q : b.sequences) lengths.push_back(static_cast<int64_t>(q.completion.size()));
     // The behaviour log-probs stand for π_old here (what sampled the tokens).
-    b.reward_kl = charge_kl_to_rewards(b.rewards, b.behaviour_logp, b.ref_logp, lengths, g.loss.kl_beta);
+    b.reward_kl = charge_kl_to_rewards(rewards, b.behaviour_logp, b.ref_logp, lengths, g.loss.kl_beta);
   }
 
   // Advantages over the global batch: the ranks' rewards concatenated in rank order, so this
   // rank's rows are [R·N, (R+1)·N) of the flattened [P, G].
-  at::Tensor global_rewards = b.rewards;
+  at::Tensor global_rewards = rewards;
   auto& d = setup.dist;
   if (d.world_size() > 1) {
-    const auto flat = d.all_gather(
-        std::vector<double>(b.rewards.data_ptr<double>(), b.rewards.data_ptr<double>() + b.rewards.numel()));
+    const auto flat =
+        d.all_gather(std::vector<double>(rewards.data_ptr<double>(), rewards.data_ptr<double>() + rewards.numel()));
     global_rewards = at::tensor(flat, at::kDouble).reshape({setup.layout.global_count(), G});
   }
   b.global_advantages = compute_advantages(global_rewards, g.advantage).values.reshape({-1}).contiguous();

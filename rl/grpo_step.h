@@ -85,7 +85,6 @@ struct StepBatch {
   at::Tensor behaviour_logp;        ///< [N, C] float32, rollout's
   at::Tensor old_logp;              ///< [N, C] float32: rollout's, or the trainer's with recompute_old_logp
   at::Tensor ref_logp;              ///< [N, C] float32; undefined without a reference
-  at::Tensor rewards;               ///< [P_local, G] float64, less the KL charge with kl_in_reward
   KlCharge reward_kl;               ///< what kl_in_reward charged (zeros otherwise)
   at::Tensor global_advantages;     ///< [P·G] float32, every rank's rows in rank order
   at::Tensor advantages;            ///< [N] float32, this rank's rows of global_advantages

@@ -1,8 +1,5 @@
 #include "rl/grpo_trainer.h"
 
-#include <torch/nn/module.h>
-#include <torch/utils.h>
-
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -90,10 +90,6 @@ at::Tensor token_entropy(const at::Tensor& logits) {
   return -(logp.exp() * logp).sum(-1);
 }
 
-LossOptions LossOptions::from_config(const ConfigView& s) {
-  return from_config(s, LossOptions{});
-}
-
 LossOptions LossOptions::from_config(const ConfigView& s, const LossOptions& fallback) {
   LossOptions o = fallback;
   o.clip_low = s.get<double>("clip_low", o.clip_low);

@@ -60,11 +60,9 @@ struct LossOptions {
   /// log-probs (from the rollout engine) differ from old_logp (recomputed by the trainer);
   /// 0 = off.
   double behaviour_is_cap = 0.0;
-  /// Reads a `loss:` section (every key optional). `dual_clip: 0` means off. Unknown names
-  /// of ratio_level, aggregation and kl_estimator are ConfigErrors at their key.
-  static LossOptions from_config(const ConfigView& section);
-  /// The same over `fallback`, whose fields are then the defaults (GRPO's norm_tokens is its
-  /// max_new_tokens).
+  /// Reads a `loss:` section (every key optional) over `fallback`, whose fields are the
+  /// defaults (GRPO's norm_tokens is its max_new_tokens). `dual_clip: 0` means off. Unknown
+  /// names of ratio_level, aggregation and kl_estimator are ConfigErrors at their key.
   static LossOptions from_config(const ConfigView& section, const LossOptions& fallback);
   /// Throws rlft::OptionError naming the field for an invalid value.
   void validate() const;

@@ -40,6 +40,7 @@ struct Architecture {
   /// Fills `config` from `source` (architecture and model_type already set).
   std::function<void(const KeySource& source, ModelConfig& config)> read;
   /// Sets this architecture's keys in `json` (which already holds the source's keys).
+  /// (the trunk keys of arch::write_common are already written)
   std::function<void(const ModelConfig& config, nlohmann::json& json)> write;
   /// Checks the family blocks the architecture uses (the trunk is checked before); unset =
   /// nothing beyond the trunk.

@@ -68,7 +68,6 @@ void read(const KeySource& s, ModelConfig& c) {
 }
 
 void write(const ModelConfig& c, nlohmann::json& j) {
-  arch::write_common(c, j);
   const MlaConfig& a = *c.mla;
   const MoeConfig& m = c.moe;
   j["moe_intermediate_size"] = m.moe_intermediate_size;

@@ -46,7 +46,6 @@ void read_llama(const KeySource& s, ModelConfig& c) {
   c.mlp_bias = s.get_bool("mlp_bias", false);
 }
 void write_llama(const ModelConfig& c, nlohmann::json& j) {
-  arch::write_common(c, j);
   j["attention_bias"] = c.o_bias;
   j["mlp_bias"] = c.mlp_bias;
 }
@@ -56,7 +55,6 @@ void read_qwen2(const KeySource& s, ModelConfig& c) {
   c.qkv_bias = s.get_bool("qkv_bias", true);
 }
 void write_qwen2(const ModelConfig& c, nlohmann::json& j) {
-  arch::write_common(c, j);
   j["qkv_bias"] = c.qkv_bias;
 }
 
@@ -68,7 +66,6 @@ void read_qwen3(const KeySource& s, ModelConfig& c) {
   c.qk_norm = true;
 }
 void write_qwen3(const ModelConfig& c, nlohmann::json& j) {
-  arch::write_common(c, j);
   j["attention_bias"] = c.o_bias;
 }
 

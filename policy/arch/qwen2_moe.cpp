@@ -37,7 +37,6 @@ void read(const KeySource& s, ModelConfig& c) {
 }
 
 void write(const ModelConfig& c, nlohmann::json& j) {
-  arch::write_common(c, j);
   j["qkv_bias"] = c.qkv_bias;
   arch::write_qwen_moe(c.moe, j);
   j["shared_expert_intermediate_size"] = c.moe.shared_expert_intermediate_size;

@@ -36,7 +36,6 @@ void read(const KeySource& s, ModelConfig& c) {
 }
 
 void write(const ModelConfig& c, nlohmann::json& j) {
-  arch::write_common(c, j);
   j["attention_bias"] = c.o_bias;
   arch::write_qwen_moe(c.moe, j);
 }
