@@ -74,18 +74,21 @@ void run_bench_train(const BenchTrainCli& o) {
   auto parsed = rl::parse_job(ConfigView::load(o.config, ov), o.sft ? rl::JobKind::kSft : rl::JobKind::kGrpo);
   const rl::TrainerSections trainers = parsed.trainers;
   const int64_t steps = o.sft ? trainers.sft->steps : trainers.grpo->steps;
-  RLFT_CHECK_AS(UsageError, steps >= 2, "bench train needs at least 2 steps (the first is a warm-up)");
+  RLFT_CHECK_AS(UsageError, steps >= 1, "bench train needs at least 1 step");
   const auto gemm = measure_gemm(1024, at::kFloat);
   if (env.rank == 0) fs::create_directories(tmp);
   rl::Job job(std::move(parsed.spec), "bench", false);
   const auto active = static_cast<double>(job.model()->param_counts().active);
+  const std::string memory_estimate = o.sft ? "" : rl::grpo_memory_estimate(job, *trainers.grpo).describe();
   if (o.sft)
     rl::run_sft(job, *trainers.sft);
   else
     rl::run_grpo(job, *trainers.grpo);
   if (!job.is_main()) return;  // rank 0 reads the store and reports
 
-  // Averages over steps 2.. (step 1 warms caches and allocators).
+  // Averages over steps 2.. (step 1 warms caches and allocators); over step 1 when it is the
+  // only one (the real-shape configs, whose steps take minutes).
+  const int64_t first = steps >= 2 ? 2 : 1;
   std::map<std::string, double> sum;
   auto& store = job.store();
   const std::vector<std::string> names = {"time/rollout",
@@ -102,8 +105,14 @@ void run_bench_train(const BenchTrainCli& o) {
                                           "allreduce/megabytes"};
   for (const auto& n : names)
     for (const auto& p : store.metric_series(job.run_id(), n))
-      if (p.step >= 2) sum[n] += p.value;
-  const double n_avg = static_cast<double>(steps - 1);
+      if (p.step >= first) sum[n] += p.value;
+  const double n_avg = static_cast<double>(steps - first + 1);
+  // Peak memory: the largest step's, warm-up included (it allocates what later steps reuse).
+  double peak_rss_mb = 0, cuda_peak_mb = -1;
+  for (const auto& p : store.metric_series(job.run_id(), "memory/peak_rss_mb"))
+    peak_rss_mb = std::max(peak_rss_mb, p.value);
+  for (const auto& p : store.metric_series(job.run_id(), "memory/cuda_max_allocated_mb"))
+    cuda_peak_mb = std::max(cuda_peak_mb, p.value);
   for (auto& [k, v] : sum) v /= n_avg;
   double rows = 0, train_gflops = 0;
   if (o.sft) {
@@ -151,7 +160,10 @@ void run_bench_train(const BenchTrainCli& o) {
                       {"decode_tokens_per_s", sum["rollout/decode_tokens_per_s"]},
                       {"train_gflops", train_gflops},
                       {"gemm_gflops", gemm.gflops},
-                      {"train_vs_gemm", train_gflops / gemm.gflops}};
+                      {"train_vs_gemm", train_gflops / gemm.gflops},
+                      {"peak_rss_mb", peak_rss_mb},
+                      {"memory_estimate", memory_estimate}};
+  if (cuda_peak_mb >= 0) j["cuda_max_allocated_mb"] = cuda_peak_mb;
   if (o.json) {
     std::cout << j.dump(2) << "\n";
     return;
@@ -178,6 +190,9 @@ void run_bench_train(const BenchTrainCli& o) {
         sum["allreduce/megabytes"], sum["time/allreduce"], sum["time/allreduce_wait"], transfer, bus_gbps, estimate8);
   std::cout << fmt::format("  train FLOP/s  {:8.2f} GFLOP/s = {:.1f}% of the fp32 GEMM rate ({:.1f} GFLOP/s, 1024³)\n",
                            train_gflops, 100.0 * train_gflops / gemm.gflops, gemm.gflops);
+  std::cout << fmt::format("  peak memory   {:8.0f} MB resident (the largest step){}\n", peak_rss_mb,
+                           cuda_peak_mb >= 0 ? fmt::format(", CUDA {:.0f} MB allocated", cuda_peak_mb) : "");
+  if (!memory_estimate.empty()) std::cout << "  estimate      " << memory_estimate << "\n";
 }
 
 }  // namespace

@@ -107,7 +107,8 @@ class ConfigView {
   /// `ignore` (dotted; a section ignores all it holds) do not count.
   std::string hash(const std::vector<std::string>& ignore = {}) const;
   /// The run's hash: what ranks compare at start and --resume checks. Leaves out what may
-  /// change without changing the run: run.log_level, run.threads, distributed.timeout_s.
+  /// change without changing the run: run.log_level, run.threads, distributed.timeout_s, and
+  /// the memory knobs (`memory:`, grpo.micro_batch_tokens).
   std::string run_hash() const;
   /// The source position of `key` (or of this view when `key` is empty).
   SourceLoc location(const std::string& key = "") const;

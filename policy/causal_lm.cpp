@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "policy/arch/arch.h"
 #include "policy/kernels/small_gemm.h"
+#include "policy/layer_checkpoint.h"
 #include "policy/shape.h"
 
 namespace rlft::policy {
@@ -44,7 +45,21 @@ at::Tensor CausalLMImpl::lm_head_weight() const {
 }
 
 at::Tensor CausalLMImpl::head(const at::Tensor& hidden) const {
-  return policy::linear(hidden, lm_head_weight()).to(at::kFloat);
+  const auto logits = policy::linear(hidden, lm_head_weight());
+  return logits.to(at::promote_types(logits.scalar_type(), at::kFloat));  // float32, or float64 for a float64 model
+}
+
+int64_t CausalLMImpl::logits_chunk_tokens() const {
+  return chunk_tokens_for(options_.logits_chunk_mib, config_.vocab_size);
+}
+
+HeadLogprobs CausalLMImpl::token_logprobs(const at::Tensor& hidden, const at::Tensor& targets, double temperature,
+                                          bool entropy) const {
+  HeadLogprobOptions o;
+  o.temperature = temperature;
+  o.entropy = entropy;
+  o.chunk_tokens = logits_chunk_tokens();
+  return head_logprobs(hidden, lm_head_weight(), targets, o);
 }
 
 std::unique_ptr<KvCache> CausalLMImpl::make_cache(int64_t batch_size) const {
@@ -58,9 +73,23 @@ at::Tensor shifted_cross_entropy(const at::Tensor& logits, const at::Tensor& tok
   const auto pred = logits.narrow(1, 0, T - shift).reshape({-1, V});
   const auto target = tokens.narrow(1, shift, T - shift).reshape({-1});
   const auto mask = valid.narrow(1, 0, T - shift).logical_and(valid.narrow(1, shift, T - shift)).reshape({-1});
-  const auto ce = at::cross_entropy_loss(pred.to(at::kFloat), target, {}, at::Reduction::None);
-  const auto m = mask.to(at::kFloat);
+  const auto dtype = at::promote_types(pred.scalar_type(), at::kFloat);
+  const auto ce = at::cross_entropy_loss(pred.to(dtype), target, {}, at::Reduction::None);
+  const auto m = mask.to(dtype);
   return (ce * m).sum() / m.sum().clamp_min(1.0);
+}
+
+at::Tensor shifted_cross_entropy(const CausalLMImpl& model, const at::Tensor& hidden, const at::Tensor& tokens,
+                                 const at::Tensor& valid, int64_t shift) {
+  const int64_t T = hidden.size(1), D = hidden.size(2);
+  if (T <= shift) return hidden.sum() * 0.0;
+  // Only the positions that count go through the head: [n] flat indices of [B, T - shift].
+  const auto mask = valid.narrow(1, 0, T - shift).logical_and(valid.narrow(1, shift, T - shift)).reshape({-1});
+  const auto rows = mask.nonzero().squeeze(1);
+  const auto pred = hidden.narrow(1, 0, T - shift).reshape({-1, D}).index_select(0, rows);  // [n, D]
+  const auto target = tokens.narrow(1, shift, T - shift).reshape({-1}).index_select(0, rows);
+  const auto logp = model.token_logprobs(pred, target, 1.0, false).logp;  // [n]
+  return -logp.sum() / std::max<double>(1.0, static_cast<double>(rows.size(0)));
 }
 
 ForwardOutput CausalLMImpl::forward(const ForwardInputs& in) {
@@ -133,7 +162,9 @@ ForwardOutput CausalLMImpl::forward(const ForwardInputs& in) {
       RLFT_CHECK_SHAPE(r, std::vector<int64_t>({B, T, -1}), fmt::format("routing replay for layer {}", i));
       li.replay = r.reshape({B * T, -1});
     }
-    auto lo = layer->forward(x, li);
+    auto lo = options_.activation_checkpointing && at::GradMode::is_enabled() && !in.cache
+                  ? checkpointed_forward(*layer, x, li)
+                  : layer->forward(x, li);
     x = lo.hidden;
     if (lo.moe) {
       collect(static_cast<int64_t>(i), *lo.moe, true);
@@ -163,8 +194,9 @@ ForwardOutput CausalLMImpl::forward(const ForwardInputs& in) {
       auto lo = mtp->forward_mtp(previous, model->embed_tokens(next), li);
       if (lo.moe) collect(config_.num_hidden_layers + shift - 1, *lo.moe, false);
       previous = lo.hidden;
-      out.mtp_logits.push_back(head(mtp->shared_head->norm(lo.hidden)));
-      losses.push_back(shifted_cross_entropy(out.mtp_logits.back(), tokens, valid, shift + 1));
+      const auto hk = mtp->shared_head->norm(lo.hidden);  // [B, T, D]
+      if (in.logits == LogitsScope::kAll) out.mtp_logits.push_back(head(hk));
+      losses.push_back(shifted_cross_entropy(*this, hk, tokens, valid, shift + 1));
     }
     out.mtp_loss = at::stack(losses).mean();
   }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "policy/decoder_layer.h"
+#include "policy/head_logprobs.h"
 #include "policy/kv_cache.h"
 #include "policy/layers/linear.h"
 #include "policy/model_config.h"
@@ -39,6 +40,12 @@ struct ModelOptions {
   at::Device device = at::kCPU;
   /// Build the MTP modules (num_nextn_predict_layers of them); off = the trunk only.
   bool mtp = true;
+  /// token_logprobs and the MTP loss compute the LM head in chunks of about this many MiB
+  /// of float32 logits (> 0; policy/head_logprobs.h).
+  double logits_chunk_mib = 64.0;
+  /// Training forwards recompute each decoder layer in backward instead of keeping its
+  /// activations (policy/layer_checkpoint.h).
+  bool activation_checkpointing = false;
 };
 
 enum class LogitsScope {
@@ -70,7 +77,8 @@ struct ForwardInputs {
   bool record_routing = false;  ///< fill ForwardOutput::routing
   LogitsScope logits = LogitsScope::kAll;
   bool return_hidden = false;  ///< fill ForwardOutput::hidden
-  /// Run the MTP modules (no cache): mtp_logits and mtp_loss.
+  /// Run the MTP modules (no cache): mtp_loss, computed through the LM head chunk by chunk;
+  /// mtp_logits too when `logits` is kAll.
   bool mtp = false;
   std::optional<BalanceLossOptions> balance;  ///< compute aux_loss when set
 };
@@ -89,7 +97,7 @@ struct ForwardOutput {
   at::Tensor aux_loss;                 ///< scalar fp32 = switch_coef·switch_loss + seq_alpha·seq_balance_loss
   at::Tensor switch_loss;              ///< scalar, unweighted (switch_coef > 0)
   at::Tensor seq_balance_loss;         ///< scalar, unweighted mean over MoE layers (seq_alpha > 0)
-  std::vector<at::Tensor> mtp_logits;  ///< per depth k: [B, T, V] float32, position i predicts t_{i+k+1}
+  std::vector<at::Tensor> mtp_logits;  ///< per depth k: [B, T, V] float32, position i predicts t_{i+k+1} (kAll)
   at::Tensor mtp_loss;                 ///< scalar: mean over depths of the mean cross-entropy
 };
 
@@ -141,6 +149,13 @@ class CausalLMImpl : public torch::nn::Module {
   const ModelOptions& options() const { return options_; }
   /// The LM head weight [V, D] (model.embed_tokens.weight when tied).
   at::Tensor lm_head_weight() const;
+  /// Log-probs (and entropies) of `targets` [N] from hidden states [N, D] after model.norm
+  /// (ForwardOutput::hidden rows): the LM head fused with log_softmax(logits / temperature)
+  /// and gather, chunk by chunk (policy/head_logprobs.h); no [N, V] tensor is kept.
+  HeadLogprobs token_logprobs(const at::Tensor& hidden, const at::Tensor& targets, double temperature,
+                              bool entropy) const;
+  /// Tokens per chunk of token_logprobs (ModelOptions::logits_chunk_mib at this vocabulary).
+  int64_t logits_chunk_tokens() const;
   /// Indices of the trunk's MoE layers, in order (ForwardOutput::routing follows it).
   const std::vector<int64_t>& moe_layers() const { return moe_layers_; }
   ParamCounts param_counts() const;
@@ -163,5 +178,10 @@ CausalLM build_model(const ModelConfig& config, const ModelOptions& options, con
 /// (position i predicts tokens[i + shift]) over positions where both ends are valid.
 at::Tensor shifted_cross_entropy(const at::Tensor& logits, const at::Tensor& tokens, const at::Tensor& valid,
                                  int64_t shift);
+
+/// The same mean from hidden states [B, T, D] after the final norm, through the model's LM
+/// head chunk by chunk (CausalLMImpl::token_logprobs): no [B, T, V] logits.
+at::Tensor shifted_cross_entropy(const CausalLMImpl& model, const at::Tensor& hidden, const at::Tensor& tokens,
+                                 const at::Tensor& valid, int64_t shift);
 
 }  // namespace rlft::policy

@@ -23,15 +23,37 @@ PolicyForwardOptions GrpoSetup::forward_options(bool train) const {
 }
 
 std::vector<std::vector<RowRange>> plan_micro_batches(int64_t groups, int64_t group_size, int64_t mini_batches,
-                                                      int64_t micro_rows) {
+                                                      const MicroBatchLimits& limits,
+                                                      const std::vector<int64_t>& lengths) {
+  RLFT_CHECK(limits.tokens == 0 || static_cast<int64_t>(lengths.size()) == groups * group_size,
+             "micro-batch plan: {} row lengths for {} rows", lengths.size(), groups * group_size);
   const int64_t groups_per_mini = std::max<int64_t>(1, groups / mini_batches);
-  const int64_t micro = micro_rows > 0 ? micro_rows : groups * group_size;
   std::vector<std::vector<RowRange>> plan;
   for (int64_t first = 0; first < groups; first += groups_per_mini) {
     // Mini-batch rows [r0, r1): groups [first, first + groups_per_mini), G rows each.
     const int64_t r0 = first * group_size, r1 = std::min<int64_t>(groups, first + groups_per_mini) * group_size;
     std::vector<RowRange> micros;
-    for (int64_t b = r0; b < r1; b += micro) micros.push_back({b, std::min(r1, b + micro)});
+    RowRange cur{r0, r0};
+    int64_t longest = 0;  // of cur's rows
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t len = limits.tokens > 0 ? lengths[static_cast<size_t>(r)] : 0;
+      if (limits.tokens > 0 && len > limits.tokens)
+        throw ConfigError(
+            fmt::format("grpo.micro_batch_tokens = {}: smaller than one sequence ({} tokens: prompt "
+                        "and completion); raise it to at least {}",
+                        limits.tokens, len, len));
+      const int64_t widest = std::max(longest, len);
+      const bool full = (limits.rows > 0 && cur.rows() + 1 > limits.rows) ||
+                        (limits.tokens > 0 && (cur.rows() + 1) * widest > limits.tokens);
+      if (cur.rows() > 0 && full) {
+        micros.push_back(cur);
+        cur = {r, r};
+        longest = 0;
+      }
+      ++cur.end;
+      longest = std::max(longest, len);
+    }
+    if (cur.rows() > 0) micros.push_back(cur);
     plan.push_back(std::move(micros));
   }
   return plan;
@@ -111,7 +133,9 @@ StepBatch build_step_batch(const GrpoSetup& setup, const CollectedGroups& collec
   StepBatch b;
   b.sequences = make_sequences(groups, g.mask_truncated);
   const int64_t N = b.rows();
-  b.mini_batches = plan_micro_batches(P_local, G, g.mini_batches, g.micro_batch_rows);
+  std::vector<int64_t> lengths;
+  for (const auto& q : b.sequences) lengths.push_back(static_cast<int64_t>(q.prompt.size() + q.completion.size()));
+  b.mini_batches = plan_micro_batches(P_local, G, g.mini_batches, {g.micro_batch_rows, g.micro_batch_tokens}, lengths);
   b.behaviour_logp = behaviour_logprobs(groups);
   b.old_logp = b.behaviour_logp;
 

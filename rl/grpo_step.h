@@ -54,11 +54,20 @@ struct GrpoSetup {
   PolicyForwardOptions forward_options(bool train) const;
 };
 
+/// How many rows one forward may take.
+struct MicroBatchLimits {
+  int64_t rows = 0;    ///< rows at most (0 = no limit)
+  int64_t tokens = 0;  ///< padded tokens at most: rows × the longest row's tokens (0 = no limit)
+};
+
 /// Row ranges of each mini-batch's micro-batches: `groups` groups of `group_size` rows split
-/// into `mini_batches` runs of whole groups (the last may be short), each cut into runs of
-/// `micro_rows` rows (0 = the whole mini-batch). [m][micro-batches].
+/// into `mini_batches` runs of whole groups (the last may be short), each cut greedily into
+/// runs of consecutive rows within `limits`. `lengths` [groups·group_size]: each row's tokens
+/// (prompt + completion; needed with a token limit). A row longer than the token limit is an
+/// error naming grpo.micro_batch_tokens. [m][micro-batches].
 std::vector<std::vector<RowRange>> plan_micro_batches(int64_t groups, int64_t group_size, int64_t mini_batches,
-                                                      int64_t micro_rows);
+                                                      const MicroBatchLimits& limits,
+                                                      const std::vector<int64_t>& lengths = {});
 
 /// The training rows of the groups, in group-major order. With `mask_truncated` a completion
 /// cut by max_new_tokens keeps its tokens but none of them counts in the loss (DAPO §3.4's

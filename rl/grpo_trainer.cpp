@@ -8,13 +8,16 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "rl/data_order.h"
 #include "rl/evaluate.h"
 #include "rl/grpo_collect.h"
 #include "rl/grpo_step.h"
+#include "rl/memory_estimate.h"
 #include "rl/optimizer_step.h"
 #include "rl/precision.h"
 #include "rl/step_log.h"
+#include "rl/step_memory.h"
 #include "rl/train_state.h"
 #include "rollout/generator.h"
 
@@ -73,6 +76,57 @@ policy::CausalLM frozen_reference(const Job& job) {
   return ref;
 }
 
+// The step's work as the memory estimate sees it. Checks first that one sequence fits the
+// token budget: the longest prompt among the first training examples plus max_new_tokens.
+MemoryWorkload grpo_workload(Job& job, const GrpoOptions& g, const RankGroups& layout) {
+  const auto& spec = job.spec();
+  const auto& train = spec.dataset.train;
+  int64_t prompt = 0;
+  for (size_t i = 0; i < std::min<size_t>(train.size(), 1024); ++i)
+    prompt = std::max<int64_t>(prompt, static_cast<int64_t>(job.encode_prompt(train[i]).size()));
+  const int64_t longest = prompt + g.max_new_tokens;
+  if (g.micro_batch_tokens > 0 && longest > g.micro_batch_tokens)
+    throw ConfigError(fmt::format(
+        "grpo.micro_batch_tokens = {}: smaller than one sequence (a {}-token prompt plus max_new_tokens {} = {} "
+        "tokens); raise it to at least {}",
+        g.micro_batch_tokens, prompt, g.max_new_tokens, longest, longest));
+  const auto& model = job.model();
+  MemoryWorkload w;
+  for (const auto& p : model->parameters()) w.n_params += p.numel();
+  for (const auto& [name, p] : trainable_parameters(*model)) w.n_trainable += p.numel();
+  w.reference = g.loss.kl_beta > 0;
+  const int64_t mini_rows = std::max<int64_t>(1, layout.local_count() / g.mini_batches) * g.group_size;
+  const int64_t rows = g.micro_batch_rows > 0 ? std::min(g.micro_batch_rows, mini_rows) : mini_rows;
+  w.forward_tokens = rows * longest;
+  if (g.micro_batch_tokens > 0)
+    w.forward_tokens = std::min(w.forward_tokens, (g.micro_batch_tokens / longest) * longest);
+  w.longest_sequence = longest;
+  w.activation_checkpointing = spec.memory.activation_checkpointing;
+  w.logits_chunk_mb = spec.memory.logits_chunk_mb;
+  w.rollout_rows = std::min(layout.local_count() * g.group_size, std::max<int64_t>(g.group_size, 256));
+  w.rollout_tokens = longest;
+  return w;
+}
+
+// Logs the estimate and, with memory.check_fit, refuses a run that cannot fit.
+void check_grpo_fits(Job& job, const GrpoOptions& g) {
+  const auto est = grpo_memory_estimate(job, g);
+  const auto available = memory::available_bytes();
+  // What this process already holds (the policy's weights) is part of the estimate.
+  const double room = available ? static_cast<double>(*available + memory::current_rss_bytes()) : 0.0;
+  log::info("memory: estimated {}{}", est.describe(),
+            available ? fmt::format(" of {:.2f} GB available", room / 1e9) : std::string());
+  if (!job.spec().memory.check_fit || !available) return;
+  check_fit(
+      est, room,
+      {fmt::format("grpo.micro_batch_tokens (now {})", g.micro_batch_tokens),
+       fmt::format("memory.activation_checkpointing (now {}: true keeps one [tokens, D] per layer)",
+                   job.spec().memory.activation_checkpointing),
+       fmt::format("grpo.prompts_per_step (now {}) or grpo.group_size (now {})", g.prompts_per_step, g.group_size),
+       fmt::format("grpo.max_new_tokens (now {})", g.max_new_tokens),
+       fmt::format("grpo.loss.kl_beta (now {}; > 0 holds a reference model)", g.loss.kl_beta)});
+}
+
 void log_step(const Metrics& m, int64_t step, int64_t total) {
   log::info("{}", console_line(fmt::format("step {}/{}", step, total), m,
                                {{"reward", "reward_mean"},
@@ -85,10 +139,16 @@ void log_step(const Metrics& m, int64_t step, int64_t total) {
                                 {"gnorm", "grad_norm"},
                                 {"len", "response_length/mean"},
                                 {"s", "time/step"},
+                                {"peak MB", "memory/peak_rss_mb"},
                                 {"eval acc", "eval/accuracy"}}));
 }
 
 }  // namespace
+
+MemoryEstimate grpo_memory_estimate(Job& job, const GrpoOptions& g) {
+  const RankGroups layout(g.prompts_per_step, g.mini_batches, job.dist().world_size(), job.dist().rank());
+  return estimate_memory(job.model()->config(), grpo_workload(job, g, layout));
+}
 
 TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   auto& spec = job.spec();
@@ -104,6 +164,7 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   TrainerState state = resume_trainer_state(job.resume_from(), job.dist(), opt);
   if (state.step > 0) log::info("train: resuming after step {} of {}", state.step, total);
 
+  check_grpo_fits(job, g);
   GrpoSetup setup{g, spec.precision.compute, job.device(), d, layout, model};
   setup.replay = g.routing_replay && model->config().is_moe();
   setup.balance = g.balance.switch_coef > 0 || g.balance.seq_alpha > 0;
@@ -135,6 +196,7 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   TrainResult result;
   while (state.step < total) {
     const auto started = std::chrono::steady_clock::now();
+    start_step_memory(job.device());
     const auto collected = collect_groups(setup.layout, collect, state.cursor, d, source);
     const auto t_train = std::chrono::steady_clock::now();
     const auto batch = build_step_batch(setup, collected);
@@ -143,6 +205,7 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
     ++state.step;
 
     Metrics m = step_metrics(setup, step);
+    append_step_memory(m, d, job.device());
     if (g.log_rollouts > 0) {
       const auto records =
           step_rollouts(setup, step, state.step, [&job](const data::Example& e) { return job.prompt_text(e); });

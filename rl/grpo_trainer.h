@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "rl/job.h"
+#include "rl/memory_estimate.h"
 #include "rl/sft_trainer.h"
 
 namespace rlft::rl {
@@ -30,5 +31,10 @@ namespace rlft::rl {
 /// Trains the policy of `job` with `options` (the `grpo:` section). `stop_after` > 0: stop (as if
 /// interrupted) once that many steps are complete.
 TrainResult run_grpo(Job& job, const GrpoOptions& options, int64_t stop_after = 0);
+
+/// What a step of this run will hold at its peak (rl/memory_estimate.h); run_grpo logs it and,
+/// with memory.check_fit, refuses a run whose estimate exceeds the memory available. Throws
+/// ConfigError when grpo.micro_batch_tokens cannot hold one sequence.
+MemoryEstimate grpo_memory_estimate(Job& job, const GrpoOptions& options);
 
 }  // namespace rlft::rl

@@ -77,6 +77,7 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
   s.precision = read_options<PrecisionOptions>(view.section("precision"));
   s.optim = read_options<OptimOptions>(view.section("optim"));
   s.checkpoint = read_options<CheckpointOptions>(view.section("checkpoint"));
+  s.memory = read_options<MemoryOptions>(view.section("memory"));
   s.distributed = read_options<DistributedOptions>(view.section("distributed"));
   s.eval = read_options<EvalOptions>(view.section("eval"));
   if (kind == JobKind::kGrpo || view.has("grpo")) t.grpo = read_options<GrpoOptions>(view.section("grpo"));
@@ -291,6 +292,8 @@ void Job::setup_policy() {
   mo.dtype = at::kFloat;  // fp32 master weights; bf16/fp16 compute is autocast
   mo.device = device_;
   mo.mtp = spec_.policy.mtp;
+  mo.logits_chunk_mib = spec_.memory.logits_chunk_mb;
+  mo.activation_checkpointing = spec_.memory.activation_checkpointing;
   const bool resumed = !resume_from_.empty();
   dist_->together("set up the policy", [&] {
     if (resumed && dist_->is_main()) {

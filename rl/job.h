@@ -42,6 +42,7 @@ struct JobSpec {
   PrecisionOptions precision;
   OptimOptions optim;
   CheckpointOptions checkpoint;
+  MemoryOptions memory;
   DistributedOptions distributed;
   EvalOptions eval;
   /// Text a trained tokenizer also learns from (a reward model's preference pairs).

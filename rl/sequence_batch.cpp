@@ -5,8 +5,6 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "rl/losses.h"
-#include "rollout/logprobs.h"
 
 namespace rlft::rl {
 
@@ -110,14 +108,24 @@ PolicyForward policy_forward(policy::CausalLM& model, const SequenceBatch& batch
   in.attention_mask = batch.attention_mask;
   if (options.replay_routing && !batch.routing.empty()) in.replay_routing = &batch.routing;
   in.balance = options.balance;
+  in.mtp = options.mtp;
+  in.logits = policy::LogitsScope::kNone;
+  in.return_hidden = true;
   PolicyForward f;
   f.out = model->forward(in);
-  f.logp = rollout::shifted_token_logprobs(f.out.logits, batch.tokens, options.temperature);
-  if (options.entropy) {
-    const double t = options.temperature > 0 ? options.temperature : 1.0;
-    auto logits = f.out.logits.narrow(1, 0, batch.tokens.size(1) - 1);
-    f.entropy = token_entropy(t == 1.0 ? logits : logits / t);
-  }
+  // Only the completion positions go through the LM head, chunk by chunk: [n] flat indices
+  // into [B, T - 1]; every other entry is 0 (the losses mask it out).
+  const int64_t B = batch.rows(), W = batch.tokens.size(1) - 1, D = f.out.hidden.size(2);
+  const auto rows = batch.completion.reshape({-1}).nonzero().squeeze(1);                       // [n]
+  const auto hidden = f.out.hidden.narrow(1, 0, W).reshape({B * W, D}).index_select(0, rows);  // [n, D]
+  const auto targets = batch.tokens.narrow(1, 1, W).reshape({-1}).index_select(0, rows);       // [n]
+  const auto r = model->token_logprobs(hidden, targets, options.temperature, options.entropy);
+  const auto place = [&](const at::Tensor& values) {  // [n] -> [B, T - 1]
+    return at::zeros({B * W}, values.options()).index_copy(0, rows, values).view({B, W});
+  };
+  f.logp = place(r.logp);
+  if (options.entropy) f.entropy = place(r.entropy);
+  f.out.hidden = at::Tensor();  // the caller asked for log-probs, not [B, T, D] activations
   return f;
 }
 

@@ -60,19 +60,23 @@ SequenceBatch make_sequence_batch(const std::vector<Sequence>& sequences, RowRan
 SequenceBatch make_sequence_batch(const std::vector<Sequence>& sequences, const at::Device& device);
 
 struct PolicyForward {
-  at::Tensor logp;     ///< [B, T - 1] float32 log-probs of the next tokens (rollout/logprobs.h)
-  at::Tensor entropy;  ///< [B, T - 1] token entropies (when asked for)
-  policy::ForwardOutput out;
+  /// [B, T - 1] float32 log-probs of the next tokens (rollout/logprobs.h) on completion
+  /// positions (SequenceBatch::completion), 0 elsewhere.
+  at::Tensor logp;
+  at::Tensor entropy;         ///< [B, T - 1] token entropies on completion positions (when asked for)
+  policy::ForwardOutput out;  ///< router statistics, routing, aux losses; no logits (never [B, T, V])
 };
 
 struct PolicyForwardOptions {
   double temperature = 1.0;  ///< the sampling temperature (<= 0 means 1)
   bool replay_routing = false;
   bool entropy = false;
+  bool mtp = false;  ///< also run the MTP modules: out.mtp_loss
   std::optional<policy::BalanceLossOptions> balance;
 };
 
-/// One training forward (autograd as the caller's mode says).
+/// One training forward (autograd as the caller's mode says). The LM head runs fused with the
+/// log-softmax, chunk by chunk over the completion tokens (CausalLMImpl::token_logprobs).
 PolicyForward policy_forward(policy::CausalLM& model, const SequenceBatch& batch, const PolicyForwardOptions& options);
 
 }  // namespace rlft::rl

@@ -18,8 +18,8 @@
 #include "rl/precision.h"
 #include "rl/sequence_batch.h"
 #include "rl/step_log.h"
+#include "rl/step_memory.h"
 #include "rl/train_state.h"
-#include "rollout/logprobs.h"
 
 namespace rlft::rl {
 
@@ -49,6 +49,7 @@ TrainResult run_sft(Job& job, const SftOptions& o, int64_t stop_after) {
   TrainResult result;
   while (state.step < total) {
     const auto t0 = std::chrono::steady_clock::now();
+    start_step_memory(job.device());
     // The global batch is examples [cursor, cursor + batch_size); rank R takes its slice.
     std::vector<Sequence> seqs;
     for (int64_t i = R * local; i < (R + 1) * local; ++i) {
@@ -68,18 +69,17 @@ TrainResult run_sft(Job& job, const SftOptions& o, int64_t stop_after) {
     const double global_tokens = counts[0];
     const double share = local_tokens / std::max(global_tokens, 1.0);
     const double mtp_share = local_mtp / std::max(counts[1], 1.0);
-    policy::ForwardInputs in;
-    in.tokens = batch.tokens;
-    in.attention_mask = batch.attention_mask;
-    in.mtp = mtp;
-    if (balance) in.balance = o.balance;
-    policy::ForwardOutput out;
+    PolicyForwardOptions fo;
+    fo.mtp = mtp;
+    if (balance) fo.balance = o.balance;
+    PolicyForward f;
     at::Tensor loss, ce;
     {
       AutocastGuard ac(spec.precision.compute, job.device());
-      out = model->forward(in);
+      f = policy_forward(model, batch, fo);
     }
-    const auto logp = rollout::shifted_token_logprobs(out.logits, batch.tokens, 1.0);
+    const auto& out = f.out;
+    const auto& logp = f.logp;
     const auto mask = batch.mask;
     ce = -(logp * mask).sum() / std::max(global_tokens, 1.0);
     loss = ce;
@@ -112,6 +112,7 @@ TrainResult run_sft(Job& job, const SftOptions& o, int64_t stop_after) {
                  {"epoch", static_cast<double>(state.cursor) / n}};
     if (mtp) m.emplace_back("sft/mtp_loss", sums[2]);
     loads.append_metrics(m);
+    append_step_memory(m, d, job.device());
 
     const bool last = state.step == total;
     const bool eval_now = spec.rewards && spec.eval.enabled && !spec.dataset.eval.empty() &&
@@ -129,6 +130,7 @@ TrainResult run_sft(Job& job, const SftOptions& o, int64_t stop_after) {
                                     {"gnorm", "grad_norm"},
                                     {"balance", "moe/balance_max"},
                                     {"tok/s", "tokens_per_s"},
+                                    {"peak MB", "memory/peak_rss_mb"},
                                     {"eval acc", "eval/accuracy"}}));
     if (end_of_step(job, state, opt.optimizer(), total, stop_after, "sft", result)) return result;
   }

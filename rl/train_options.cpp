@@ -116,6 +116,18 @@ void CheckpointOptions::validate() const {
   RLFT_CHECK_OPTION(keep >= 1, "keep", keep, "must be >= 1");
 }
 
+MemoryOptions MemoryOptions::from_config(const ConfigView& s) {
+  MemoryOptions o;
+  o.logits_chunk_mb = s.get<double>("logits_chunk_mb", o.logits_chunk_mb);
+  o.activation_checkpointing = s.get<bool>("activation_checkpointing", o.activation_checkpointing);
+  o.check_fit = s.get<bool>("check_fit", o.check_fit);
+  return o;
+}
+
+void MemoryOptions::validate() const {
+  RLFT_CHECK_OPTION(logits_chunk_mb > 0, "logits_chunk_mb", logits_chunk_mb, "must be > 0");
+}
+
 EvalOptions EvalOptions::from_config(const ConfigView& s) {
   EvalOptions e;
   e.enabled = s.get<bool>("enabled", e.enabled);
@@ -158,6 +170,7 @@ GrpoOptions GrpoOptions::from_config(const ConfigView& s) {
   g.epochs = s.get<int64_t>("epochs", g.epochs);
   g.mini_batches = s.get<int64_t>("mini_batches", g.mini_batches);
   g.micro_batch_rows = s.get<int64_t>("micro_batch_rows", g.micro_batch_rows);
+  g.micro_batch_tokens = s.get<int64_t>("micro_batch_tokens", g.micro_batch_tokens);
   g.mask_truncated = s.get<bool>("mask_truncated", g.mask_truncated);
   g.dynamic_sampling = s.get<bool>("dynamic_sampling", g.dynamic_sampling);
   g.max_resample_rounds = s.get<int64_t>("max_resample_rounds", g.max_resample_rounds);
@@ -184,6 +197,10 @@ void GrpoOptions::validate() const {
   RLFT_CHECK_OPTION(prompts_per_step % mini_batches == 0, "mini_batches", mini_batches,
                     "must divide prompts_per_step (groups stay whole)");
   RLFT_CHECK_OPTION(micro_batch_rows >= 0, "micro_batch_rows", micro_batch_rows, "must be >= 0");
+  RLFT_CHECK_OPTION(micro_batch_tokens >= 0, "micro_batch_tokens", micro_batch_tokens, "must be >= 0 (0 = no limit)");
+  RLFT_CHECK_OPTION(micro_batch_tokens == 0 || micro_batch_tokens > max_new_tokens, "micro_batch_tokens",
+                    micro_batch_tokens, "must hold one sequence: more than max_new_tokens ({}) plus the prompt",
+                    max_new_tokens);
   RLFT_CHECK_OPTION(max_resample_rounds >= 0, "max_resample_rounds", max_resample_rounds, "must be >= 0");
   RLFT_CHECK_OPTION(router_bias_gamma >= 0, "router_bias_gamma", router_bias_gamma, "must be >= 0");
   validate_within("balance", balance);

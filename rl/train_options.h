@@ -16,6 +16,7 @@
 //   precision:   compute dtype and loss scaling
 //   optim:       AdamW and the learning-rate schedule
 //   checkpoint:  how often, how many to keep
+//   memory:      chunked LM head, activation checkpointing, the fit check
 //   eval:        held-out evaluation
 //   grpo:        the RL loop (rlft train)
 //   sft:         supervised fine-tuning (rlft sft)
@@ -97,6 +98,21 @@ struct CheckpointOptions {
   void validate() const;
 };
 
+/// `memory:` — what bounds memory at real sizes (docs/training.md, "Memory").
+struct MemoryOptions {
+  /// MiB of float32 logits per chunk when the LM head runs fused with the log-softmax
+  /// (log-probs, entropies, cross-entropies; > 0). Smaller saves memory, larger is fewer,
+  /// larger GEMMs: at a 151,936-id vocabulary 64 MiB is 110 tokens per chunk.
+  double logits_chunk_mb = 64.0;
+  /// Recompute each decoder layer's activations in backward instead of keeping them.
+  bool activation_checkpointing = false;
+  /// Refuse to start a run whose estimated peak (weights, gradients, AdamW moments, the
+  /// reference model, activations) exceeds the memory available.
+  bool check_fit = true;
+  static MemoryOptions from_config(const ConfigView& section);
+  void validate() const;
+};
+
 struct EvalOptions {
   bool enabled = true;               ///< false: no held-out evaluation at all
   int64_t every = 0;                 ///< steps between evaluations (>= 0); 0 = only before and after training
@@ -123,13 +139,16 @@ struct GrpoOptions {
   int64_t epochs = 1;                     ///< μ: passes over each rollout batch (>= 1)
   int64_t mini_batches = 1;               ///< optimizer steps per pass (>= 1, divides prompts_per_step)
   int64_t micro_batch_rows = 0;           ///< rows per forward (gradient accumulation, >= 0); 0 = the whole mini-batch
-  bool mask_truncated = false;            ///< completions cut by max_new_tokens do not count in the loss
-  bool dynamic_sampling = false;          ///< drop zero-variance groups and draw more prompts (DAPO)
-  int64_t max_resample_rounds = 4;        ///< dynamic_sampling: extra draws per step at most (>= 0)
-  bool routing_replay = true;             ///< the trainer's forward reuses the experts rollout chose
-  bool recompute_old_logp = false;        ///< old log-probs from a trainer forward instead of rollout's
-  double router_bias_gamma = 0.001;       ///< aux-loss-free bias step (γ, >= 0); 0 = off
-  policy::BalanceLossOptions balance;     ///< `balance:`
+  /// Padded tokens (rows × longest row) per forward at most (>= 0; 0 = no limit); with
+  /// micro_batch_rows both limits hold. At least one sequence (prompt + max_new_tokens).
+  int64_t micro_batch_tokens = 0;
+  bool mask_truncated = false;         ///< completions cut by max_new_tokens do not count in the loss
+  bool dynamic_sampling = false;       ///< drop zero-variance groups and draw more prompts (DAPO)
+  int64_t max_resample_rounds = 4;     ///< dynamic_sampling: extra draws per step at most (>= 0)
+  bool routing_replay = true;          ///< the trainer's forward reuses the experts rollout chose
+  bool recompute_old_logp = false;     ///< old log-probs from a trainer forward instead of rollout's
+  double router_bias_gamma = 0.001;    ///< aux-loss-free bias step (γ, >= 0); 0 = off
+  policy::BalanceLossOptions balance;  ///< `balance:`
   bool kl_in_reward = false;  ///< `loss.kl_in_reward`: KL penalty subtracted from rewards instead of in the loss
   int64_t log_rollouts = 4;   ///< groups stored per step for `rlft serve` (>= 0)
   static GrpoOptions from_config(const ConfigView& section);

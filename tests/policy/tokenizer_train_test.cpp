@@ -23,10 +23,10 @@ using rlft::tokenizer::Tokenizer;
 
 namespace {
 
-const std::string kJsDir = std::string(RLFT_SOURCE_DIR) + "/tests/js";
-const std::string kCorpusDir = std::string(RLFT_SOURCE_DIR) + "/tests/golden/tokenizer";
+const std::string kTrainJsDir = std::string(RLFT_SOURCE_DIR) + "/tests/js";
+const std::string kTrainCorpusDir = std::string(RLFT_SOURCE_DIR) + "/tests/golden/tokenizer";
 
-std::string read(const std::string& path) {
+std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -35,7 +35,7 @@ std::string read(const std::string& path) {
 
 std::vector<std::string> corpus_files() {
   std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(kCorpusDir))
+  for (const auto& e : fs::directory_iterator(kTrainCorpusDir))
     if (e.path().extension() == ".txt") out.push_back(e.path().string());
   std::sort(out.begin(), out.end());
   return out;
@@ -46,7 +46,7 @@ std::vector<std::string> check_texts() {
   std::vector<std::string> texts;
   std::string all;
   for (const auto& f : corpus_files()) {
-    const std::string t = read(f);
+    const std::string t = read_text(f);
     texts.push_back(t);
     all += t;
     std::istringstream in(t);
@@ -66,14 +66,14 @@ std::vector<std::string> check_texts() {
 
 std::string train(const BpeTrainerOptions& o) {
   BpeTrainer t(o);
-  for (const auto& f : corpus_files()) t.feed(read(f), f);
+  for (const auto& f : corpus_files()) t.feed(read_text(f), f);
   return t.train();
 }
 
 }  // namespace
 
 TEST_CASE("a trained tokenizer.json encodes in Hugging Face tokenizers exactly as in rlft") {
-  REQUIRE_MESSAGE(fs::exists(kJsDir + "/node_modules/@anush008/tokenizers/package.json"),
+  REQUIRE_MESSAGE(fs::exists(kTrainJsDir + "/node_modules/@anush008/tokenizers/package.json"),
                   "the reference tokenizers are not installed in tests/js/node_modules: run scripts/setup.sh --test");
   BpeTrainerOptions o;
   o.vocab_size = 1500;
@@ -93,9 +93,9 @@ TEST_CASE("a trained tokenizer.json encodes in Hugging Face tokenizers exactly a
   cases["texts"] = texts;
   const std::string cases_path = dir.write("cases.json", cases.dump());
   const auto r = rlft::test::run_process(
-      {"node", kJsDir + "/golden.js", "--tokenizer", path, "--cases", cases_path, "--out", dir.file("out.json")});
+      {"node", kTrainJsDir + "/golden.js", "--tokenizer", path, "--cases", cases_path, "--out", dir.file("out.json")});
   REQUIRE_MESSAGE(r.exit_code == 0, "tests/js/golden.js failed: " << r.err);
-  const nlohmann::json g = nlohmann::json::parse(read(dir.file("out.json")));
+  const nlohmann::json g = nlohmann::json::parse(read_text(dir.file("out.json")));
   int mismatches = 0;
   for (std::size_t i = 0; i < texts.size(); ++i) {
     const std::vector<TokenId> ids = tok.encode(texts[i]);
@@ -106,7 +106,7 @@ TEST_CASE("a trained tokenizer.json encodes in Hugging Face tokenizers exactly a
   MESSAGE("trained tokenizer: " << texts.size() << " cases, " << mismatches << " differ");
   CHECK(mismatches == 0);
   // Training text comes back out of the tokenizer unchanged (when it is NFC already).
-  const std::string english = read(kCorpusDir + "/english.txt");
+  const std::string english = read_text(kTrainCorpusDir + "/english.txt");
   CHECK(tok.decode(tok.encode(english)) == english);
 }
 
@@ -119,7 +119,7 @@ TEST_CASE("training is deterministic and the merges compress the training text")
   o.vocab_size = 256;  // bytes only: no merges
   const Tokenizer bytes = Tokenizer::from_json(train(o));
   CHECK(bytes.model().merge_count() == 0);
-  const std::string text = read(kCorpusDir + "/english.txt");
+  const std::string text = read_text(kTrainCorpusDir + "/english.txt");
   CHECK(small.encode(text).size() < bytes.encode(text).size() * 3 / 4);
   CHECK(bytes.encode(text).size() == text.size());  // one id per byte
 }

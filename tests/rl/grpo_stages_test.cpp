@@ -147,10 +147,10 @@ TEST_CASE("micro-batches are row ranges inside mini-batches of whole groups") {
     }
     return out;
   };
-  CHECK(ranges(rl::plan_micro_batches(4, 4, 2, 3)) ==
+  CHECK(ranges(rl::plan_micro_batches(4, 4, 2, {3})) ==
         std::vector<R>{{{0, 3}, {3, 6}, {6, 8}}, {{8, 11}, {11, 14}, {14, 16}}});
-  CHECK(ranges(rl::plan_micro_batches(4, 4, 2, 0)) == std::vector<R>{{{0, 8}}, {{8, 16}}});
-  CHECK(ranges(rl::plan_micro_batches(3, 2, 1, 4)) == std::vector<R>{{{0, 4}, {4, 6}}});
+  CHECK(ranges(rl::plan_micro_batches(4, 4, 2, {0})) == std::vector<R>{{{0, 8}}, {{8, 16}}});
+  CHECK(ranges(rl::plan_micro_batches(3, 2, 1, {4})) == std::vector<R>{{{0, 4}, {4, 6}}});
 }
 
 TEST_CASE("mask_truncated: a completion cut by max_new_tokens counts no token in the loss") {
