@@ -2,7 +2,6 @@
 // finished rows dropped from the batch and the cache.
 #include "rollout/generator.h"
 
-#include <limits>
 
 #include <torch/torch.h>
 
@@ -169,13 +168,16 @@ void Generator::run_wave(const std::vector<Request>& requests, size_t begin, siz
   while (!rows.empty()) {
     // Ids at or past vocab_limit (an embedding padded beyond the tokenizer) are never drawn;
     // like top-k, this truncation is outside the recorded log-probs' definition.
+    // The first vocab_limit columns, a view: as if the others were -inf, without a copy.
     at::Tensor sample_from = logits;
+    StepContext limited = ctx;
     if (options.vocab_limit > 0 && options.vocab_limit < logits.size(1)) {
-      sample_from = logits.clone();
-      sample_from.narrow(1, options.vocab_limit, logits.size(1) - options.vocab_limit)
-          .fill_(-std::numeric_limits<float>::infinity());
+      sample_from = logits.narrow(1, 0, options.vocab_limit);
+      if (ctx.seen_counts.defined()) limited.seen_counts = ctx.seen_counts.narrow(1, 0, options.vocab_limit);
+      if (ctx.generated_counts.defined())
+        limited.generated_counts = ctx.generated_counts.narrow(1, 0, options.vocab_limit);
     }
-    const auto next = chain.sample(sample_from, ctx, gens);                  // [N]
+    const auto next = chain.sample(sample_from, limited, gens);              // [N]
     const auto lp = token_logprobs(logits, next, temperature).to(at::kCPU);  // [N]
     const auto next_cpu = next.to(at::kCPU);
     std::vector<int64_t> keep;

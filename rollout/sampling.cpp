@@ -187,13 +187,44 @@ at::Tensor SamplingChain::apply(const at::Tensor& logits, const StepContext& con
   return x;
 }
 
+namespace {
+
+// Rows sampled together: their float64 probabilities take about 32 MB (a [256, 151936]
+// batch at once took 0.3 GB for the probabilities alone, and as much again for each step).
+int64_t sample_chunk_rows(int64_t V) {
+  return std::max<int64_t>(1, (32 << 20) / (8 * std::max<int64_t>(V, 1)));
+}
+
+StepContext rows_of(const StepContext& c, int64_t begin, int64_t n) {
+  StepContext r;
+  if (c.seen_counts.defined()) r.seen_counts = c.seen_counts.narrow(0, begin, n);
+  if (c.generated_counts.defined()) r.generated_counts = c.generated_counts.narrow(0, begin, n);
+  return r;
+}
+
+}  // namespace
+
 at::Tensor SamplingChain::sample(const at::Tensor& logits, const StepContext& context,
                                  std::vector<at::Generator>& gens) const {
   check_logits(logits);
+  const int64_t N = logits.size(0), chunk = sample_chunk_rows(logits.size(1));
+  RLFT_CHECK(options_.greedy() || static_cast<int64_t>(gens.size()) == N, "sampling: {} generators for {} rows",
+             gens.size(), N);
+  if (N <= chunk) return sample_rows(logits, context, gens.data());
+  // Every step is row-wise and each row draws from its own generator: chunks give the same draws.
+  std::vector<at::Tensor> parts;
+  for (int64_t b = 0; b < N; b += chunk) {
+    const int64_t n = std::min(chunk, N - b);
+    parts.push_back(sample_rows(logits.narrow(0, b, n), rows_of(context, b, n), gens.data() + b));
+  }
+  return at::cat(parts);
+}
+
+at::Tensor SamplingChain::sample_rows(const at::Tensor& logits, const StepContext& context,
+                                      at::Generator* gens) const {
   const auto x = apply(logits, context);  // [N, V]
   if (options_.greedy()) return x.argmax(1);
   const int64_t N = x.size(0);
-  RLFT_CHECK(static_cast<int64_t>(gens.size()) == N, "sampling: {} generators for {} rows", gens.size(), N);
   // Draws on the CPU with each row's own generator: the same stream on every device.
   const auto probs = x.softmax(1).to(at::kCPU, at::kDouble);  // [N, V]
   auto out = at::empty({N}, at::TensorOptions().dtype(at::kLong));
@@ -202,7 +233,7 @@ at::Tensor SamplingChain::sample(const at::Tensor& logits, const StepContext& co
     const auto row = probs.select(0, i).contiguous();
     const double* p = row.data_ptr<double>();
     const int64_t V = row.size(0);
-    const double u = at::empty({1}, at::kDouble).uniform_(0.0, 1.0, gens[static_cast<size_t>(i)]).item<double>();
+    const double u = at::empty({1}, at::kDouble).uniform_(0.0, 1.0, gens[i]).item<double>();
     // Inverse CDF; the last token with nonzero mass catches rounding at the top.
     double acc = 0.0;
     int64_t pick = -1, last = 0;

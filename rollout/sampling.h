@@ -90,6 +90,8 @@ class SamplingChain {
   at::Tensor apply(const at::Tensor& logits, const StepContext& context) const;
   /// One token per row [N] int64: argmax when greedy, else a draw from softmax(apply(logits))
   /// using row i's own generator gens[i] (so a row's draw does not depend on the others).
+  /// Rows are sampled in chunks whose probabilities take about 32 MB (bounded memory at large
+  /// vocabularies; the draws do not depend on the chunking).
   at::Tensor sample(const at::Tensor& logits, const StepContext& context, std::vector<at::Generator>& gens) const;
   std::vector<std::string> step_names() const;
   /// True when a step needs StepContext counts.
@@ -97,6 +99,8 @@ class SamplingChain {
   const SamplingOptions& options() const { return options_; }
 
  private:
+  /// sample() for rows whose generators are gens[0 .. N).
+  at::Tensor sample_rows(const at::Tensor& logits, const StepContext& context, at::Generator* gens) const;
   SamplingOptions options_;
   std::vector<std::unique_ptr<SamplingStep>> steps_;
 };
