@@ -93,8 +93,8 @@ class FusedHeadLogprobs : public torch::autograd::Function<FusedHeadLogprobs> {
     const bool entropy = ctx->saved_data["entropy"].toBool();
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
-    const at::Tensor g_logp = grads[0];                                 // [N] or undefined
-    const at::Tensor g_ent = entropy ? grads[1] : at::Tensor();         // [N] or undefined
+    const at::Tensor g_logp = grads[0];                          // [N] or undefined
+    const at::Tensor g_ent = entropy ? grads[1] : at::Tensor();  // [N] or undefined
     const bool want_h = ctx->needs_input_grad(0), want_w = ctx->needs_input_grad(1);
     const auto wm = weight.to(dtype);
     at::Tensor grad_h, grad_w;
@@ -109,7 +109,7 @@ class FusedHeadLogprobs : public torch::autograd::Function<FusedHeadLogprobs> {
       at::Tensor dz;
       if (g_ent.defined()) {
         const auto ge = g_ent.narrow(0, c.begin, c.size).to(lp.scalar_type()).unsqueeze(1);  // [c, 1]
-        const auto H = -(p * lp).sum(-1, /*keepdim=*/true);                             // [c, 1]
+        const auto H = -(p * lp).sum(-1, /*keepdim=*/true);                                  // [c, 1]
         dz = lp.add_(H).mul_(p).mul_(-ge);
       } else {
         dz = lp.zero_();
@@ -135,8 +135,8 @@ HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, c
                            const HeadLogprobOptions& options) {
   RLFT_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1),
              "head_logprobs: hidden [N, D] and weight [V, D] expected, got {} and {}", hidden.sizes(), weight.sizes());
-  RLFT_CHECK(targets.dim() == 1 && targets.size(0) == hidden.size(0),
-             "head_logprobs: targets [{}] expected, got {}", hidden.size(0), targets.sizes());
+  RLFT_CHECK(targets.dim() == 1 && targets.size(0) == hidden.size(0), "head_logprobs: targets [{}] expected, got {}",
+             hidden.size(0), targets.sizes());
   RLFT_CHECK(options.chunk_tokens >= 1, "head_logprobs: chunk_tokens = {}: must be >= 1", options.chunk_tokens);
   const double t = options.temperature > 0 ? options.temperature : 1.0;
   const auto dtype = options.matmul_dtype.value_or(autocast_or(hidden, weight.scalar_type()));

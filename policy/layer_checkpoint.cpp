@@ -100,7 +100,8 @@ class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
 }  // namespace
 
 LayerOutput checkpointed_forward(DecoderLayerImpl& layer, const at::Tensor& x, const LayerInputs& in) {
-  RLFT_CHECK(in.attention.cache == nullptr, "activation checkpointing: a forward with a KV cache is not a training one");
+  RLFT_CHECK(in.attention.cache == nullptr,
+             "activation checkpointing: a forward with a KV cache is not a training one");
   auto state = c10::make_intrusive<Recompute>();
   state->layer = &layer;
   state->in = in;

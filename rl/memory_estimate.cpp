@@ -10,8 +10,8 @@ namespace rlft::rl {
 
 namespace {
 
-constexpr double kFloat = 4.0;              // bytes per float32 element
-constexpr double kRuntime = 400.0 * 1e6;    // LibTorch, BLAS buffers, the tokenizer, the data: measured ~0.3-0.4 GB
+constexpr double kFloat = 4.0;            // bytes per float32 element
+constexpr double kRuntime = 400.0 * 1e6;  // LibTorch, BLAS buffers, the tokenizer, the data: measured ~0.3-0.4 GB
 
 // Float32 elements one decoder layer keeps for backward per token (linear in the tokens),
 // and per token per key (the attention probabilities).
@@ -26,8 +26,8 @@ LayerElements layer_elements(const policy::ModelConfig& c) {
   if (c.mla) {
     const auto& m = *c.mla;
     const double qk = static_cast<double>(m.qk_nope_head_dim + m.qk_rope_head_dim);
-    e.per_token += static_cast<double>(m.q_lora_rank + m.kv_lora_rank) + 3 * H * qk +
-                   2 * H * static_cast<double>(m.v_head_dim);
+    e.per_token +=
+        static_cast<double>(m.q_lora_rank + m.kv_lora_rank) + 3 * H * qk + 2 * H * static_cast<double>(m.v_head_dim);
   } else {
     const double hd = static_cast<double>(c.head_dim > 0 ? c.head_dim : c.hidden_size / c.num_attention_heads);
     e.per_token += 3 * H * hd + 4 * static_cast<double>(c.num_key_value_heads) * hd;
@@ -38,8 +38,8 @@ LayerElements layer_elements(const policy::ModelConfig& c) {
   if (c.moe.n_routed_experts > 0) {
     const double shared = static_cast<double>(c.moe.n_shared_experts * c.moe.moe_intermediate_size +
                                               c.moe.shared_expert_intermediate_size);
-    const double moe = 4 * static_cast<double>(c.moe.num_experts_per_tok * c.moe.moe_intermediate_size) +
-                       4 * shared + 3 * static_cast<double>(c.moe.n_routed_experts);
+    const double moe = 4 * static_cast<double>(c.moe.num_experts_per_tok * c.moe.moe_intermediate_size) + 4 * shared +
+                       3 * static_cast<double>(c.moe.n_routed_experts);
     ffn = std::max(ffn, moe);
   }
   e.per_token += ffn;
@@ -88,8 +88,8 @@ MemoryEstimate estimate_memory(const policy::ModelConfig& c, const MemoryWorkloa
   e.activations = kFloat * (kept + 3 * tokens * D) + head;
 
   const double rows = static_cast<double>(w.rollout_rows);
-  e.rollout = kFloat * rows * (static_cast<double>(w.rollout_tokens) * L * kv_elements(c) +
-                               3 * static_cast<double>(c.vocab_size));
+  e.rollout = kFloat * rows *
+              (static_cast<double>(w.rollout_tokens) * L * kv_elements(c) + 3 * static_cast<double>(c.vocab_size));
   return e;
 }
 

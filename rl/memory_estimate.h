@@ -27,15 +27,15 @@ namespace rlft::rl {
 
 /// The work one step of a run does, in the terms the estimate needs.
 struct MemoryWorkload {
-  int64_t n_params = 0;             ///< every parameter of the policy
-  int64_t n_trainable = 0;          ///< those the optimizer updates
-  bool reference = false;           ///< a frozen reference model is held (KL penalty)
-  int64_t forward_tokens = 0;       ///< padded tokens of the largest training forward (micro-batch)
-  int64_t longest_sequence = 0;     ///< tokens of the longest training row (attention is quadratic in it)
+  int64_t n_params = 0;          ///< every parameter of the policy
+  int64_t n_trainable = 0;       ///< those the optimizer updates
+  bool reference = false;        ///< a frozen reference model is held (KL penalty)
+  int64_t forward_tokens = 0;    ///< padded tokens of the largest training forward (micro-batch)
+  int64_t longest_sequence = 0;  ///< tokens of the longest training row (attention is quadratic in it)
   bool activation_checkpointing = false;
-  double logits_chunk_mb = 64;      ///< memory.logits_chunk_mb
-  int64_t rollout_rows = 0;         ///< sequences generated together (0 = no rollout: SFT)
-  int64_t rollout_tokens = 0;       ///< prompt + completion tokens of each (the KV cache's length)
+  double logits_chunk_mb = 64;  ///< memory.logits_chunk_mb
+  int64_t rollout_rows = 0;     ///< sequences generated together (0 = no rollout: SFT)
+  int64_t rollout_tokens = 0;   ///< prompt + completion tokens of each (the KV cache's length)
 };
 
 struct MemoryEstimate {

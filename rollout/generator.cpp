@@ -2,7 +2,6 @@
 // finished rows dropped from the batch and the cache.
 #include "rollout/generator.h"
 
-
 #include <torch/torch.h>
 
 #include <algorithm>

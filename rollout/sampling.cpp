@@ -220,8 +220,7 @@ at::Tensor SamplingChain::sample(const at::Tensor& logits, const StepContext& co
   return at::cat(parts);
 }
 
-at::Tensor SamplingChain::sample_rows(const at::Tensor& logits, const StepContext& context,
-                                      at::Generator* gens) const {
+at::Tensor SamplingChain::sample_rows(const at::Tensor& logits, const StepContext& context, at::Generator* gens) const {
   const auto x = apply(logits, context);  // [N, V]
   if (options_.greedy()) return x.argmax(1);
   const int64_t N = x.size(0);

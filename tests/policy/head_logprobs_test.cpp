@@ -152,7 +152,8 @@ ModelRun model_run(CausalLM& model, const at::Tensor& tokens, bool fused) {
     }
   }
   const auto dt = r.logp.scalar_type();
-  auto loss = (r.logp * randn({r.logp.size(0)}, 21).to(dt)).sum() + (r.entropy * randn({r.logp.size(0)}, 22).to(dt)).sum();
+  auto loss =
+      (r.logp * randn({r.logp.size(0)}, 21).to(dt)).sum() + (r.entropy * randn({r.logp.size(0)}, 22).to(dt)).sum();
   if (mtp) loss = loss + 3.0 * r.mtp_loss;
   loss.backward();
   for (const auto& p : model->named_parameters())

@@ -96,7 +96,8 @@ void check_equal(const Result& got, const Result& ref, double tol) {
 // in another order (the engine sums a tensor's incoming gradients as they arrive), which
 // shows as rounding (<= 1e-5 relative); in fp64 they agree to 1e-10.
 TEST_CASE("activation checkpointing gives the plain forward's loss and gradients") {
-  for (const auto& [dtype, tol] : std::vector<std::pair<at::ScalarType, double>>{{at::kFloat, 1e-5}, {at::kDouble, 1e-10}})
+  for (const auto& [dtype, tol] :
+       std::vector<std::pair<at::ScalarType, double>>{{at::kFloat, 1e-5}, {at::kDouble, 1e-10}})
     for (const std::string name : {"deepseek-v3", "qwen2-moe", "qwen2", "llama"}) {
       CAPTURE(dtype);
       CAPTURE(name);

@@ -92,6 +92,9 @@ const Row kRows[] = {
     {"checkpoint.every", "-1", "must be >= 0 (0 = only at the end)"},
     {"checkpoint.keep", "0", "must be >= 1"},
     // eval:
+    // memory:
+    {"memory.logits_chunk_mb", "0", "must be > 0"},
+    {"memory.logits_chunk_mb", "-2", "must be > 0"},
     {"eval.every", "-1", "must be >= 0"},
     {"eval.size", "-1", "must be >= 0 (0 = the whole eval split)"},
     {"eval.samples", "0", "must be >= 1"},
@@ -108,6 +111,8 @@ const Row kRows[] = {
     {"grpo.mini_batches", "0", "must be >= 1"},
     {"grpo.mini_batches", "3", "must divide prompts_per_step (groups stay whole)"},
     {"grpo.micro_batch_rows", "-1", "must be >= 0"},
+    {"grpo.micro_batch_tokens", "-1", "must be >= 0 (0 = no limit)"},
+    {"grpo.micro_batch_tokens", "5", "must hold one sequence: more than max_new_tokens (64) plus the prompt"},
     {"grpo.max_resample_rounds", "-1", "must be >= 0"},
     {"grpo.router_bias_gamma", "-1", "must be >= 0"},
     {"grpo.log_rollouts", "-1", "must be >= 0"},
