@@ -59,7 +59,7 @@ std::map<std::pair<std::string, int64_t>, double> metrics_of(const std::string& 
   return out;
 }
 
-// Every metric but timings, throughput and the all-reduce's own figures (0 on one rank) equal
+// Every metric but timings, throughput, memory and the all-reduce's own figures (0 on one rank) equal
 // within fp32 reduction-order tolerance.
 void check_same_metrics(const std::string& store, const std::string& a, const std::string& b) {
   const auto ma = metrics_of(store, a), mb = metrics_of(store, b);
@@ -67,8 +67,8 @@ void check_same_metrics(const std::string& store, const std::string& a, const st
   int compared = 0;
   for (const auto& [key, va] : ma) {
     const auto& name = key.first;
-    if (name.rfind("time/", 0) == 0 || name.rfind("allreduce/", 0) == 0 || name.find("per_s") != std::string::npos ||
-        name == "eval/seconds")
+    if (name.rfind("time/", 0) == 0 || name.rfind("allreduce/", 0) == 0 || name.rfind("memory/", 0) == 0 ||
+        name.find("per_s") != std::string::npos || name == "eval/seconds")
       continue;
     const auto it = mb.find(key);
     REQUIRE_MESSAGE(it != mb.end(), name << " at step " << key.second << " missing from " << b);

@@ -136,43 +136,44 @@ TEST_CASE("the last resampling round keeps whatever it draws") {
   CHECK(r.cursor == 9);
 }
 
+namespace grpo_stages_plan {
+
+using R = std::vector<std::pair<int64_t, int64_t>>;
+
+// A plan's row ranges as (begin, end) pairs, per mini-batch.
+std::vector<R> ranges(const std::vector<std::vector<rl::RowRange>>& plan) {
+  std::vector<R> out;
+  for (const auto& mini : plan) {
+    R r;
+    for (const auto& m : mini) r.emplace_back(m.begin, m.end);
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace grpo_stages_plan
+
 TEST_CASE("micro-batches are row ranges inside mini-batches of whole groups") {
-  using R = std::vector<std::pair<int64_t, int64_t>>;
-  auto ranges = [](const std::vector<std::vector<rl::RowRange>>& plan) {
-    std::vector<R> out;
-    for (const auto& mini : plan) {
-      R r;
-      for (const auto& m : mini) r.emplace_back(m.begin, m.end);
-      out.push_back(r);
-    }
-    return out;
-  };
-  CHECK(ranges(rl::plan_micro_batches(4, 4, 2, {3})) ==
-        std::vector<R>{{{0, 3}, {3, 6}, {6, 8}}, {{8, 11}, {11, 14}, {14, 16}}});
-  CHECK(ranges(rl::plan_micro_batches(4, 4, 2, {0})) == std::vector<R>{{{0, 8}}, {{8, 16}}});
-  CHECK(ranges(rl::plan_micro_batches(3, 2, 1, {4})) == std::vector<R>{{{0, 4}, {4, 6}}});
+  CHECK(grpo_stages_plan::ranges(rl::plan_micro_batches(4, 4, 2, {3})) ==
+        std::vector<grpo_stages_plan::R>{{{0, 3}, {3, 6}, {6, 8}}, {{8, 11}, {11, 14}, {14, 16}}});
+  CHECK(grpo_stages_plan::ranges(rl::plan_micro_batches(4, 4, 2, {0})) ==
+        std::vector<grpo_stages_plan::R>{{{0, 8}}, {{8, 16}}});
+  CHECK(grpo_stages_plan::ranges(rl::plan_micro_batches(3, 2, 1, {4})) ==
+        std::vector<grpo_stages_plan::R>{{{0, 4}, {4, 6}}});
 }
 
 TEST_CASE("a token budget packs rows so that rows x the longest row stays within it") {
-  using R = std::vector<std::pair<int64_t, int64_t>>;
-  auto ranges = [](const std::vector<std::vector<rl::RowRange>>& plan) {
-    std::vector<R> out;
-    for (const auto& mini : plan) {
-      R r;
-      for (const auto& m : mini) r.emplace_back(m.begin, m.end);
-      out.push_back(r);
-    }
-    return out;
-  };
   // 2 groups of 4 rows: long rows (10 tokens) first, then short ones (3 tokens).
   const std::vector<int64_t> lengths{10, 10, 4, 3, 3, 3, 3, 3};
   // 20 tokens: two 10-token rows, then [4, 3, 3] would be 3 x 4 = 12 and a fourth row 4 x 4 = 16 → 5 rows x 4 = 20.
-  CHECK(ranges(rl::plan_micro_batches(2, 4, 1, {0, 20}, lengths)) == std::vector<R>{{{0, 2}, {2, 7}, {7, 8}}});
+  CHECK(grpo_stages_plan::ranges(rl::plan_micro_batches(2, 4, 1, {0, 20}, lengths)) ==
+        std::vector<grpo_stages_plan::R>{{{0, 2}, {2, 7}, {7, 8}}});
   // Both limits hold: at most 2 rows.
-  CHECK(ranges(rl::plan_micro_batches(2, 4, 1, {2, 20}, lengths)) == std::vector<R>{{{0, 2}, {2, 4}, {4, 6}, {6, 8}}});
+  CHECK(grpo_stages_plan::ranges(rl::plan_micro_batches(2, 4, 1, {2, 20}, lengths)) ==
+        std::vector<grpo_stages_plan::R>{{{0, 2}, {2, 4}, {4, 6}, {6, 8}}});
   // Mini-batches stay whole groups: the budget cuts inside each.
-  CHECK(ranges(rl::plan_micro_batches(2, 4, 2, {0, 12}, lengths)) ==
-        std::vector<R>{{{0, 1}, {1, 2}, {2, 4}}, {{4, 8}}});
+  CHECK(grpo_stages_plan::ranges(rl::plan_micro_batches(2, 4, 2, {0, 12}, lengths)) ==
+        std::vector<grpo_stages_plan::R>{{{0, 1}, {1, 2}, {2, 4}}, {{4, 8}}});
   // A row longer than the budget: an error naming the key, value and the row's length.
   CHECK_THROWS_WITH(rl::plan_micro_batches(2, 4, 1, {0, 9}, lengths),
                     doctest::Contains("grpo.micro_batch_tokens = 9: smaller than one sequence (10 tokens"));

@@ -41,7 +41,9 @@ std::map<std::pair<int64_t, std::string>, double> all_metrics(const std::string&
   REQUIRE(r.has_value());
   std::map<std::pair<int64_t, std::string>, double> out;
   for (const auto& name : store.metric_names(r->id)) {
-    if (name.rfind("time/", 0) == 0 || name.find("per_s") != std::string::npos || name == "eval/seconds") continue;
+    if (name.rfind("time/", 0) == 0 || name.rfind("memory/", 0) == 0 || name.find("per_s") != std::string::npos ||
+        name == "eval/seconds")
+      continue;
     for (const auto& p : store.metric_series(r->id, name)) out[{p.step, name}] = p.value;
   }
   return out;
