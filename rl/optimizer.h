@@ -40,9 +40,22 @@ class Optimizer {
   StepReport step(double lr, double grad_divisor = 1.0);
   void zero_grad();
 
-  /// The optimizer's state (moments, step counts) to/from bytes, exactly.
-  std::string save_state() const;
-  void load_state(const std::string& bytes);
+  /// The optimizer's state — each parameter's two moments and step count — to and from a
+  /// safetensors file (`<param>.exp_avg`, `<param>.exp_avg_sq`, `<param>.step`), exactly.
+  /// Written tensor by tensor from the live state: saving costs no copy of the moments (a
+  /// 0.6B-parameter policy has 4.8 GB of them). Loading checks every name and shape.
+  void save_state(const std::string& path) const;
+  void load_state(const std::string& path);
+  /// The format of checkpoints written before the safetensors file (`optimizer.bin`, a
+  /// LibTorch archive), read so that those runs still resume.
+  void load_archive_state(const std::string& bytes);
+
+  /// Replicating one rank's state on the others without serialising it: the manifest (the
+  /// parameters that have state, with their step counts, as JSON) goes first; the receivers
+  /// create zero state from it; then state_tensors() (in manifest order) are broadcast in place.
+  std::string state_manifest() const;
+  void create_state(const std::string& manifest);
+  std::vector<at::Tensor> state_tensors() const;
 
   int64_t n_decayed() const { return n_decayed_; }
   int64_t n_not_decayed() const { return n_not_decayed_; }
@@ -50,6 +63,7 @@ class Optimizer {
  private:
   OptimizerOptions options_;
   std::vector<at::Tensor> params_;
+  std::vector<std::string> names_;  ///< aligned with params_
   std::unique_ptr<torch::optim::AdamW> adamw_;
   int64_t n_decayed_ = 0;
   int64_t n_not_decayed_ = 0;

@@ -71,19 +71,23 @@ void OptimizerStep::store(TrainerState& s) const {
 TrainerState resume_trainer_state(const std::string& checkpoint, dist::Context& d, OptimizerStep& opt) {
   if (checkpoint.empty()) return {};
   TrainerState state;
-  std::string state_json, optimizer_bytes;
+  std::string state_json, manifest;
   d.on_main("read the trainer state", [&] {
     state = load_trainer_state(checkpoint, opt.optimizer());
+    if (d.world_size() == 1) return;
     state_json = trainer_state_json(state);
-    optimizer_bytes = opt.optimizer().save_state();
+    manifest = opt.optimizer().state_manifest();
   });
   if (d.world_size() > 1) {
+    // The moments travel tensor by tensor into place, never as one serialised copy.
     d.broadcast_string(state_json);
-    d.broadcast_string(optimizer_bytes);
+    d.broadcast_string(manifest);
     if (!d.is_main()) {
       state = trainer_state_from_json(state_json, checkpoint);
-      opt.optimizer().load_state(optimizer_bytes);
+      opt.optimizer().create_state(manifest);
     }
+    std::vector<at::Tensor> moments = opt.optimizer().state_tensors();
+    d.broadcast(moments);
   }
   opt.restore(state);
   return state;

@@ -57,12 +57,7 @@ std::string save_training_checkpoint(Job& job, const TrainerState& s, const Opti
     if (extra) extra(out.path());
     const fs::path ts = fs::path(out.path()) / "trainer_state";
     fs::create_directories(ts);
-    const std::string opt = optimizer.save_state();
-    {
-      std::ofstream f(ts / "optimizer.bin", std::ios::binary);
-      f.write(opt.data(), static_cast<std::streamsize>(opt.size()));
-      RLFT_CHECK(f.good(), "cannot write {}", (ts / "optimizer.bin").string());
-    }
+    optimizer.save_state((ts / "optimizer.safetensors").string());
     // state.json last: its presence marks a complete trainer state (latest_checkpoint).
     std::ofstream(ts / "state.json") << trainer_state_json(s, job.run_name(), job.spec().config_hash) << "\n";
     out.commit();
@@ -121,7 +116,11 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
 TrainerState load_trainer_state(const std::string& dir, Optimizer& optimizer) {
   const fs::path ts = fs::path(dir) / "trainer_state";
   TrainerState s = trainer_state_from_json(read_all(ts / "state.json"), (ts / "state.json").string());
-  optimizer.load_state(read_all(ts / "optimizer.bin"));
+  if (fs::exists(ts / "optimizer.safetensors") || !fs::exists(ts / "optimizer.bin")) {
+    optimizer.load_state((ts / "optimizer.safetensors").string());
+  } else {
+    optimizer.load_archive_state(read_all(ts / "optimizer.bin"));  // written before the safetensors file
+  }
   return s;
 }
 

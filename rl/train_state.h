@@ -2,7 +2,7 @@
 // Training checkpoints: OUT/checkpoints/step-000100/ holds an HF model directory (config.json,
 // model.safetensors in float32, tokenizer.json — what transformers and `rlft generate` open)
 // and trainer_state/ (state.json: step, data cursor, loss-scale state, counters;
-// optimizer.bin: AdamW's moments and step counts, exactly). The whole directory is written
+// optimizer.safetensors: AdamW's moments and step counts, exactly, by parameter name). The whole directory is written
 // atomically (policy/checkpoint AtomicDir): a kill at any moment leaves the previous
 // checkpoint whole. The newest `keep` are kept.
 //
