@@ -85,11 +85,6 @@ at::Tensor aggregate(const at::Tensor& values, const at::Tensor& mask, LossAggre
   return masked.sum();
 }
 
-at::Tensor token_entropy(const at::Tensor& logits) {
-  const at::Tensor logp = at::log_softmax(logits.to(at::kFloat), -1);
-  return -(logp.exp() * logp).sum(-1);
-}
-
 LossOptions LossOptions::from_config(const ConfigView& s, const LossOptions& fallback) {
   LossOptions o = fallback;
   o.clip_low = s.get<double>("clip_low", o.clip_low);

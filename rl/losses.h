@@ -43,9 +43,6 @@ at::Tensor kl_estimate(const at::Tensor& logp, const at::Tensor& ref_logp, KlEst
 /// Aggregates per-token values [N, T] under `mask` [N, T] to a scalar.
 at::Tensor aggregate(const at::Tensor& values, const at::Tensor& mask, LossAggregation agg, double norm_tokens);
 
-/// Entropy of each position's distribution, from logits [..., V] → [...] (in float32).
-at::Tensor token_entropy(const at::Tensor& logits);
-
 struct LossOptions {
   double clip_low = 0.2;                        ///< ε_low, in (0, 1): the ratio may fall to 1 − ε_low
   double clip_high = 0.2;                       ///< ε_high (> 0): the ratio may rise to 1 + ε_high (DAPO: 0.28)
