@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -41,6 +42,7 @@ struct BenchRolloutCli {
   int threads = 0;
   int64_t prompt_tokens = 32, new_tokens = 32, naive_steps = 2;
   std::string dtype = "float32";
+  std::vector<int64_t> sequences = {1, 8, 32, 128};  // the cases to run, by sequence count
 };
 
 // configs/model/bench-moe.yaml, as config.json keys.
@@ -79,6 +81,8 @@ double decode_flops_per_token(const policy::CausalLM& model, double context) {
 
 struct Rates {
   double prefill_tokens_per_s = 0, decode_tokens_per_s = 0, decode_gflops = 0;
+  // One decode step (a forward over every live row, then sampling), in ms, and its parts.
+  double step_ms = 0, attention_ms = 0, ffn_ms = 0, head_ms = 0, sampling_ms = 0;
 };
 
 // rlft's path: Generator (KV cache, prompt prefilled once per group, finished rows dropped).
@@ -96,6 +100,12 @@ Rates measure_rollout(rollout::Generator& gen, const std::vector<rollout::Reques
   out.prefill_tokens_per_s = served / std::max(st.prefill_seconds, 1e-9);
   out.decode_tokens_per_s = st.decode_tokens / std::max(st.decode_seconds, 1e-9);
   out.decode_gflops = out.decode_tokens_per_s * flops_per_token / 1e9;
+  const double steps = static_cast<double>(std::max<int64_t>(st.decode_steps, 1));
+  out.step_ms = 1e3 * st.decode_seconds / steps;
+  out.attention_ms = 1e3 * st.decode_parts.attention / steps;
+  out.ffn_ms = 1e3 * st.decode_parts.ffn / steps;
+  out.head_ms = 1e3 * st.decode_parts.head / steps;
+  out.sampling_ms = 1e3 * st.sampling_seconds / steps;
   return out;
 }
 
@@ -165,11 +175,16 @@ void run_bench(const BenchRolloutCli& o) {
     std::string name;
     std::vector<rollout::Request> requests;
   };
+  auto wanted = [&](int64_t n) { return std::find(o.sequences.begin(), o.sequences.end(), n) != o.sequences.end(); };
+  for (int64_t n : o.sequences)
+    RLFT_CHECK_AS(UsageError, n == 1 || n == 8 || n == 32 || n == 128,
+                  "--sequences {}: the cases are 1, 8 and 32 sequences on one prompt and 128 (16 prompts x 8)", n);
   std::vector<Case> cases;
-  for (int64_t n : {1, 8, 32}) cases.push_back({fmt::format("shared_prompt_x{}", n), {{prompt(1), n, 0}}});
+  for (int64_t n : {1, 8, 32})
+    if (wanted(n)) cases.push_back({fmt::format("shared_prompt_x{}", n), {{prompt(1), n, 0}}});
   Case groups{"16_prompts_x8", {}};
   for (uint64_t p = 0; p < 16; ++p) groups.requests.push_back({prompt(10 + p), 8, p});
-  cases.push_back(groups);
+  if (wanted(128)) cases.push_back(groups);
 
   rollout::Generator gen(model);
   measure_rollout(gen, {{prompt(0), 1, 0}}, 2, flops);  // warm-up
@@ -188,17 +203,25 @@ void run_bench(const BenchRolloutCli& o) {
       for (const auto& r : c.requests) seqs += r.n_samples;
       const Rates fast = measure_rollout(gen, c.requests, o.new_tokens, flops);
       const Rates naive = measure_naive(model, c.requests, o.naive_steps, flops);
-      j["cases"].push_back({{"name", c.name},
-                            {"prompts", c.requests.size()},
-                            {"sequences", seqs},
-                            {"prefill_tokens_per_s", fast.prefill_tokens_per_s},
-                            {"decode_tokens_per_s", fast.decode_tokens_per_s},
-                            {"decode_gflops", fast.decode_gflops},
-                            {"decode_gemm_fraction", fast.decode_gflops / std::max(gemm.gflops, 1e-9)},
-                            {"naive_prefill_tokens_per_s", naive.prefill_tokens_per_s},
-                            {"naive_decode_tokens_per_s", naive.decode_tokens_per_s},
-                            {"naive_decode_gflops", naive.decode_gflops},
-                            {"decode_speedup", fast.decode_tokens_per_s / std::max(naive.decode_tokens_per_s, 1e-9)}});
+      j["cases"].push_back(
+          {{"name", c.name},
+           {"prompts", c.requests.size()},
+           {"sequences", seqs},
+           {"prefill_tokens_per_s", fast.prefill_tokens_per_s},
+           {"decode_tokens_per_s", fast.decode_tokens_per_s},
+           {"decode_gflops", fast.decode_gflops},
+           {"decode_gemm_fraction", fast.decode_gflops / std::max(gemm.gflops, 1e-9)},
+           {"naive_prefill_tokens_per_s", naive.prefill_tokens_per_s},
+           {"naive_decode_tokens_per_s", naive.decode_tokens_per_s},
+           {"naive_decode_gflops", naive.decode_gflops},
+           {"decode_speedup", fast.decode_tokens_per_s / std::max(naive.decode_tokens_per_s, 1e-9)},
+           {"decode_step_ms", fast.step_ms},
+           {"decode_step_split_ms",
+            {{"attention", fast.attention_ms},
+             {"ffn", fast.ffn_ms},
+             {"lm_head", fast.head_ms},
+             {"sampling", fast.sampling_ms},
+             {"other", fast.step_ms - fast.attention_ms - fast.ffn_ms - fast.head_ms - fast.sampling_ms}}}});
       progress.advance(1, c.name);
     }
   }
@@ -218,6 +241,17 @@ void run_bench(const BenchRolloutCli& o) {
                              c["decode_gflops"].get<double>(), 100.0 * c["decode_gemm_fraction"].get<double>(),
                              c["naive_prefill_tokens_per_s"].get<double>(),
                              c["naive_decode_tokens_per_s"].get<double>(), c["decode_speedup"].get<double>());
+  std::cout << fmt::format("\none decode step, ms (attention and feed-forward with their norms; {} = MoE or MLP)\n",
+                           "ffn");
+  std::cout << fmt::format("{:<18} {:>8} {:>10} {:>8} {:>8} {:>9} {:>8}\n", "case", "step", "attention", "ffn",
+                           "lm_head", "sampling", "other");
+  for (const auto& c : j["cases"]) {
+    const auto& p = c["decode_step_split_ms"];
+    std::cout << fmt::format("{:<18} {:>8.2f} {:>10.2f} {:>8.2f} {:>8.2f} {:>9.2f} {:>8.2f}\n",
+                             c["name"].get<std::string>(), c["decode_step_ms"].get<double>(),
+                             p["attention"].get<double>(), p["ffn"].get<double>(), p["lm_head"].get<double>(),
+                             p["sampling"].get<double>(), p["other"].get<double>());
+  }
 }
 
 }  // namespace
@@ -233,6 +267,9 @@ void add_bench_rollout(CLI::App& bench) {
   cmd->add_option("--naive-steps", o->naive_steps, "decode steps the naive baseline is timed over")
       ->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16")->capture_default_str();
+  cmd->add_option("--sequences", o->sequences, "cases to run: 1, 8, 32 (one shared prompt), 128 (16 prompts x 8)")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->callback([o] { run_bench(*o); });
 }
 

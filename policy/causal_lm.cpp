@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "policy/arch/arch.h"
+#include "policy/forward_profile.h"
 #include "policy/kernels/small_gemm.h"
 #include "policy/layer_checkpoint.h"
 #include "policy/shape.h"
@@ -173,10 +174,14 @@ ForwardOutput CausalLMImpl::forward(const ForwardInputs& in) {
   }
   if (in.cache) in.cache->advance(valid);
 
-  const auto h = model->norm(x);  // [B, T, D]
+  at::Tensor h;  // [B, T, D]
+  {
+    PartTimer timer(&ForwardProfile::head);
+    h = model->norm(x);
+    if (in.logits == LogitsScope::kAll) out.logits = head(h);
+    if (in.logits == LogitsScope::kLast) out.logits = head(h.narrow(1, T - 1, 1));
+  }
   if (in.return_hidden) out.hidden = h;
-  if (in.logits == LogitsScope::kAll) out.logits = head(h);
-  if (in.logits == LogitsScope::kLast) out.logits = head(h.narrow(1, T - 1, 1));
 
   if (in.mtp && !model->mtp_layers.empty()) {
     std::vector<at::Tensor> losses;

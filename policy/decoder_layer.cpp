@@ -1,5 +1,7 @@
 #include "policy/decoder_layer.h"
 
+#include "policy/forward_profile.h"
+
 namespace rlft::policy {
 
 DecoderLayerImpl::DecoderLayerImpl(const LayerPlan& plan, const at::TensorOptions& p) : plan_(plan) {
@@ -17,8 +19,14 @@ DecoderLayerImpl::DecoderLayerImpl(const LayerPlan& plan, const at::TensorOption
 }
 
 LayerOutput DecoderLayerImpl::forward(const at::Tensor& x, const LayerInputs& in) {
-  const auto normed = input_layernorm(x);
-  auto h = x + (mla ? mla(normed, in.attention) : gqa(normed, in.attention));
+  at::Tensor attended;
+  {
+    PartTimer timer(&ForwardProfile::attention);
+    const auto normed = input_layernorm(x);
+    attended = mla ? mla(normed, in.attention) : gqa(normed, in.attention);
+  }
+  auto h = x + attended;
+  PartTimer timer(&ForwardProfile::ffn);
   const auto ffn_in = post_attention_layernorm(h);
   LayerOutput out;
   if (moe) {

@@ -176,8 +176,10 @@ void Generator::run_wave(const std::vector<Request>& requests, size_t begin, siz
       if (ctx.generated_counts.defined())
         limited.generated_counts = ctx.generated_counts.narrow(1, 0, options.vocab_limit);
     }
+    const auto t_sample = Clock::now();
     const auto next = chain.sample(sample_from, limited, gens);              // [N]
     const auto lp = token_logprobs(logits, next, temperature).to(at::kCPU);  // [N]
+    stats.sampling_seconds += seconds_since(t_sample);
     const auto next_cpu = next.to(at::kCPU);
     std::vector<int64_t> keep;
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -255,8 +257,13 @@ void Generator::run_wave(const std::vector<Request>& requests, size_t begin, siz
     step.cache = cache.get();
     step.logits = policy::LogitsScope::kLast;
     step.record_routing = options.record_routing;
-    auto so = model_->forward(step);
+    policy::ForwardOutput so;
+    {
+      policy::ScopedForwardProfile profile(&stats.decode_parts);
+      so = model_->forward(step);
+    }
     stats.decode_tokens += fed.size(0);
+    ++stats.decode_steps;
     logits = so.logits.select(1, 0);  // [N', V]
     if (options.record_routing) {
       std::vector<at::Tensor> per_layer;

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "policy/causal_lm.h"
+#include "policy/forward_profile.h"
 #include "rollout/sampling.h"
 
 namespace rlft::rollout {
@@ -91,8 +92,11 @@ struct Group {
 struct GenerateStats {
   int64_t prefill_tokens = 0;  ///< real prompt tokens fed in prefills
   int64_t decode_tokens = 0;   ///< tokens fed in decode steps (one per live row per step)
+  int64_t decode_steps = 0;    ///< decode forwards (one per step, over every live row)
   double prefill_seconds = 0.0;
-  double decode_seconds = 0.0;  ///< decode forwards and sampling
+  double decode_seconds = 0.0;          ///< decode forwards and sampling
+  double sampling_seconds = 0.0;        ///< of decode_seconds: the sampling chain and the log-probs
+  policy::ForwardProfile decode_parts;  ///< of decode_seconds: attention, feed-forward, LM head
 };
 
 class Generator {

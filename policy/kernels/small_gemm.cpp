@@ -140,4 +140,34 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
   return y.view(sizes);
 }
 
+std::vector<at::Tensor> linear_many(const at::Tensor& x, const std::vector<at::Tensor>& ws,
+                                    const std::vector<at::Tensor>& bs) {
+  RLFT_CHECK(bs.empty() || bs.size() == ws.size(), "linear_many: {} biases for {} weights", bs.size(), ws.size());
+  auto bias = [&](size_t i) { return bs.empty() ? at::Tensor() : bs[i]; };
+  const int64_t rows = x.size(-1) > 0 ? x.numel() / x.size(-1) : 0;
+  bool fused = rows >= 1 && rows <= kSmallGemmMaxRows;
+  for (size_t i = 0; fused && i < ws.size(); ++i) fused = small_gemm_takes(x, ws[i], bias(i));
+  std::vector<at::Tensor> out;
+  if (!fused) {
+    for (size_t i = 0; i < ws.size(); ++i) out.push_back(linear(x, ws[i], bias(i)));
+    return out;
+  }
+  const int64_t k = x.size(-1);
+  const auto x2 = x.reshape({-1, k});  // [M, K], a view: rows at one stride
+  std::vector<SmallGemmJob> jobs;
+  for (const auto& w : ws) {
+    out.push_back(at::empty({x2.size(0), w.size(0)}, x.options()));
+    jobs.push_back(SmallGemmJob{x2.data_ptr<float>(), x2.stride(0), x2.size(0), w.data_ptr<float>(), k, w.size(0),
+                                out.back().data_ptr<float>(), w.size(0)});
+  }
+  run_small_gemm(jobs);
+  for (size_t i = 0; i < ws.size(); ++i) {
+    if (bias(i).defined()) out[i].add_(bias(i));
+    auto sizes = x.sizes().vec();
+    sizes.back() = ws[i].size(0);
+    out[i] = out[i].view(sizes);
+  }
+  return out;
+}
+
 }  // namespace rlft::policy

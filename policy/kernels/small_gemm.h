@@ -64,4 +64,10 @@ bool small_gemm_takes(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 /// the operands and x has at most kSmallGemmMaxRows rows.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
 
+/// linear(x, ws[i], bs[i]) for every i (bs empty or one per weight, each may be undefined):
+/// several projections of the same input (q, k, v; gate, up) in one threaded pass of the
+/// kernel where it takes them all, one synchronisation instead of one per product.
+std::vector<at::Tensor> linear_many(const at::Tensor& x, const std::vector<at::Tensor>& ws,
+                                    const std::vector<at::Tensor>& bs = {});
+
 }  // namespace rlft::policy

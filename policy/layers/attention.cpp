@@ -118,19 +118,26 @@ AttentionImpl::AttentionImpl(const AttentionOptions& o, const at::TensorOptions&
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const AttentionInputs& in) {
   const auto& o = options_;
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = q_proj(x).view({B, T, o.n_heads, o.head_dim});     // [B, T, H, d]
-  auto k = k_proj(x).view({B, T, o.n_kv_heads, o.head_dim});  // [B, T, H_kv, d]
-  auto v = v_proj(x).view({B, T, o.n_kv_heads, o.head_dim});
+  const auto qkv =
+      linear_many(x, {q_proj->weight, k_proj->weight, v_proj->weight}, {q_proj->bias, k_proj->bias, v_proj->bias});
+  auto q = qkv[0].view({B, T, o.n_heads, o.head_dim});     // [B, T, H, d]
+  auto k = qkv[1].view({B, T, o.n_kv_heads, o.head_dim});  // [B, T, H_kv, d]
+  auto v = qkv[2].view({B, T, o.n_kv_heads, o.head_dim});
   if (o.qk_norm) {
     q = q_norm(q);
     k = k_norm(k);
   }
-  q = q.transpose(1, 2);  // [B, H, T, d]
-  k = k.transpose(1, 2);  // [B, H_kv, T, d]
-  v = v.transpose(1, 2);
-  const auto [cos, sin] = rope_.cos_sin(in.positions, x.scalar_type());
-  q = apply_rope(q, cos, sin, o.rope.interleaved);
-  k = apply_rope(k, cos, sin, o.rope.interleaved);
+  v = v.transpose(1, 2);  // [B, H_kv, T, d]
+  // Inference: each rotated in one pass, no cos/sin tensors (undefined when it does not apply).
+  auto q_rotated = rope_.rotate_inference(q, in.positions), k_rotated = rope_.rotate_inference(k, in.positions);
+  if (q_rotated.defined() && k_rotated.defined()) {
+    q = q_rotated;  // [B, H, T, d]
+    k = k_rotated;  // [B, H_kv, T, d]
+  } else {
+    const auto [cos, sin] = rope_.cos_sin(in.positions, x.scalar_type());
+    q = apply_rope(q.transpose(1, 2), cos, sin, o.rope.interleaved);
+    k = apply_rope(k.transpose(1, 2), cos, sin, o.rope.interleaved);
+  }
 
   at::Tensor key_positions = in.positions;
   if (in.cache) {

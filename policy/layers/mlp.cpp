@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "policy/kernels/small_gemm.h"
+
 namespace rlft::policy {
 
 MlpImpl::MlpImpl(const MlpOptions& o, const at::TensorOptions& p) {
@@ -11,7 +13,9 @@ MlpImpl::MlpImpl(const MlpOptions& o, const at::TensorOptions& p) {
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+  auto gate_up = linear_many(x, {gate_proj->weight, up_proj->weight}, {gate_proj->bias, up_proj->bias});
+  if (!at::GradMode::is_enabled()) return down_proj(at::silu_(gate_up[0]).mul_(gate_up[1]));  // in place
+  return down_proj(at::silu(gate_up[0]) * gate_up[1]);
 }
 
 }  // namespace rlft::policy

@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
+#include <cstring>
+#include <vector>
+
 #include "core/error.h"
 #include "policy/kernels/small_gemm.h"
 #include "policy/shape.h"
@@ -144,9 +147,84 @@ at::Tensor MoeImpl::experts_few_rows(const at::Tensor& x_sorted, const int64_t* 
   return y;
 }
 
+bool MoeImpl::few_tokens_path(const at::Tensor& x, const MoeInputs& in) const {
+  if (in.switch_terms || x.size(0) > kSmallGemmMaxRows || !x.is_contiguous() || !small_gemm_takes_operand(x))
+    return false;
+  for (const auto& ex : expert_list)
+    if (!small_gemm_takes_weight(ex->gate_proj->weight) || !small_gemm_takes_weight(ex->up_proj->weight) ||
+        !small_gemm_takes_weight(ex->down_proj->weight))
+      return false;
+  return true;
+}
+
+MoeOutput MoeImpl::forward_few_tokens(const at::Tensor& x, const MoeInputs& in) {
+  const auto& o = options_;
+  const int64_t N = x.size(0), D = x.size(1), E = o.router.n_experts;
+  // The router through ATen, as in training: expert choices must not hinge on summation order.
+  const auto r = route(gate(x), gate->e_score_correction_bias, o.router, in.replay);
+  const int64_t K = r.indices.size(1);
+  const auto indices = r.indices.to(at::kCPU).contiguous();
+  const auto weights = r.weights.to(at::kCPU, at::kFloat).contiguous();
+  const auto valid = in.valid.defined() ? in.valid.to(at::kCPU, at::kBool).contiguous() : at::Tensor();
+  const int64_t* idx = indices.data_ptr<int64_t>();
+  const float* wt = weights.data_ptr<float>();
+  const bool* ok = valid.defined() ? valid.data_ptr<bool>() : nullptr;
+
+  // Counting sort of the (token, k) slots by expert, tokens in order within an expert: the
+  // order routed() gets from its stable sort. Padding tokens are routed nowhere.
+  std::vector<int64_t> counts(static_cast<size_t>(E), 0), start(static_cast<size_t>(E), 0);
+  for (int64_t n = 0; n < N; ++n)
+    if (!ok || ok[n])
+      for (int64_t k = 0; k < K; ++k) ++counts[static_cast<size_t>(idx[n * K + k])];
+  for (int64_t e = 1; e < E; ++e) start[static_cast<size_t>(e)] = start[static_cast<size_t>(e - 1)] + counts[e - 1];
+  const int64_t A = E > 0 ? start.back() + counts.back() : 0;
+  std::vector<int64_t> token_of(static_cast<size_t>(A));
+  std::vector<float> weight_of(static_cast<size_t>(A));
+  auto x_sorted = at::empty({A, D}, x.options());  // [A, D]
+  const float* xs = x.data_ptr<float>();
+  float* xd = x_sorted.data_ptr<float>();
+  {
+    std::vector<int64_t> next = start;
+    for (int64_t n = 0; n < N; ++n) {
+      if (ok && !ok[n]) continue;
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t slot = next[static_cast<size_t>(idx[n * K + k])]++;
+        token_of[static_cast<size_t>(slot)] = n;
+        weight_of[static_cast<size_t>(slot)] = wt[n * K + k];
+        std::memcpy(xd + slot * D, xs + n * D, static_cast<size_t>(D) * sizeof(float));
+      }
+    }
+  }
+  // The combine in routed()'s order: each slot's weighted output added in expert order.
+  auto hidden = at::zeros({N, D}, x.options());  // [N, D]
+  if (A > 0) {
+    const auto y = experts_few_rows(x_sorted, counts.data());  // [A, D] unweighted
+    const float* yd = y.data_ptr<float>();
+    float* hd = hidden.data_ptr<float>();
+    for (int64_t a = 0; a < A; ++a) {
+      float* dst = hd + token_of[static_cast<size_t>(a)] * D;
+      const float* src = yd + a * D;
+      const float w = weight_of[static_cast<size_t>(a)];
+      for (int64_t d = 0; d < D; ++d) dst[d] += src[d] * w;
+    }
+  }
+  MoeOutput out;
+  out.indices = r.indices;
+  out.scores = r.scores;
+  out.load = at::tensor(counts, at::TensorOptions().dtype(at::kLong));
+  out.hidden = hidden;
+  if (shared) {
+    auto s = shared(x);
+    if (shared_expert_gate) s = at::sigmoid(shared_expert_gate(x)) * s;
+    out.hidden.add_(s);
+  }
+  return out;
+}
+
 MoeOutput MoeImpl::forward(const at::Tensor& x, const MoeInputs& in) {
   const auto& o = options_;
   RLFT_CHECK_SHAPE(x, std::vector<int64_t>({-1, o.hidden_size}), "MoE input");
+  if (few_tokens_path(x, in)) return forward_few_tokens(x, in);
   const auto logits = gate(x);  // [N, E] fp32
   const auto r = route(logits, gate->e_score_correction_bias, o.router, in.replay);
   MoeOutput out;

@@ -93,6 +93,12 @@ class MoeImpl : public torch::nn::Module {
   /// the kernel takes the tensors (fp32, CPU, contiguous, no gradient wanted).
   bool few_rows_path(const at::Tensor& x_sorted, const int64_t* counts) const;
   at::Tensor experts_few_rows(const at::Tensor& x_sorted, const int64_t* counts);
+  /// Decode in inference (at most kSmallGemmMaxRows tokens, the kernel takes every tensor,
+  /// no aux-loss terms): the same routing, then dispatch, expert products and the weighted
+  /// combine as plain loops over the few tokens instead of a dozen ATen ops (sort, bincount,
+  /// gathers, index_add), which at one token cost more than the products.
+  bool few_tokens_path(const at::Tensor& x, const MoeInputs& in) const;
+  MoeOutput forward_few_tokens(const at::Tensor& x, const MoeInputs& in);
 
   MoeOptions options_;
 };

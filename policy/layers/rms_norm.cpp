@@ -1,6 +1,12 @@
 #include "policy/layers/rms_norm.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "policy/kernels/small_gemm.h"
 
 namespace rlft::policy {
 
@@ -9,6 +15,26 @@ RmsNormImpl::RmsNormImpl(int64_t dim, double eps, const at::TensorOptions& param
 }
 
 torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  // Inference in fp32 on the CPU: one pass per row instead of six ops.
+  if (x.is_contiguous() && small_gemm_takes_operand(x) && small_gemm_takes_operand(weight) && x.dim() >= 1 &&
+      x.size(-1) == weight.size(0) && weight.is_contiguous()) {
+    const int64_t D = x.size(-1), rows = D > 0 ? x.numel() / D : 0;
+    auto y = at::empty_like(x, at::MemoryFormat::Contiguous);
+    const float* in = x.data_ptr<float>();
+    const float* w = weight.data_ptr<float>();
+    float* out = y.data_ptr<float>();
+    const float eps = static_cast<float>(eps_);
+    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float* xr = in + r * D;
+        float ss = 0.0f;
+        for (int64_t d = 0; d < D; ++d) ss += xr[d] * xr[d];
+        const float inv = 1.0f / std::sqrt(ss / static_cast<float>(D) + eps);
+        for (int64_t d = 0; d < D; ++d) out[r * D + d] = w[d] * (xr[d] * inv);
+      }
+    });
+    return y;
+  }
   const auto x32 = x.to(at::kFloat);
   const auto y = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return weight * y.to(x.scalar_type());

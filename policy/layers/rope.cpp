@@ -1,8 +1,11 @@
 #include "policy/layers/rope.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
+#include "policy/kernels/small_gemm.h"
 
 namespace rlft::policy {
 
@@ -101,6 +104,42 @@ std::pair<at::Tensor, at::Tensor> RotaryEmbedding::cos_sin(const at::Tensor& pos
     sin = sin * attention_scaling_;
   }
   return {cos.to(dtype), sin.to(dtype)};
+}
+
+at::Tensor RotaryEmbedding::rotate_inference(const at::Tensor& x, const at::Tensor& positions) const {
+  if (x.dim() != 4 || x.size(3) != options_.dim || !x.is_contiguous() || !small_gemm_takes_operand(x) ||
+      !positions.device().is_cpu())
+    return {};
+  const int64_t B = x.size(0), T = x.size(1), H = x.size(2), d = x.size(3), half = d / 2;
+  const auto pos = positions.to(at::kLong).contiguous();
+  auto out = at::empty({B, H, T, d}, x.options());
+  const float* in = x.data_ptr<float>();
+  const float* inv = inv_freq_.data_ptr<float>();
+  const int64_t* p = pos.data_ptr<int64_t>();
+  float* o = out.data_ptr<float>();
+  const bool interleaved = options_.interleaved;
+  const float scale = static_cast<float>(attention_scaling_);
+  std::vector<float> c(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const float at_pos = static_cast<float>(std::max<int64_t>(p[b * T + t], 0));
+      for (int64_t i = 0; i < half; ++i) {
+        const float f = at_pos * inv[i];
+        c[static_cast<size_t>(i)] = std::cos(f) * scale;
+        sn[static_cast<size_t>(i)] = std::sin(f) * scale;
+      }
+      for (int64_t h = 0; h < H; ++h) {
+        const float* src = in + ((b * T + t) * H + h) * d;
+        float* dst = o + ((b * H + h) * T + t) * d;
+        for (int64_t i = 0; i < half; ++i) {
+          const float x1 = interleaved ? src[2 * i] : src[i];
+          const float x2 = interleaved ? src[2 * i + 1] : src[i + half];
+          dst[i] = x1 * c[static_cast<size_t>(i)] + (-x2) * sn[static_cast<size_t>(i)];
+          dst[i + half] = x2 * c[static_cast<size_t>(i)] + x1 * sn[static_cast<size_t>(i)];
+        }
+      }
+    }
+  return out;
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved) {
