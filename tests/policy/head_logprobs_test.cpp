@@ -17,13 +17,9 @@
 using namespace rlft;
 using namespace rlft::policy;
 using rlft::test::rel_err;
+using rlft::test::seeded_randn;
 
 namespace {
-
-at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat));
-}
 
 struct Grads {
   at::Tensor logp, entropy, hidden, weight;
@@ -47,7 +43,7 @@ Grads run(const at::Tensor& h0, const at::Tensor& w0, const at::Tensor& targets,
     logp = r.logp;
     entropy = r.entropy;
   }
-  const auto a = randn({h0.size(0)}, 11), b = randn({h0.size(0)}, 12);
+  const auto a = seeded_randn({h0.size(0)}, 11), b = seeded_randn({h0.size(0)}, 12);
   ((logp * a).sum() + (entropy * b).sum()).backward();
   return {logp.detach(), entropy.detach(), h.grad(), w.grad()};
 }
@@ -56,7 +52,7 @@ Grads run(const at::Tensor& h0, const at::Tensor& w0, const at::Tensor& targets,
 
 TEST_CASE("chunked head log-probs and entropies equal the unchunked ones, values and gradients") {
   const int64_t N = 13, D = 8, V = 50;
-  const auto h = randn({N, D}, 1), w = randn({V, D}, 2) * 0.5;
+  const auto h = seeded_randn({N, D}, 1), w = seeded_randn({V, D}, 2) * 0.5;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   const auto targets = at::randint(0, V, {N}, gen, at::TensorOptions().dtype(at::kLong));
   for (double temperature : {1.0, 0.7}) {
@@ -74,7 +70,7 @@ TEST_CASE("chunked head log-probs and entropies equal the unchunked ones, values
 }
 
 TEST_CASE("only the asked-for gradients flow: a frozen weight gets none, the hidden states still do") {
-  const auto h = randn({5, 4}, 4).requires_grad_(true), w = randn({9, 4}, 5);
+  const auto h = seeded_randn({5, 4}, 4).requires_grad_(true), w = seeded_randn({9, 4}, 5);
   HeadLogprobOptions o;
   o.chunk_tokens = 2;
   head_logprobs(h, w, at::arange(5, at::kLong), o).logp.sum().backward();
@@ -84,12 +80,12 @@ TEST_CASE("only the asked-for gradients flow: a frozen weight gets none, the hid
 }
 
 TEST_CASE("a chunk size below 1 and mismatched shapes are errors") {
-  const auto h = randn({3, 4}, 6), w = randn({7, 4}, 7);
+  const auto h = seeded_randn({3, 4}, 6), w = seeded_randn({7, 4}, 7);
   HeadLogprobOptions o;
   o.chunk_tokens = 0;
   CHECK_THROWS_WITH(head_logprobs(h, w, at::zeros({3}, at::kLong), o), doctest::Contains("chunk_tokens = 0"));
   o.chunk_tokens = 2;
-  CHECK_THROWS_WITH(head_logprobs(h, randn({7, 5}, 8), at::zeros({3}, at::kLong), o),
+  CHECK_THROWS_WITH(head_logprobs(h, seeded_randn({7, 5}, 8), at::zeros({3}, at::kLong), o),
                     doctest::Contains("weight [V, D]"));
   CHECK(chunk_tokens_for(64, 151936) == 110);
   CHECK(chunk_tokens_for(1e-9, 151936) == 1);
@@ -152,8 +148,8 @@ ModelRun model_run(CausalLM& model, const at::Tensor& tokens, bool fused) {
     }
   }
   const auto dt = r.logp.scalar_type();
-  auto loss =
-      (r.logp * randn({r.logp.size(0)}, 21).to(dt)).sum() + (r.entropy * randn({r.logp.size(0)}, 22).to(dt)).sum();
+  auto loss = (r.logp * seeded_randn({r.logp.size(0)}, 21).to(dt)).sum() +
+              (r.entropy * seeded_randn({r.logp.size(0)}, 22).to(dt)).sum();
   if (mtp) loss = loss + 3.0 * r.mtp_loss;
   loss.backward();
   for (const auto& p : model->named_parameters())

@@ -19,12 +19,9 @@
 using namespace rlft;
 using namespace rlft::policy;
 using rlft::test::rel_err;
+using rlft::test::seeded_randn;
 
 namespace {
-
-at::Tensor randn(std::vector<int64_t> sizes, uint64_t seed) {
-  return at::randn(sizes, at::make_generator<at::CPUGeneratorImpl>(seed));
-}
 
 // y = x · wᵀ through the kernel of one instruction set.
 at::Tensor kernel_linear(const at::Tensor& x, const at::Tensor& w, const std::string& isa) {
@@ -51,7 +48,7 @@ TEST_CASE("the few-rows kernel equals BLAS on every instruction set, shape and t
           CAPTURE(m);
           CAPTURE(k);
           CAPTURE(n);
-          const auto x = randn({m, k}, ++seed), w = randn({n, k}, ++seed);
+          const auto x = seeded_randn({m, k}, ++seed), w = seeded_randn({n, k}, ++seed);
           CHECK(rel_err(kernel_linear(x, w, isa), at::linear(x, w)) <= 2e-6);
         }
 }
@@ -59,7 +56,7 @@ TEST_CASE("the few-rows kernel equals BLAS on every instruction set, shape and t
 TEST_CASE("the kernel reads strided rows and writes into a wider output") {
   for (const auto& isa : small_gemm_isas()) {
     CAPTURE(isa);
-    const auto big = randn({6, 40}, 3), w = randn({10, 24}, 4);
+    const auto big = seeded_randn({6, 40}, 3), w = seeded_randn({10, 24}, 4);
     const auto x = big.narrow(1, 8, 24);  // rows 40 apart
     auto y = at::zeros({6, 16});
     run_small_gemm({SmallGemmJob{x.data_ptr<float>(), 40, 6, w.data_ptr<float>(), 24, 10, y.data_ptr<float>(), 16}},
@@ -79,8 +76,8 @@ TEST_CASE("the x · w form (attention's values) equals matmul, with strided weig
           CAPTURE(m);
           CAPTURE(k);
           CAPTURE(n);
-          const auto x = randn({m, k}, ++seed);
-          const auto w = randn({k, n + 3}, ++seed).narrow(1, 0, n);  // rows n + 3 apart
+          const auto x = seeded_randn({m, k}, ++seed);
+          const auto w = seeded_randn({k, n + 3}, ++seed).narrow(1, 0, n);  // rows n + 3 apart
           auto y = at::empty({m, n});
           SmallGemmJob job{x.data_ptr<float>(), k, m, w.data_ptr<float>(), k, n, y.data_ptr<float>(), n};
           job.w_is_kn = true;
@@ -94,8 +91,8 @@ TEST_CASE("many jobs of one call each land in their own output") {
   std::vector<at::Tensor> xs, ws, ys;
   std::vector<SmallGemmJob> jobs;
   for (int64_t j = 0; j < 40; ++j) {
-    xs.push_back(randn({1 + j % 5, 64}, 200 + static_cast<uint64_t>(j)));
-    ws.push_back(randn({70 + j, 64}, 300 + static_cast<uint64_t>(j)));
+    xs.push_back(seeded_randn({1 + j % 5, 64}, 200 + static_cast<uint64_t>(j)));
+    ws.push_back(seeded_randn({70 + j, 64}, 300 + static_cast<uint64_t>(j)));
     ys.push_back(at::empty({xs.back().size(0), ws.back().size(0)}));
     jobs.push_back({xs.back().data_ptr<float>(), 64, xs.back().size(0), ws.back().data_ptr<float>(), 64,
                     ws.back().size(0), ys.back().data_ptr<float>(), ws.back().size(0)});
@@ -105,7 +102,7 @@ TEST_CASE("many jobs of one call each land in their own output") {
 }
 
 TEST_CASE("an instruction set the CPU lacks is an error naming the ones it runs") {
-  const auto x = randn({2, 8}, 1), w = randn({4, 8}, 2);
+  const auto x = seeded_randn({2, 8}, 1), w = seeded_randn({4, 8}, 2);
   try {
     kernel_linear(x, w, "sse9");
     FAIL("no error");
@@ -116,9 +113,9 @@ TEST_CASE("an instruction set the CPU lacks is an error naming the ones it runs"
 }
 
 TEST_CASE("linear takes the kernel only for few rows, fp32 and no gradient") {
-  auto w = randn({24, 40}, 5).requires_grad_(true);
-  const auto b = randn({24}, 6);
-  const auto x = randn({3, 2, 40}, 7);  // 6 rows
+  auto w = seeded_randn({24, 40}, 5).requires_grad_(true);
+  const auto b = seeded_randn({24}, 6);
+  const auto x = seeded_randn({3, 2, 40}, 7);  // 6 rows
   {
     at::NoGradGuard no_grad;
     CHECK(small_gemm_takes(x, w, b));
@@ -151,7 +148,7 @@ TEST_CASE("MoE experts on few rows equal the BLAS path, including an expert past
   }
   for (int64_t n_tokens : {1, 6, 30}) {
     CAPTURE(n_tokens);
-    const auto x = randn({n_tokens, 48}, 10 + static_cast<uint64_t>(n_tokens));
+    const auto x = seeded_randn({n_tokens, 48}, 10 + static_cast<uint64_t>(n_tokens));
     // Expert 0 gets every token (30 rows: BLAS), the others share the second slot.
     auto replay = at::stack({at::zeros({n_tokens}, at::kLong), at::arange(n_tokens, at::kLong) % 4 + 1}, 1);
     MoeInputs in;
@@ -167,10 +164,10 @@ TEST_CASE("decode attention through the kernel equals the matmul path, grouped a
   const int64_t B = 3, H = 6, H_kv = 2, d = 16, S = 11, capacity = 20;
   for (int64_t T : {1, 2}) {
     CAPTURE(T);
-    const auto q = randn({B, H, T, d}, 20);
+    const auto q = seeded_randn({B, H, T, d}, 20);
     // k, v as the KV cache holds them: views of a longer buffer, rows d apart.
-    const auto k = randn({B, H_kv, capacity, d}, 21).narrow(2, 0, S);
-    const auto v = randn({B, H_kv, capacity, d}, 22).narrow(2, 0, S);
+    const auto k = seeded_randn({B, H_kv, capacity, d}, 21).narrow(2, 0, S);
+    const auto v = seeded_randn({B, H_kv, capacity, d}, 22).narrow(2, 0, S);
     auto mask = at::ones({B, 1, T, S}, at::kBool);
     mask[0].narrow(-1, 0, 4).fill_(false);  // left padding of row 0
     mask[2][0][T - 1][S - 1] = false;

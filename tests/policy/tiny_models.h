@@ -52,6 +52,11 @@ inline policy::CausalLM tiny_model(const std::string& name, uint64_t seed = 7, a
   return tiny_model(tiny_config(name), seed, dtype);
 }
 
+/// Standard normal float32 values of `shape` from their own generator seeded with `seed`.
+inline at::Tensor seeded_randn(std::vector<int64_t> shape, uint64_t seed) {
+  return at::randn(shape, at::make_generator<at::CPUGeneratorImpl>(seed), at::TensorOptions().dtype(at::kFloat));
+}
+
 /// max |a − b| / max |b|.
 inline double rel_err(const at::Tensor& a, const at::Tensor& b) {
   const auto a64 = a.to(at::kDouble), b64 = b.to(at::kDouble);
