@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "policy/kernels/spin_pool.h"
 
 namespace rlft::policy {
 namespace kernels {
@@ -98,15 +99,14 @@ void run_small_gemm(const std::vector<SmallGemmJob>& jobs, const std::string& is
     const int64_t step = job.w_is_kn ? job.n : rows_per_task(job.k);
     for (int64_t n = 0; n < job.n; n += step) tasks.push_back({&job, n, std::min(job.n, n + step)});
   }
-  at::parallel_for(0, static_cast<int64_t>(tasks.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const Task& task = tasks[static_cast<size_t>(t)];
-      const SmallGemmJob& job = *task.job;
-      if (job.w_is_kn)
-        kernel.nn(job.x, job.ldx, job.rows, job.w, job.ldw, job.k, job.n, job.y, job.ldy);
-      else
-        kernel.fn(job.x, job.ldx, job.rows, job.w, job.k, task.n_begin, task.n_end, job.y, job.ldy);
-    }
+  // On the spinning pool: a decode step runs these back to back (spin_pool.h).
+  spin_pool_run(static_cast<int64_t>(tasks.size()), [&](int64_t t) {
+    const Task& task = tasks[static_cast<size_t>(t)];
+    const SmallGemmJob& job = *task.job;
+    if (job.w_is_kn)
+      kernel.nn(job.x, job.ldx, job.rows, job.w, job.ldw, job.k, job.n, job.y, job.ldy);
+    else
+      kernel.fn(job.x, job.ldx, job.rows, job.w, job.k, task.n_begin, task.n_end, job.y, job.ldy);
   });
 }
 

@@ -48,7 +48,7 @@ TEST_CASE("RoPE rotated in one pass equals apply_rope, halves and interleaved, w
         o.scaling.mscale = 1.0;
       }
       const RotaryEmbedding rope(o);
-      const auto x = seeded_randn({2, 3, 4, 16}, 3);                       // [B, T, H, d]
+      const auto x = seeded_randn({2, 3, 4, 16}, 3);                          // [B, T, H, d]
       const auto positions = at::tensor({0, 1, 2, -1, 5, 200}).view({2, 3});  // a padded slot, a far one
       const auto [cos, sin] = rope.cos_sin(positions, at::kFloat);
       const auto expected = apply_rope(x.transpose(1, 2), cos, sin, interleaved);  // [B, H, T, d]
