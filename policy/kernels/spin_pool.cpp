@@ -97,7 +97,7 @@ class SpinPool {
   bool stop_ = false;
 };
 
-std::mutex pool_mutex;              // one caller at a time
+std::mutex pool_mutex;               // one caller at a time
 std::unique_ptr<SpinPool> the_pool;  // sized at::get_num_threads() - 1, rebuilt when that changes
 
 }  // namespace

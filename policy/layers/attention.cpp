@@ -1,10 +1,13 @@
 #include "policy/layers/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 #include "policy/kernels/small_gemm.h"
+#include "policy/kernels/spin_pool.h"
 
 namespace rlft::policy {
 
@@ -40,46 +43,64 @@ bool rows_packed(const at::Tensor& t) {
 
 // Decode (G·T query rows per key/value head, at most kSmallGemmMaxRows) in inference: the
 // B·H_kv small products of each matmul through the few-rows kernel in one threaded pass.
-// ATen's batched matmul would loop over them one BLAS call at a time. Undefined when the
-// operands do not qualify.
-at::Tensor attend_few_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                           double scale) {
+// ATen's batched matmul would loop over them one BLAS call at a time.
+bool few_rows_apply(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const int64_t G = q.size(1) / k.size(1), T = q.size(2);
+  return G * T <= kSmallGemmMaxRows && small_gemm_takes_operand(q) && small_gemm_takes_operand(k) &&
+         small_gemm_takes_operand(v) && rows_packed(k) && rows_packed(v);
+}
+
+// q [B, H, T, d_k] · kᵀ → unscaled scores [B, H_kv, G·T, S].
+at::Tensor few_rows_scores(const at::Tensor& q, const at::Tensor& k) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d_k = q.size(3);
-  const int64_t H_kv = k.size(1), S = k.size(2), d_v = v.size(3), G = H / H_kv;
-  if (G * T > kSmallGemmMaxRows || !small_gemm_takes_operand(q) || !small_gemm_takes_operand(k) ||
-      !small_gemm_takes_operand(v) || !rows_packed(k) || !rows_packed(v))
-    return {};
+  const int64_t H_kv = k.size(1), S = k.size(2), G = H / H_kv;
   const auto qg = q.reshape({B, H_kv, G * T, d_k}).contiguous();  // [B, H_kv, G·T, d_k]
   auto scores = at::empty({B, H_kv, G * T, S}, q.options());      // [B, H_kv, G·T, S]
-  auto out = at::empty({B, H_kv, G * T, d_v}, q.options());       // [B, H_kv, G·T, d_v]
-  std::vector<SmallGemmJob> score_jobs, value_jobs;
+  std::vector<SmallGemmJob> jobs;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H_kv; ++h) {
       const int64_t bh = b * H_kv + h;
-      score_jobs.push_back({qg.data_ptr<float>() + bh * G * T * d_k, d_k, G * T,
-                            k.data_ptr<float>() + b * k.stride(0) + h * k.stride(1), d_k, S,
-                            scores.data_ptr<float>() + bh * G * T * S, S});
+      jobs.push_back({qg.data_ptr<float>() + bh * G * T * d_k, d_k, G * T,
+                      k.data_ptr<float>() + b * k.stride(0) + h * k.stride(1), d_k, S,
+                      scores.data_ptr<float>() + bh * G * T * S, S});
     }
-  run_small_gemm(score_jobs);
-  const auto probs = attention_probs(scores.mul_(scale).view({B, H_kv, G, T, S}), mask, q.scalar_type())
-                         .contiguous();  // [B, H_kv, G, T, S]
+  run_small_gemm(jobs);
+  return scores;
+}
+
+// probs [B, H_kv, G·T, S] contiguous · v → [B, H_kv, G·T, d_v].
+at::Tensor few_rows_values(const at::Tensor& probs, const at::Tensor& v) {
+  const int64_t B = probs.size(0), H_kv = probs.size(1), GT = probs.size(2), S = probs.size(3), d_v = v.size(3);
+  auto out = at::empty({B, H_kv, GT, d_v}, v.options());
+  std::vector<SmallGemmJob> jobs;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H_kv; ++h) {
       const int64_t bh = b * H_kv + h;
-      SmallGemmJob job{probs.data_ptr<float>() + bh * G * T * S,
+      SmallGemmJob job{probs.data_ptr<float>() + bh * GT * S,
                        S,
-                       G * T,
+                       GT,
                        v.data_ptr<float>() + b * v.stride(0) + h * v.stride(1),
                        S,
                        d_v,
-                       out.data_ptr<float>() + bh * G * T * d_v,
+                       out.data_ptr<float>() + bh * GT * d_v,
                        d_v};
       job.w_is_kn = true;
       job.ldw = v.stride(2);
-      value_jobs.push_back(job);
+      jobs.push_back(job);
     }
-  run_small_gemm(value_jobs);
+  run_small_gemm(jobs);
   return out;
+}
+
+// attend() through the few-rows kernel, mask given; undefined when it does not apply.
+at::Tensor attend_few_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                           double scale) {
+  if (!few_rows_apply(q, k, v)) return {};
+  const int64_t B = q.size(0), T = q.size(2), H_kv = k.size(1), S = k.size(2), G = q.size(1) / H_kv;
+  auto scores = few_rows_scores(q, k);
+  const auto probs = attention_probs(scores.mul_(scale).view({B, H_kv, G, T, S}), mask, q.scalar_type())
+                         .contiguous();  // [B, H_kv, G, T, S]
+  return few_rows_values(probs.view({B, H_kv, G * T, S}), v);
 }
 
 }  // namespace
@@ -97,6 +118,52 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     const auto probs = attention_probs(scores.view({B, H_kv, G, T, S}), mask, q.scalar_type());
     out = at::matmul(probs.view({B, H_kv, G * T, S}), v);  // [B, H_kv, G·T, d_v]
   }
+  return out.view({B, H, T, d_v}).transpose(1, 2).reshape({B, T, H * d_v});
+}
+
+at::Tensor attend_by_positions(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& query_positions, const at::Tensor& key_positions, int64_t window,
+                               int64_t n_sink_tokens, double scale) {
+  if (!few_rows_apply(q, k, v) || !query_positions.device().is_cpu() || !key_positions.device().is_cpu()) return {};
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d_v = v.size(3);
+  const int64_t H_kv = k.size(1), S = k.size(2), G = H / H_kv;
+  auto scores = few_rows_scores(q, k);  // [B, H_kv, G·T, S], rows (g, t)
+  const auto qp = query_positions.to(at::kLong).contiguous(), kp = key_positions.to(at::kLong).contiguous();
+  const int64_t* qpos = qp.data_ptr<int64_t>();
+  const int64_t* kpos = kp.data_ptr<int64_t>();
+  float* sc = scores.data_ptr<float>();
+  const float fscale = static_cast<float>(scale);
+  // The masked softmax of attention_probs, row by row: masked keys get probability 0, and a
+  // row with no visible key (a padding query) the uniform distribution, as there.
+  const int64_t rows = B * H_kv * G * T, rows_per_task = std::max<int64_t>(1, 16384 / std::max<int64_t>(S, 1));
+  spin_pool_run((rows + rows_per_task - 1) / rows_per_task, [&](int64_t task) {
+    const int64_t end = std::min(rows, (task + 1) * rows_per_task);
+    for (int64_t r = task * rows_per_task; r < end; ++r) {
+      const int64_t b = r / (H_kv * G * T), t = r % T;
+      const int64_t q_at = qpos[b * T + t];
+      const int64_t* keys = kpos + b * S;
+      float* row = sc + r * S;
+      auto visible = [&](int64_t s) {
+        const int64_t k_at = keys[s];
+        return k_at >= 0 && k_at <= q_at && (window <= 0 || q_at - k_at < window || k_at < n_sink_tokens);
+      };
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t s = 0; s < S; ++s)
+        if (visible(s)) top = std::max(top, row[s] * fscale);
+      if (top == -std::numeric_limits<float>::infinity()) {
+        for (int64_t s = 0; s < S; ++s) row[s] = 1.0f / static_cast<float>(S);
+        continue;
+      }
+      float sum = 0.0f;
+      for (int64_t s = 0; s < S; ++s) {
+        row[s] = visible(s) ? std::exp(row[s] * fscale - top) : 0.0f;
+        sum += row[s];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t s = 0; s < S; ++s) row[s] *= inv;
+    }
+  });
+  const auto out = few_rows_values(scores, v);  // [B, H_kv, G·T, d_v]
   return out.view({B, H, T, d_v}).transpose(1, 2).reshape({B, T, H * d_v});
 }
 
@@ -147,9 +214,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const AttentionInputs& in
     v = all[1];
     key_positions = in.cache->positions();
   }
-  const auto mask = attention_mask(in.positions, key_positions, o.sliding_window, o.n_sink_tokens,
-                                   in.cache ? at::Tensor() : in.segments, in.cache ? at::Tensor() : in.segments);
-  const auto out = attend(q, k, v, mask, 1.0 / std::sqrt(static_cast<double>(o.head_dim)));  // [B, T, H·d]
+  const double scale = 1.0 / std::sqrt(static_cast<double>(o.head_dim));
+  const at::Tensor segments = in.cache ? at::Tensor() : in.segments;
+  at::Tensor out;  // [B, T, H·d]
+  if (!segments.defined())
+    out = attend_by_positions(q, k, v, in.positions, key_positions, o.sliding_window, o.n_sink_tokens, scale);
+  if (!out.defined()) {
+    const auto mask =
+        attention_mask(in.positions, key_positions, o.sliding_window, o.n_sink_tokens, segments, segments);
+    out = attend(q, k, v, mask, scale);
+  }
   return o_proj(out);
 }
 

@@ -39,6 +39,14 @@ at::Tensor attention_mask(const at::Tensor& query_positions, const at::Tensor& k
 /// queries) get a uniform distribution instead of NaN; their outputs are never used.
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale);
 
+/// attend() with the mask given by positions (attention_mask's rule, no segments) and the
+/// masked softmax fused into one pass over the scores: the decode path in inference (fp32,
+/// CPU, no gradient wanted, G·T ≤ kSmallGemmMaxRows query rows per key/value head, the
+/// KV cache's layout). Undefined when it does not apply (the caller then takes attend()).
+at::Tensor attend_by_positions(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& query_positions, const at::Tensor& key_positions, int64_t window,
+                               int64_t n_sink_tokens, double scale);
+
 struct AttentionOptions {
   int64_t hidden_size = 0;     ///< D
   int64_t n_heads = 0;         ///< H

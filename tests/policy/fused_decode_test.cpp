@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "policy/kernels/small_gemm.h"
+#include "policy/layers/attention.h"
 #include "policy/layers/rms_norm.h"
 #include "policy/layers/rope.h"
 #include "tests/policy/tiny_models.h"
@@ -102,5 +103,26 @@ TEST_CASE("a decode-sized forward in inference equals the training forward, for 
     }
     REQUIRE(fused.router.size() == trained.router.size());
     for (size_t m = 0; m < fused.router.size(); ++m) CHECK(at::equal(fused.router[m].load, trained.router[m].load));
+  }
+}
+
+TEST_CASE("attention by positions with the fused masked softmax equals attend() with attention_mask") {
+  // Grouped heads (H = 4 over H_kv = 2), a padded query, an evicted (-1) key slot, a sliding
+  // window with sink tokens and without.
+  const auto q = seeded_randn({2, 4, 3, 8}, 11);  // [B, H, T, d]
+  const auto k = seeded_randn({2, 2, 6, 8}, 12);  // [B, H_kv, S, d]
+  const auto v = seeded_randn({2, 2, 6, 8}, 13);
+  const auto query_positions = at::tensor({6, 7, 8, -1, 4, 5}).view({2, 3});
+  const auto key_positions = at::tensor({0, 1, 5, 6, 7, 8, -1, 0, 1, 2, 3, 4}).view({2, 6});
+  for (const auto& [window, sinks] : std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {3, 1}}) {
+    CAPTURE(window);
+    const auto mask = attention_mask(query_positions, key_positions, window, sinks);
+    const auto expected = attend(q, k, v, mask, 0.35);
+    at::NoGradGuard no_grad;
+    const auto fused = attend_by_positions(q, k, v, query_positions, key_positions, window, sinks, 0.35);
+    REQUIRE(fused.defined());
+    // Padding queries (position -1) are garbage in both; compare the real ones.
+    const auto real = (query_positions >= 0).unsqueeze(-1).expand_as(fused);
+    CHECK(rel_err(fused.masked_select(real), expected.masked_select(real)) < 1e-6);
   }
 }
