@@ -127,17 +127,7 @@ bool small_gemm_takes(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  const int64_t rows = x.size(-1) > 0 ? x.numel() / x.size(-1) : 0;
-  if (rows < 1 || rows > kSmallGemmMaxRows || !small_gemm_takes(x, w, b)) return at::linear(x, w, b);
-  const int64_t k = w.size(1), n = w.size(0);
-  const auto x2 = x.reshape({-1, k});  // [M, K], a view: rows at one stride
-  auto y = at::empty({x2.size(0), n}, x.options());
-  run_small_gemm({SmallGemmJob{x2.data_ptr<float>(), x2.stride(0), x2.size(0), w.data_ptr<float>(), k, n,
-                               y.data_ptr<float>(), n}});
-  if (b.defined()) y.add_(b);
-  auto sizes = x.sizes().vec();
-  sizes.back() = n;
-  return y.view(sizes);
+  return linear_many(x, {w}, {b})[0];
 }
 
 std::vector<at::Tensor> linear_many(const at::Tensor& x, const std::vector<at::Tensor>& ws,
@@ -149,7 +139,7 @@ std::vector<at::Tensor> linear_many(const at::Tensor& x, const std::vector<at::T
   for (size_t i = 0; fused && i < ws.size(); ++i) fused = small_gemm_takes(x, ws[i], bias(i));
   std::vector<at::Tensor> out;
   if (!fused) {
-    for (size_t i = 0; i < ws.size(); ++i) out.push_back(linear(x, ws[i], bias(i)));
+    for (size_t i = 0; i < ws.size(); ++i) out.push_back(at::linear(x, ws[i], bias(i)));
     return out;
   }
   const int64_t k = x.size(-1);

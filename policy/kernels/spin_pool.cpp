@@ -103,16 +103,16 @@ std::unique_ptr<SpinPool> the_pool;  // sized at::get_num_threads() - 1, rebuilt
 }  // namespace
 
 void spin_pool_run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
+  if (n_tasks < 2) {
+    for (int64_t t = 0; t < n_tasks; ++t) fn(t);
+    return;
+  }
   const int workers = at::get_num_threads() - 1;
   std::unique_lock<std::mutex> lock(pool_mutex, std::try_to_lock);
-  if (!lock.owns_lock() || at::in_parallel_region() || workers < 1 || n_tasks < 2) {
-    if (!lock.owns_lock() || at::in_parallel_region() || workers < 1) {
-      at::parallel_for(0, n_tasks, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t t = begin; t < end; ++t) fn(t);
-      });
-    } else {
-      for (int64_t t = 0; t < n_tasks; ++t) fn(t);
-    }
+  if (!lock.owns_lock() || at::in_parallel_region() || workers < 1) {
+    at::parallel_for(0, n_tasks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) fn(t);
+    });
     return;
   }
   if (!the_pool || the_pool->size() != workers) {

@@ -1,9 +1,7 @@
 #include "policy/layers/rms_norm.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
-#include <algorithm>
 #include <cmath>
 
 #include "policy/kernels/small_gemm.h"
@@ -24,15 +22,14 @@ torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
     const float* w = weight.data_ptr<float>();
     float* out = y.data_ptr<float>();
     const float eps = static_cast<float>(eps_);
-    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const float* xr = in + r * D;
-        float ss = 0.0f;
-        for (int64_t d = 0; d < D; ++d) ss += xr[d] * xr[d];
-        const float inv = 1.0f / std::sqrt(ss / static_cast<float>(D) + eps);
-        for (int64_t d = 0; d < D; ++d) out[r * D + d] = w[d] * (xr[d] * inv);
-      }
-    });
+    // One thread: this file is not built with OpenMP, so at::parallel_for would be serial too.
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = in + r * D;
+      float ss = 0.0f;
+      for (int64_t d = 0; d < D; ++d) ss += xr[d] * xr[d];
+      const float inv = 1.0f / std::sqrt(ss / static_cast<float>(D) + eps);
+      for (int64_t d = 0; d < D; ++d) out[r * D + d] = w[d] * (xr[d] * inv);
+    }
     return y;
   }
   const auto x32 = x.to(at::kFloat);
