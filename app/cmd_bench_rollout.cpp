@@ -43,6 +43,7 @@ struct BenchRolloutCli {
   int64_t prompt_tokens = 32, new_tokens = 32, naive_steps = 2;
   std::string dtype = "float32";
   std::vector<int64_t> sequences = {1, 8, 32, 128};  // the cases to run, by sequence count
+  int64_t speculative = 0;                           // draft tokens of the speculative runs (0 = none)
 };
 
 // configs/model/bench-moe.yaml, as config.json keys.
@@ -81,17 +82,19 @@ double decode_flops_per_token(const policy::CausalLM& model, double context) {
 
 struct Rates {
   double prefill_tokens_per_s = 0, decode_tokens_per_s = 0, decode_gflops = 0;
+  double acceptance = 0;  // speculative: drafts kept / drafted
   // One decode step (a forward over every live row, then sampling), in ms, and its parts.
   double step_ms = 0, attention_ms = 0, ffn_ms = 0, head_ms = 0, sampling_ms = 0;
 };
 
 // rlft's path: Generator (KV cache, prompt prefilled once per group, finished rows dropped).
 Rates measure_rollout(rollout::Generator& gen, const std::vector<rollout::Request>& requests, int64_t new_tokens,
-                      double flops_per_token) {
+                      double flops_per_token, int64_t speculative = 0) {
   rollout::GenerateOptions g;
   g.max_new_tokens = new_tokens;
   g.use_model_eos = false;
   g.max_batch_rows = 1 << 20;
+  g.speculative_tokens = speculative;
   rollout::GenerateStats st;
   gen.generate(requests, rollout::SamplingOptions{}, g, &st);
   int64_t served = 0;
@@ -106,6 +109,8 @@ Rates measure_rollout(rollout::Generator& gen, const std::vector<rollout::Reques
   out.ffn_ms = 1e3 * st.decode_parts.ffn / steps;
   out.head_ms = 1e3 * st.decode_parts.head / steps;
   out.sampling_ms = 1e3 * st.sampling_seconds / steps;
+  out.acceptance =
+      static_cast<double>(st.accepted_tokens) / static_cast<double>(std::max<int64_t>(st.drafted_tokens, 1));
   return out;
 }
 
@@ -143,10 +148,12 @@ void run_bench(const BenchRolloutCli& o) {
   apply_thread_count(o.threads);
   RLFT_CHECK_AS(UsageError, o.prompt_tokens >= 1 && o.new_tokens >= 1 && o.naive_steps >= 1,
                 "--prompt-tokens, --new-tokens and --naive-steps must be >= 1");
+  RLFT_CHECK_AS(UsageError, o.speculative >= 0 && o.speculative <= 15, "--speculative {}: must be in 0..15",
+                o.speculative);
   const auto registry = policy::builtin_architectures();
   policy::ModelOptions mo;
   mo.dtype = policy::parse_dtype(o.dtype);
-  mo.mtp = false;
+  mo.mtp = o.speculative > 0;  // the MTP module drafts; otherwise it is not needed
   policy::CausalLM model{nullptr};
   std::string name;
   if (o.model.empty()) {
@@ -203,6 +210,16 @@ void run_bench(const BenchRolloutCli& o) {
       for (const auto& r : c.requests) seqs += r.n_samples;
       const Rates fast = measure_rollout(gen, c.requests, o.new_tokens, flops);
       const Rates naive = measure_naive(model, c.requests, o.naive_steps, flops);
+      if (o.speculative > 0 && (seqs == 1 || seqs == 8)) {
+        const Rates spec = measure_rollout(gen, c.requests, o.new_tokens, flops, o.speculative);
+        j["speculative"].push_back({{"name", c.name},
+                                    {"sequences", seqs},
+                                    {"draft_tokens", o.speculative},
+                                    {"decode_tokens_per_s", fast.decode_tokens_per_s},
+                                    {"speculative_decode_tokens_per_s", spec.decode_tokens_per_s},
+                                    {"acceptance_rate", spec.acceptance},
+                                    {"speedup", spec.decode_tokens_per_s / std::max(fast.decode_tokens_per_s, 1e-9)}});
+      }
       j["cases"].push_back(
           {{"name", c.name},
            {"prompts", c.requests.size()},
@@ -252,6 +269,16 @@ void run_bench(const BenchRolloutCli& o) {
                              p["attention"].get<double>(), p["ffn"].get<double>(), p["lm_head"].get<double>(),
                              p["sampling"].get<double>(), p["other"].get<double>());
   }
+  if (!j.contains("speculative")) return;
+  std::cout << fmt::format("\nspeculative rollout, {} tokens drafted by the MTP module per step (temperature 1)\n",
+                           o.speculative);
+  std::cout << fmt::format("{:<18} {:>5} {:>12} {:>17} {:>11} {:>8}\n", "case", "seqs", "decode tok/s",
+                           "speculative tok/s", "acceptance", "speedup");
+  for (const auto& c : j["speculative"])
+    std::cout << fmt::format("{:<18} {:>5} {:>12.1f} {:>17.1f} {:>10.1f}% {:>7.2f}x\n", c["name"].get<std::string>(),
+                             c["sequences"].get<int64_t>(), c["decode_tokens_per_s"].get<double>(),
+                             c["speculative_decode_tokens_per_s"].get<double>(),
+                             100.0 * c["acceptance_rate"].get<double>(), c["speedup"].get<double>());
 }
 
 }  // namespace
@@ -269,6 +296,10 @@ void add_bench_rollout(CLI::App& bench) {
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16")->capture_default_str();
   cmd->add_option("--sequences", o->sequences, "cases to run: 1, 8, 32 (one shared prompt), 128 (16 prompts x 8)")
       ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--speculative", o->speculative,
+                  "also time speculative rollout at 1 and 8 sequences with this many MTP-drafted tokens per step "
+                  "(a model with an MTP module, e.g. configs/model/bench-deepseek-v3.yaml)")
       ->capture_default_str();
   cmd->callback([o] { run_bench(*o); });
 }

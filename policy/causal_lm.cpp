@@ -67,6 +67,30 @@ std::unique_ptr<KvCache> CausalLMImpl::make_cache(int64_t batch_size) const {
   return std::make_unique<KvCache>(config_.num_hidden_layers, batch_size, options_.device);
 }
 
+std::unique_ptr<KvCache> CausalLMImpl::make_draft_cache(int64_t batch_size) const {
+  return std::make_unique<KvCache>(1, batch_size, options_.device);
+}
+
+std::pair<at::Tensor, at::Tensor> CausalLMImpl::mtp_draft(const at::Tensor& previous, const at::Tensor& next_tokens,
+                                                          const at::Tensor& valid, KvCache& cache) {
+  RLFT_CHECK(can_draft(), "mtp_draft: the model has no MTP module (num_nextn_predict_layers = 0)");
+  RLFT_CHECK(cache.n_layers() == 1 && cache.batch_size() == next_tokens.size(0),
+             "mtp_draft: the cache holds {} layers of {} rows, not 1 of {}", cache.n_layers(), cache.batch_size(),
+             next_tokens.size(0));
+  const int64_t T = next_tokens.size(1);
+  const auto positions =
+      (cache.next_positions().unsqueeze(1) + valid.to(at::kLong).cumsum(1) - 1).masked_fill(valid.logical_not(), -1);
+  LayerInputs li;
+  li.attention.positions = positions;
+  li.attention.cache = &cache.layer(0);
+  li.attention.next_positions = cache.next_positions();
+  li.valid = valid.reshape({-1});
+  auto& mtp = model->mtp_layers.front();
+  const auto hidden = mtp->forward_mtp(previous, model->embed_tokens(next_tokens), li).hidden;
+  cache.advance(valid);
+  return {hidden, head(mtp->shared_head->norm(hidden.narrow(1, T - 1, 1))).select(1, 0)};
+}
+
 at::Tensor shifted_cross_entropy(const at::Tensor& logits, const at::Tensor& tokens, const at::Tensor& valid,
                                  int64_t shift) {
   const int64_t T = logits.size(1), V = logits.size(2);

@@ -137,6 +137,18 @@ class CausalLMImpl : public torch::nn::Module {
   /// A cache for `batch_size` rows on the model's device.
   std::unique_ptr<KvCache> make_cache(int64_t batch_size) const;
 
+  /// Whether the model has an MTP module to draft with (mtp_draft).
+  bool can_draft() const { return !model->mtp_layers.empty(); }
+  /// A cache for mtp_draft: one layer, `batch_size` rows.
+  std::unique_ptr<KvCache> make_draft_cache(int64_t batch_size) const;
+  /// Speculative decoding's draft (inference): the first MTP module over `previous`
+  /// [B, T, D] (the trunk's hidden after model.norm, or this function's own output) and
+  /// `next_tokens` [B, T] (the token after each position), `valid` [B, T] bool, at positions
+  /// continuing `cache`'s count, which it extends. Returns the module's output [B, T, D] and
+  /// the logits of the last column [B, V] in float32, from the shared head.
+  std::pair<at::Tensor, at::Tensor> mtp_draft(const at::Tensor& previous, const at::Tensor& next_tokens,
+                                              const at::Tensor& valid, KvCache& cache);
+
   /// Aux-loss-free balancing: for each entry, b += γ·sign(mean(load) − load) on that
   /// layer's e_score_correction_bias. Layers without a router bias are an error.
   void update_router_bias(const std::vector<RouterStats>& loads, double gamma);

@@ -99,6 +99,14 @@ void LayerKvCache::select_rows(const at::Tensor& index) {
   positions_ = positions_.index_select(0, index.to(positions_.device()));
 }
 
+void LayerKvCache::forget(const at::Tensor& from) {
+  if (length_ == 0) return;
+  auto pos = positions_.narrow(1, 0, length_);  // [B, S]
+  pos.masked_fill_(pos >= from.to(pos.device()).unsqueeze(1), -1);
+  const auto used = (pos >= 0).any(0).nonzero();  // slots some row still holds
+  length_ = used.numel() == 0 ? 0 : used.max().item<int64_t>() + 1;
+}
+
 int64_t LayerKvCache::bytes() const {
   int64_t n = 0;
   for (const auto& b : buffers_) n += b.numel() * static_cast<int64_t>(b.element_size());
@@ -124,6 +132,11 @@ void KvCache::select_rows(const at::Tensor& index) {
   for (auto& l : layers_) l.select_rows(index);
   next_positions_ = next_positions_.index_select(0, index.to(next_positions_.device()));
   batch_size_ = index.size(0);
+}
+
+void KvCache::forget(const at::Tensor& from) {
+  for (auto& l : layers_) l.forget(from);
+  next_positions_ = at::minimum(next_positions_, from.to(next_positions_.device()));
 }
 
 int64_t KvCache::length() const {

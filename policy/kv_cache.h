@@ -34,6 +34,9 @@ class LayerKvCache {
   int64_t length() const { return length_; }
   /// Keeps rows `index` [B'] (int64; repeats allowed): beam reordering, one prompt to G rows.
   void select_rows(const at::Tensor& index);
+  /// Empties the slots of row b at positions >= from[b] ([B] int64): speculative decoding's
+  /// rejected drafts. Trailing slots empty in every row are given back.
+  void forget(const at::Tensor& from);
   int64_t bytes() const;
   bool empty() const { return buffers_.empty(); }
 
@@ -58,6 +61,9 @@ class KvCache {
   void advance(const at::Tensor& valid);  ///< valid [B, T] bool
   /// Keeps rows `index` in every layer (see LayerKvCache::select_rows).
   void select_rows(const at::Tensor& index);
+  /// Forgets every token of row b at positions >= from[b] [B] in every layer, so the row
+  /// continues at from[b] (LayerKvCache::forget).
+  void forget(const at::Tensor& from);
   /// Slots cached in layer 0 (all layers without a window hold the same).
   int64_t length() const;
   /// Bytes held by all layers.

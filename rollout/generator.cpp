@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <set>
+#include <tuple>
 
 #include "core/error.h"
 #include "rollout/logprobs.h"
@@ -19,13 +20,18 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// One live row of a wave.
-struct Row {
-  size_t request = 0;  // index into the wave's requests (absolute)
-  int64_t sample = 0;
-  Sample out;
-  std::vector<at::Tensor> decode_routing;  // per step: M tensors [K]
-};
+// One token per row from probs [N, V] (rows need not be normalised; a zero entry is never
+// drawn), row i with its own generator: inverse CDF at one uniform number per row. Greedy:
+// the argmax.
+at::Tensor draw_rows(const at::Tensor& probs, std::vector<at::Generator>& gens, bool greedy) {
+  if (greedy) return probs.argmax(1);
+  const int64_t N = probs.size(0), V = probs.size(1);
+  const auto cdf = probs.to(at::kDouble).cumsum(1);  // [N, V]
+  auto u = at::empty({N, 1}, cdf.options());
+  for (int64_t i = 0; i < N; ++i) u[i].uniform_(0.0, 1.0, gens[static_cast<size_t>(i)]);
+  u = u * cdf.narrow(1, V - 1, 1);
+  return at::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(1).clamp_max(V - 1);
+}
 
 }  // namespace
 
@@ -36,6 +42,8 @@ const char* finish_reason_name(FinishReason reason) {
 void GenerateOptions::validate(int64_t vocab_size, const std::string& prefix) const {
   RLFT_CHECK_AS(ConfigError, max_new_tokens >= 1, "{}.max_new_tokens = {}: must be >= 1", prefix, max_new_tokens);
   RLFT_CHECK_AS(ConfigError, max_batch_rows >= 1, "{}.max_batch_rows = {}: must be >= 1", prefix, max_batch_rows);
+  RLFT_CHECK_AS(ConfigError, speculative_tokens >= 0 && speculative_tokens <= 15,
+                "{}.speculative_tokens = {}: must be in 0..15 (0 = off)", prefix, speculative_tokens);
   for (int64_t id : stop_token_ids)
     RLFT_CHECK_AS(ConfigError, id >= 0 && id < vocab_size,
                   "{}.stop_token_ids: unknown stop token {}: not in the vocabulary (ids 0..{})", prefix, id,
@@ -61,11 +69,124 @@ void check_requests(const std::vector<Request>& requests, int64_t context_tokens
 
 Generator::Generator(policy::CausalLM model, StepRegistry steps) : model_(std::move(model)), steps_(std::move(steps)) {}
 
+// One wave: its requests, and after the prefill its live rows with their cache.
+struct Generator::Wave {
+  Wave(const std::vector<Request>& requests, size_t begin, size_t end, const GenerateOptions& options,
+       const std::vector<int64_t>& stop_ids, std::vector<Group>& out)
+      : requests(requests), begin(begin), end(end), options(options), stop_ids(stop_ids), out(out) {}
+
+  // One live row of the wave.
+  struct Row {
+    size_t request = 0;  // index into the wave's requests (absolute)
+    int64_t sample = 0;
+    Sample out;
+    std::vector<at::Tensor> decode_routing;  // per fed token: M tensors [K]
+  };
+
+  const std::vector<Request>& requests;
+  size_t begin = 0, end = 0;  // requests[begin, end)
+  const GenerateOptions& options;
+  const std::vector<int64_t>& stop_ids;
+  std::vector<Group>& out;
+
+  std::vector<Row> rows;  // N live rows
+  std::vector<at::Generator> gens;
+  std::unique_ptr<policy::KvCache> cache;
+  at::Tensor logits;                                    // [N, V] next-token logits after the prefill
+  at::Tensor tokens, mask;                              // [P', L] the left-padded prompts
+  at::Tensor hidden;                                    // [P', L, D] after model.norm (speculative)
+  at::Tensor fan_index;                                 // [N] row → prompt
+  std::vector<std::vector<at::Tensor>> prompt_routing;  // per prompt: M tensors [P_p, K]
+  StepContext ctx;                                      // penalty counts, when the chain needs them
+
+  // The first vocab_limit columns of logits [..., V], a view: as if the others were -inf.
+  at::Tensor limited(const at::Tensor& logits) const {
+    const int64_t V = logits.size(-1);
+    return options.vocab_limit > 0 && options.vocab_limit < V ? logits.narrow(-1, 0, options.vocab_limit) : logits;
+  }
+
+  // Appends a token to a row; true when the row is finished (its finish reason set).
+  bool push(Row& row, int64_t tok, float logprob, int64_t context) const {
+    row.out.tokens.push_back(tok);
+    row.out.logprobs.push_back(logprob);
+    if (std::find(stop_ids.begin(), stop_ids.end(), tok) != stop_ids.end()) {
+      row.out.finish = FinishReason::kStop;
+      return true;
+    }
+    if (!options.stop_strings.empty()) {
+      const std::string text = options.detokenize(row.out.tokens);
+      for (const auto& s : options.stop_strings)
+        if (text.find(s) != std::string::npos) {
+          row.out.finish = FinishReason::kStop;
+          return true;
+        }
+    }
+    const int64_t total = static_cast<int64_t>(requests[row.request].prompt.size() + row.out.tokens.size());
+    if (static_cast<int64_t>(row.out.tokens.size()) >= options.max_new_tokens || total >= context) {
+      row.out.finish = FinishReason::kLength;
+      return true;
+    }
+    return false;
+  }
+
+  // Assembles a finished row's sample into its group.
+  void finish(Row& row) {
+    if (options.detokenize) {
+      row.out.text = options.detokenize(row.out.tokens);
+      for (const auto& s : options.stop_strings) {
+        const auto at = row.out.text.find(s);
+        if (at != std::string::npos) row.out.text.resize(at);
+      }
+    }
+    if (options.record_routing) {
+      const auto& pr = prompt_routing[row.request - begin];
+      for (size_t m = 0; m < pr.size(); ++m) {
+        std::vector<at::Tensor> parts{pr[m]};
+        for (const auto& step : row.decode_routing) parts.push_back(step[m].unsqueeze(0));
+        parts.push_back(parts.back().narrow(0, parts.back().size(0) - 1, 1));  // the unfed last token
+        row.out.routing.push_back(at::cat(parts, 0));
+      }
+    }
+    out[row.request].samples[static_cast<size_t>(row.sample)] = std::move(row.out);
+  }
+
+  // Keeps rows `keep` (indices into rows) in the rows, generators, cache and counts;
+  // returns the index on `device`.
+  at::Tensor keep_rows(const std::vector<int64_t>& keep, at::Device device) {
+    std::vector<Row> kept_rows;
+    std::vector<at::Generator> kept_gens;
+    for (int64_t i : keep) {
+      kept_rows.push_back(std::move(rows[static_cast<size_t>(i)]));
+      kept_gens.push_back(gens[static_cast<size_t>(i)]);
+    }
+    rows = std::move(kept_rows);
+    gens = std::move(kept_gens);
+    const auto idx = at::tensor(keep, at::TensorOptions().dtype(at::kLong)).to(device);
+    cache->select_rows(idx);
+    if (ctx.seen_counts.defined()) {
+      ctx.seen_counts = ctx.seen_counts.index_select(0, idx);
+      ctx.generated_counts = ctx.generated_counts.index_select(0, idx);
+    }
+    return idx;
+  }
+};
+
 std::vector<Group> Generator::generate(const std::vector<Request>& requests, const SamplingOptions& sampling,
                                        const GenerateOptions& options, GenerateStats* stats) {
   const auto& config = model_->config();
   options.validate(config.vocab_size);
   const SamplingChain chain(sampling, steps_);
+  if (options.speculative_tokens > 0) {
+    RLFT_CHECK_AS(ConfigError, model_->can_draft(),
+                  "generate.speculative_tokens = {}: the model has no MTP module to draft with "
+                  "(num_nextn_predict_layers = {}{}); set it to 0",
+                  options.speculative_tokens, config.num_nextn_predict_layers,
+                  config.num_nextn_predict_layers > 0 ? ", but it was loaded without its MTP modules" : "");
+    RLFT_CHECK_AS(ConfigError, !chain.needs_counts(),
+                  "generate.speculative_tokens = {}: not with repetition_penalty or presence_penalty (they change "
+                  "the distribution after every drafted token); turn them off or set speculative_tokens to 0",
+                  options.speculative_tokens);
+  }
   check_requests(requests, config.max_position_embeddings);
   std::vector<int64_t> stop_ids = options.stop_token_ids;
   if (options.use_model_eos)
@@ -83,178 +204,132 @@ std::vector<Group> Generator::generate(const std::vector<Request>& requests, con
     int64_t rows = requests[begin].n_samples;
     while (end < requests.size() && rows + requests[end].n_samples <= options.max_batch_rows)
       rows += requests[end++].n_samples;
-    run_wave(requests, begin, end, chain, options, stop_ids, out, local);
+    Wave wave(requests, begin, end, options, stop_ids, out);
+    run_wave(wave, chain, local);
     begin = end;
   }
   if (stats) *stats = local;
   return out;
 }
 
-void Generator::run_wave(const std::vector<Request>& requests, size_t begin, size_t end, const SamplingChain& chain,
-                         const GenerateOptions& options, const std::vector<int64_t>& stop_ids, std::vector<Group>& out,
-                         GenerateStats& stats) {
+void Generator::run_wave(Wave& w, const SamplingChain& chain, GenerateStats& stats) {
+  const auto& requests = w.requests;
+  const auto& options = w.options;
   const auto& config = model_->config();
   const auto device = model_->options().device;
   const auto long_opts = at::TensorOptions().dtype(at::kLong);
-  const int64_t n_prompts = static_cast<int64_t>(end - begin);
-  const int64_t V = config.vocab_size;
-  const int64_t context = config.max_position_embeddings;
-  const double temperature = chain.options().temperature;
+  const int64_t n_prompts = static_cast<int64_t>(w.end - w.begin);
+  const bool speculative = options.speculative_tokens > 0;
 
   // --- prefill: the wave's prompts, left-padded, once each ------------------------------------
   int64_t L = 0;
-  for (size_t r = begin; r < end; ++r) L = std::max<int64_t>(L, static_cast<int64_t>(requests[r].prompt.size()));
+  for (size_t r = w.begin; r < w.end; ++r) L = std::max<int64_t>(L, static_cast<int64_t>(requests[r].prompt.size()));
   auto tokens = at::zeros({n_prompts, L}, long_opts);  // [P', L]
   auto mask = at::zeros({n_prompts, L}, long_opts);    // [P', L]
   for (int64_t p = 0; p < n_prompts; ++p) {
-    const auto& prompt = requests[begin + static_cast<size_t>(p)].prompt;
+    const auto& prompt = requests[w.begin + static_cast<size_t>(p)].prompt;
     const int64_t n = static_cast<int64_t>(prompt.size());
     tokens[p].narrow(0, L - n, n).copy_(at::tensor(prompt, long_opts));
     mask[p].narrow(0, L - n, n).fill_(1);
     stats.prefill_tokens += n;
   }
   auto t0 = Clock::now();
-  auto cache = model_->make_cache(n_prompts);
+  w.cache = model_->make_cache(n_prompts);
+  w.tokens = tokens.to(device);
+  w.mask = mask.to(device);
   policy::ForwardInputs in;
-  in.tokens = tokens.to(device);
-  in.attention_mask = mask.to(device);
-  in.cache = cache.get();
+  in.tokens = w.tokens;
+  in.attention_mask = w.mask;
+  in.cache = w.cache.get();
   in.logits = policy::LogitsScope::kLast;
   in.record_routing = options.record_routing;
+  in.return_hidden = speculative;
   auto fo = model_->forward(in);
+  w.hidden = fo.hidden;
   stats.prefill_seconds += seconds_since(t0);
 
   // --- fan out: prompt p → its n_samples rows -------------------------------------------------
   std::vector<int64_t> fan;
-  std::vector<Row> rows;
-  std::vector<at::Generator> gens;
   for (int64_t p = 0; p < n_prompts; ++p) {
-    const size_t r = begin + static_cast<size_t>(p);
-    out[r].request_id = requests[r].id;
-    out[r].prompt = requests[r].prompt;
-    out[r].samples.resize(static_cast<size_t>(requests[r].n_samples));
+    const size_t r = w.begin + static_cast<size_t>(p);
+    w.out[r].request_id = requests[r].id;
+    w.out[r].prompt = requests[r].prompt;
+    w.out[r].samples.resize(static_cast<size_t>(requests[r].n_samples));
     for (int64_t s = 0; s < requests[r].n_samples; ++s) {
       fan.push_back(p);
-      rows.push_back(Row{r, s, {}, {}});
-      gens.push_back(make_row_generator(options.seed, requests[r].id, static_cast<uint64_t>(s)));
+      w.rows.push_back(Wave::Row{r, s, {}, {}});
+      w.gens.push_back(make_row_generator(options.seed, requests[r].id, static_cast<uint64_t>(s)));
     }
   }
   // Prompt routing per prompt: M tensors [P_p, K] (the real positions of the padded row).
-  std::vector<std::vector<at::Tensor>> prompt_routing(static_cast<size_t>(n_prompts));
+  w.prompt_routing.resize(static_cast<size_t>(n_prompts));
   if (options.record_routing)
     for (int64_t p = 0; p < n_prompts; ++p) {
-      const int64_t n = static_cast<int64_t>(requests[begin + static_cast<size_t>(p)].prompt.size());
+      const int64_t n = static_cast<int64_t>(requests[w.begin + static_cast<size_t>(p)].prompt.size());
       for (const auto& r : fo.routing)
-        prompt_routing[static_cast<size_t>(p)].push_back(r[p].narrow(0, L - n, n).to(at::kCPU));
+        w.prompt_routing[static_cast<size_t>(p)].push_back(r[p].narrow(0, L - n, n).to(at::kCPU));
     }
-  const auto fan_index = at::tensor(fan, long_opts).to(device);
-  auto logits = fo.logits.select(1, 0).index_select(0, fan_index);  // [N, V] float32
-  cache->select_rows(fan_index);
+  w.fan_index = at::tensor(fan, long_opts).to(device);
+  w.logits = fo.logits.select(1, 0).index_select(0, w.fan_index);  // [N, V] float32
 
-  StepContext ctx;
   if (chain.needs_counts()) {
-    ctx.seen_counts =
-        at::zeros({static_cast<int64_t>(rows.size()), V}, at::TensorOptions().dtype(at::kFloat).device(device));
-    ctx.generated_counts = at::zeros_like(ctx.seen_counts);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const auto ids = at::tensor(requests[rows[i].request].prompt, long_opts).to(device);
-      ctx.seen_counts[static_cast<int64_t>(i)].index_add_(0, ids, at::ones({ids.size(0)}, ctx.seen_counts.options()));
+    w.ctx.seen_counts = at::zeros({static_cast<int64_t>(w.rows.size()), config.vocab_size},
+                                  at::TensorOptions().dtype(at::kFloat).device(device));
+    w.ctx.generated_counts = at::zeros_like(w.ctx.seen_counts);
+    for (size_t i = 0; i < w.rows.size(); ++i) {
+      const auto ids = at::tensor(requests[w.rows[i].request].prompt, long_opts).to(device);
+      w.ctx.seen_counts[static_cast<int64_t>(i)].index_add_(0, ids,
+                                                            at::ones({ids.size(0)}, w.ctx.seen_counts.options()));
     }
   }
-
-  // --- decode -------------------------------------------------------------------------------
   t0 = Clock::now();
-  while (!rows.empty()) {
+  if (speculative)
+    decode_speculative(w, chain, stats);
+  else
+    decode(w, chain, stats);
+  stats.decode_seconds += seconds_since(t0);
+}
+
+// Plain decoding: one token per live row per step.
+void Generator::decode(Wave& w, const SamplingChain& chain, GenerateStats& stats) {
+  const auto& options = w.options;
+  const auto device = model_->options().device;
+  const int64_t context = model_->config().max_position_embeddings;
+  const double temperature = chain.options().temperature;
+  w.cache->select_rows(w.fan_index);
+  at::Tensor logits = w.logits;
+  while (!w.rows.empty()) {
     // Ids at or past vocab_limit (an embedding padded beyond the tokenizer) are never drawn;
     // like top-k, this truncation is outside the recorded log-probs' definition.
-    // The first vocab_limit columns, a view: as if the others were -inf, without a copy.
-    at::Tensor sample_from = logits;
-    StepContext limited = ctx;
-    if (options.vocab_limit > 0 && options.vocab_limit < logits.size(1)) {
-      sample_from = logits.narrow(1, 0, options.vocab_limit);
-      if (ctx.seen_counts.defined()) limited.seen_counts = ctx.seen_counts.narrow(1, 0, options.vocab_limit);
-      if (ctx.generated_counts.defined())
-        limited.generated_counts = ctx.generated_counts.narrow(1, 0, options.vocab_limit);
+    StepContext limited = w.ctx;
+    if (w.ctx.seen_counts.defined()) {
+      limited.seen_counts = w.limited(w.ctx.seen_counts);
+      limited.generated_counts = w.limited(w.ctx.generated_counts);
     }
     const auto t_sample = Clock::now();
-    const auto next = chain.sample(sample_from, limited, gens);              // [N]
+    const auto next = chain.sample(w.limited(logits), limited, w.gens);      // [N]
     const auto lp = token_logprobs(logits, next, temperature).to(at::kCPU);  // [N]
     stats.sampling_seconds += seconds_since(t_sample);
     const auto next_cpu = next.to(at::kCPU);
     std::vector<int64_t> keep;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      auto& row = rows[i];
-      const int64_t tok = next_cpu[static_cast<int64_t>(i)].item<int64_t>();
-      row.out.tokens.push_back(tok);
-      row.out.logprobs.push_back(lp[static_cast<int64_t>(i)].item<float>());
-      bool done = false;
-      if (std::find(stop_ids.begin(), stop_ids.end(), tok) != stop_ids.end()) {
-        row.out.finish = FinishReason::kStop;
-        done = true;
-      }
-      if (!done && !options.stop_strings.empty()) {
-        const std::string text = options.detokenize(row.out.tokens);
-        for (const auto& s : options.stop_strings)
-          if (text.find(s) != std::string::npos) {
-            row.out.finish = FinishReason::kStop;
-            done = true;
-          }
-      }
-      const int64_t total = static_cast<int64_t>(requests[row.request].prompt.size() + row.out.tokens.size());
-      if (!done && (static_cast<int64_t>(row.out.tokens.size()) >= options.max_new_tokens || total >= context)) {
-        row.out.finish = FinishReason::kLength;
-        done = true;
-      }
-      if (!done) {
-        keep.push_back(static_cast<int64_t>(i));
-        continue;
-      }
-      // Finished: assemble the sample.
-      if (options.detokenize) {
-        row.out.text = options.detokenize(row.out.tokens);
-        for (const auto& s : options.stop_strings) {
-          const auto at = row.out.text.find(s);
-          if (at != std::string::npos) row.out.text.resize(at);
-        }
-      }
-      if (options.record_routing) {
-        const auto& pr = prompt_routing[row.request - begin];
-        for (size_t m = 0; m < pr.size(); ++m) {
-          std::vector<at::Tensor> parts{pr[m]};
-          for (const auto& step : row.decode_routing) parts.push_back(step[m].unsqueeze(0));
-          parts.push_back(parts.back().narrow(0, parts.back().size(0) - 1, 1));  // the unfed last token
-          row.out.routing.push_back(at::cat(parts, 0));
-        }
-      }
-      out[row.request].samples[static_cast<size_t>(row.sample)] = std::move(row.out);
+    for (size_t i = 0; i < w.rows.size(); ++i) {
+      const auto at = static_cast<int64_t>(i);
+      if (w.push(w.rows[i], next_cpu[at].item<int64_t>(), lp[at].item<float>(), context))
+        w.finish(w.rows[i]);
+      else
+        keep.push_back(at);
     }
     if (keep.empty()) break;
-    if (keep.size() < rows.size()) {  // drop the finished rows from the batch and the cache
-      std::vector<Row> kept_rows;
-      std::vector<at::Generator> kept_gens;
-      for (int64_t i : keep) {
-        kept_rows.push_back(std::move(rows[static_cast<size_t>(i)]));
-        kept_gens.push_back(gens[static_cast<size_t>(i)]);
-      }
-      rows = std::move(kept_rows);
-      gens = std::move(kept_gens);
-      const auto idx = at::tensor(keep, long_opts).to(device);
-      cache->select_rows(idx);
-      if (ctx.seen_counts.defined()) {
-        ctx.seen_counts = ctx.seen_counts.index_select(0, idx);
-        ctx.generated_counts = ctx.generated_counts.index_select(0, idx);
-      }
-    }
-    const auto keep_idx = at::tensor(keep, long_opts);
-    const auto fed = next_cpu.index_select(0, keep_idx).to(device);  // [N']
-    if (ctx.seen_counts.defined()) {
-      const auto one = at::ones({fed.size(0), 1}, ctx.seen_counts.options());
-      ctx.seen_counts.scatter_add_(1, fed.unsqueeze(1), one);
-      ctx.generated_counts.scatter_add_(1, fed.unsqueeze(1), one);
+    if (keep.size() < w.rows.size()) w.keep_rows(keep, device);  // drop the finished rows
+    const auto fed = next_cpu.index_select(0, at::tensor(keep, at::TensorOptions().dtype(at::kLong))).to(device);
+    if (w.ctx.seen_counts.defined()) {
+      const auto one = at::ones({fed.size(0), 1}, w.ctx.seen_counts.options());
+      w.ctx.seen_counts.scatter_add_(1, fed.unsqueeze(1), one);
+      w.ctx.generated_counts.scatter_add_(1, fed.unsqueeze(1), one);
     }
     policy::ForwardInputs step;
     step.tokens = fed.unsqueeze(1);  // [N', 1]
-    step.cache = cache.get();
+    step.cache = w.cache.get();
     step.logits = policy::LogitsScope::kLast;
     step.record_routing = options.record_routing;
     policy::ForwardOutput so;
@@ -268,14 +343,170 @@ void Generator::run_wave(const std::vector<Request>& requests, size_t begin, siz
     if (options.record_routing) {
       std::vector<at::Tensor> per_layer;
       for (const auto& r : so.routing) per_layer.push_back(r.select(1, 0).to(at::kCPU));  // [N', K]
-      for (size_t i = 0; i < rows.size(); ++i) {
+      for (size_t i = 0; i < w.rows.size(); ++i) {
         std::vector<at::Tensor> mine;
         for (const auto& t : per_layer) mine.push_back(t[static_cast<int64_t>(i)]);
-        rows[i].decode_routing.push_back(at::stack(mine, 0));  // [M, K]
+        w.rows[i].decode_routing.push_back(at::stack(mine, 0));  // [M, K]
       }
     }
   }
-  stats.decode_seconds += seconds_since(t0);
+}
+
+// Speculative decoding with the first MTP module as the drafter (see the top of generator.h).
+// Each row carries a pending token (drawn, not yet fed) and the trunk's hidden states the
+// draft module has not read yet: those of the tokens the last step kept, each with the token
+// after it (left-padded across rows).
+void Generator::decode_speculative(Wave& w, const SamplingChain& chain, GenerateStats& stats) {
+  const auto& options = w.options;
+  const auto device = model_->options().device;
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
+  const int64_t context = model_->config().max_position_embeddings;
+  const double temperature = chain.options().temperature;
+  const bool greedy = chain.options().greedy();
+  const int64_t k = options.speculative_tokens;
+  const int64_t L = w.tokens.size(1);
+
+  // The chain's distribution over logits [..., V] (one-hot at the argmax when greedy).
+  auto distribution = [&](const at::Tensor& logits) {
+    const auto l = w.limited(logits);
+    const auto flat = l.reshape({-1, l.size(-1)});
+    if (greedy) return at::zeros_like(flat).scatter_(1, flat.argmax(1, true), 1.0).view(l.sizes());
+    return at::softmax(chain.apply(flat, {}), -1).view(l.sizes());
+  };
+
+  // The draft module's prefill: prompt position i reads the trunk's h_i and the token t_{i+1}.
+  auto draft_cache = model_->make_draft_cache(w.tokens.size(0));
+  if (L > 1)
+    model_->mtp_draft(w.hidden.narrow(1, 0, L - 1), w.tokens.narrow(1, 1, L - 1),
+                      w.mask.narrow(1, 0, L - 1).to(at::kBool), *draft_cache);
+  w.cache->select_rows(w.fan_index);
+  draft_cache->select_rows(w.fan_index);
+
+  // Pending state [N, A, ·]: hidden states, the token after each, valid; the last column's
+  // token is the row's pending token.
+  const auto first = draw_rows(distribution(w.logits), w.gens, greedy);  // [N]
+  at::Tensor pending_hidden = w.hidden.index_select(0, w.fan_index).narrow(1, L - 1, 1);
+  at::Tensor pending_tokens = first.unsqueeze(1);
+  at::Tensor pending_valid = at::ones({first.size(0), 1}, long_opts.dtype(at::kBool));
+  auto drop_finished = [&](const std::vector<int64_t>& keep) {
+    const auto idx = w.keep_rows(keep, device);
+    draft_cache->select_rows(idx);
+    pending_hidden = pending_hidden.index_select(0, idx);
+    pending_tokens = pending_tokens.index_select(0, idx);
+    pending_valid = pending_valid.index_select(0, idx);
+  };
+  {
+    const auto lp = token_logprobs(w.logits, first, temperature).to(at::kCPU);
+    const auto first_cpu = first.to(at::kCPU);
+    std::vector<int64_t> keep;
+    for (size_t i = 0; i < w.rows.size(); ++i) {
+      const auto at = static_cast<int64_t>(i);
+      if (w.push(w.rows[i], first_cpu[at].item<int64_t>(), lp[at].item<float>(), context))
+        w.finish(w.rows[i]);
+      else
+        keep.push_back(at);
+    }
+    if (keep.empty()) return;
+    if (keep.size() < w.rows.size()) drop_finished(keep);
+  }
+
+  while (!w.rows.empty()) {
+    const int64_t N = static_cast<int64_t>(w.rows.size());
+    const auto start = w.cache->next_positions().clone();  // [N] the pending token's position
+    // --- draft k tokens: the module over the pending columns, then chained on its output ---
+    std::vector<at::Tensor> drafts, draft_probs;  // k × [N], k × [N, V']
+    at::Tensor out, logits;
+    std::tie(out, logits) = model_->mtp_draft(pending_hidden, pending_tokens, pending_valid, *draft_cache);
+    for (int64_t j = 0; j < k; ++j) {
+      draft_probs.push_back(distribution(logits));
+      drafts.push_back(draw_rows(draft_probs.back(), w.gens, greedy));
+      if (j + 1 < k)
+        std::tie(out, logits) = model_->mtp_draft(out.narrow(1, out.size(1) - 1, 1), drafts.back().unsqueeze(1),
+                                                  at::ones({N, 1}, long_opts.dtype(at::kBool)), *draft_cache);
+    }
+    const auto drafted = at::stack(drafts, 1);  // [N, k]
+    const auto q = at::stack(draft_probs, 1);   // [N, k, V']
+
+    // --- verify: the pending token and the drafts in one forward -----------------------------
+    policy::ForwardInputs step;
+    step.tokens = at::cat({pending_tokens.narrow(1, pending_tokens.size(1) - 1, 1), drafted}, 1);  // [N, k+1]
+    step.cache = w.cache.get();
+    step.logits = policy::LogitsScope::kAll;
+    step.return_hidden = true;
+    step.record_routing = options.record_routing;
+    policy::ForwardOutput so;
+    {
+      policy::ScopedForwardProfile profile(&stats.decode_parts);
+      so = model_->forward(step);
+    }
+    ++stats.decode_steps;
+    const auto t_sample = Clock::now();
+    const auto p = distribution(so.logits);  // [N, k+1, V']
+    // Draft j is kept with probability min(1, p_j(d_j) / q_j(d_j)), up to the first rejection.
+    const auto p_drafted = p.narrow(1, 0, k).gather(2, drafted.unsqueeze(2)).squeeze(2).to(at::kCPU);  // [N, k]
+    const auto q_drafted = q.gather(2, drafted.unsqueeze(2)).squeeze(2).to(at::kCPU);                  // [N, k]
+    std::vector<int64_t> kept(static_cast<size_t>(N), 0);
+    for (int64_t i = 0; i < N; ++i) {
+      const auto u = at::empty({k}, at::kDouble).uniform_(0.0, 1.0, w.gens[static_cast<size_t>(i)]);
+      int64_t a = 0;
+      while (a < k && u[a].item<double>() * q_drafted[i][a].item<double>() < p_drafted[i][a].item<double>()) ++a;
+      kept[static_cast<size_t>(i)] = a;
+    }
+    // The token after the kept drafts: from max(0, p_a − q_a) after a rejection, else p_k.
+    const auto a_index = at::tensor(kept, long_opts);  // [N]
+    const auto rows_index = at::arange(N, long_opts);  // [N]
+    const auto p_at = p.index({rows_index, a_index});  // [N, V']
+    const auto q_at =
+        q.index({rows_index, a_index.clamp_max(k - 1)}).mul_((a_index < k).unsqueeze(1).to(q.scalar_type()));
+    auto residual = (p_at - q_at).clamp_min_(0.0);
+    residual = at::where(residual.sum(1, true) > 0, residual, p_at);  // p = q: nothing left to correct
+    const auto bonus = draw_rows(residual, w.gens, greedy);           // [N]
+    // This step's completion tokens: the kept drafts, then the bonus at column a.
+    auto produced = at::cat({drafted, bonus.unsqueeze(1)}, 1);  // [N, k+1]
+    produced.scatter_(1, a_index.unsqueeze(1), bonus.unsqueeze(1));
+    const auto lp = token_logprobs(so.logits, produced, temperature).to(at::kCPU);  // [N, k+1]
+    const auto produced_cpu = produced.to(at::kCPU);
+    stats.sampling_seconds += seconds_since(t_sample);
+
+    std::vector<at::Tensor> routing;  // per MoE layer [N, k+1, K] on the CPU
+    for (const auto& r : so.routing) routing.push_back(r.to(at::kCPU));
+    std::vector<int64_t> keep;
+    for (int64_t i = 0; i < N; ++i) {
+      auto& row = w.rows[static_cast<size_t>(i)];
+      const int64_t a = kept[static_cast<size_t>(i)];
+      stats.drafted_tokens += k;
+      stats.accepted_tokens += a;
+      bool done = false;
+      int64_t pushed = 0;
+      while (pushed <= a && !done) {
+        done = w.push(row, produced_cpu[i][pushed].item<int64_t>(), lp[i][pushed].item<float>(), context);
+        ++pushed;
+      }
+      stats.decode_tokens += pushed;
+      // Fed this step: the pending token and the drafts before the last token pushed.
+      for (int64_t c = 0; c < pushed && options.record_routing; ++c) {
+        std::vector<at::Tensor> mine;
+        for (const auto& t : routing) mine.push_back(t[i][c]);
+        row.decode_routing.push_back(at::stack(mine, 0));  // [M, K]
+      }
+      if (done)
+        w.finish(row);
+      else
+        keep.push_back(i);
+    }
+    if (keep.empty()) break;
+    // Rejected drafts leave both caches; the next pending columns are the kept tokens' trunk
+    // hidden states (positions start .. start + a), each with the token after it.
+    w.cache->forget(start + a_index + 1);
+    draft_cache->forget(start);
+    const int64_t A = a_index.max().item<int64_t>() + 1;
+    const auto column = at::arange(A, long_opts).unsqueeze(0) - (A - 1 - a_index).unsqueeze(1);  // [N, A]
+    pending_valid = column >= 0;
+    const auto source = column.clamp_min(0);
+    pending_tokens = produced.gather(1, source);
+    pending_hidden = so.hidden.gather(1, source.unsqueeze(2).expand({N, A, so.hidden.size(2)}));
+    if (static_cast<int64_t>(keep.size()) < N) drop_finished(keep);
+  }
 }
 
 }  // namespace rlft::rollout

@@ -17,6 +17,15 @@
 // Log-probs: Sample::logprobs[i] = token_logprobs(logits, token_i, T) (logprobs.h): the
 // policy at the sampling temperature, before penalties and truncation, in fp32.
 //
+// Speculative rollout (GenerateOptions::speculative_tokens = k): each step the first MTP
+// module drafts k tokens (chained on its own output, with its own cache), the policy reads
+// the pending token and the drafts in one forward, and draft j is kept with probability
+// min(1, p_j(d)/q_j(d)); the first rejected one is replaced by a draw from the residual
+// max(0, p_j − q_j), and when all are kept one more token comes from p_{k+1} (Leviathan et
+// al. 2023, "Fast Inference from Transformers via Speculative Decoding"; Chen et al. 2023).
+// p and q are the sampling chain's distributions, so completions follow the policy's exact
+// distribution; the cache forgets rejected slots by position (KvCache::forget).
+//
 // Legend: N live rows, P prompt tokens, C completion tokens, V vocabulary, M trunk MoE
 // layers, K experts per token.
 
@@ -65,6 +74,11 @@ struct GenerateOptions {
   /// Ids >= this are never sampled (a model vocabulary padded past its tokenizer's ids);
   /// 0 = no limit. Like top-k, outside the recorded log-probs' definition.
   int64_t vocab_limit = 0;
+  /// Speculative rollout: tokens the model's MTP module drafts per step (0 = off, at most
+  /// 15), checked by one forward of the policy and kept by the rejection rule, so samples
+  /// and log-probs are the policy's as without it. Needs a model with an MTP module and no
+  /// repetition or presence penalty.
+  int64_t speculative_tokens = 0;
 
   /// Throws rlft::ConfigError naming `prefix`.option. `vocab_size` bounds stop_token_ids.
   void validate(int64_t vocab_size, const std::string& prefix = "generate") const;
@@ -91,8 +105,12 @@ struct Group {
 /// Decode-side counters of one generate() call (for benchmarks).
 struct GenerateStats {
   int64_t prefill_tokens = 0;  ///< real prompt tokens fed in prefills
-  int64_t decode_tokens = 0;   ///< tokens fed in decode steps (one per live row per step)
-  int64_t decode_steps = 0;    ///< decode forwards (one per step, over every live row)
+  /// Tokens decode steps produced: one per live row per step (the token it feeds), or with
+  /// speculation the drafts a step kept plus one.
+  int64_t decode_tokens = 0;
+  int64_t decode_steps = 0;     ///< decode forwards (one per step, over every live row)
+  int64_t drafted_tokens = 0;   ///< speculative rollout: tokens the MTP module drafted
+  int64_t accepted_tokens = 0;  ///< of drafted_tokens: kept by the rejection rule
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;          ///< decode forwards and sampling
   double sampling_seconds = 0.0;        ///< of decode_seconds: the sampling chain and the log-probs
@@ -111,9 +129,10 @@ class Generator {
   policy::CausalLM& model() { return model_; }
 
  private:
-  void run_wave(const std::vector<Request>& requests, size_t begin, size_t end, const SamplingChain& chain,
-                const GenerateOptions& options, const std::vector<int64_t>& stop_ids, std::vector<Group>& out,
-                GenerateStats& stats);
+  struct Wave;
+  void run_wave(Wave& wave, const SamplingChain& chain, GenerateStats& stats);
+  void decode(Wave& wave, const SamplingChain& chain, GenerateStats& stats);
+  void decode_speculative(Wave& wave, const SamplingChain& chain, GenerateStats& stats);
   policy::CausalLM model_;
   StepRegistry steps_;
 };

@@ -35,8 +35,9 @@ at::Tensor attention_probs(at::Tensor scores, const at::Tensor& mask, at::Scalar
   return at::softmax(scores, -1, at::kFloat).to(dtype);
 }
 
-// Whether k or v [B, H_kv, S, d] can be read row by row: unit last stride, rows d apart (the
-// KV cache's layout).
+// Whether k [B, H_kv, S, d] can be read row by row: unit last stride, rows d apart (the KV
+// cache's layout). Values only need the unit last stride (their rows may be strided, as
+// MLA's latent inside the cached [c | k^R] rows).
 bool rows_packed(const at::Tensor& t) {
   return t.stride(3) == 1 && t.stride(2) == t.size(3);
 }
@@ -47,7 +48,7 @@ bool rows_packed(const at::Tensor& t) {
 bool few_rows_apply(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const int64_t G = q.size(1) / k.size(1), T = q.size(2);
   return G * T <= kSmallGemmMaxRows && small_gemm_takes_operand(q) && small_gemm_takes_operand(k) &&
-         small_gemm_takes_operand(v) && rows_packed(k) && rows_packed(v);
+         small_gemm_takes_operand(v) && rows_packed(k) && v.stride(3) == 1;
 }
 
 // q [B, H, T, d_k] · kᵀ → unscaled scores [B, H_kv, G·T, S].

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "policy/kernels/small_gemm.h"
 
 namespace rlft::policy {
 
@@ -40,33 +41,103 @@ at::Tensor MlaImpl::forward(const at::Tensor& x, const AttentionInputs& in) {
   const auto& o = options_;
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t d_qk = o.qk_nope_head_dim + o.qk_rope_head_dim;
-  const auto q_flat = o.q_lora_rank > 0 ? q_b_proj(q_a_layernorm(q_a_proj(x))) : q_proj(x);
-  const auto q = q_flat.view({B, T, o.n_heads, d_qk}).transpose(1, 2);  // [B, H, T, d_n + d_R]
-  auto q_nope = q.narrow(-1, 0, o.qk_nope_head_dim);                    // [B, H, T, d_n]
-  auto q_rot = q.narrow(-1, o.qk_nope_head_dim, o.qk_rope_head_dim);    // [B, H, T, d_R]
+  // The query's first projection and the key/value compression read x in one pass.
+  at::Tensor q_flat, compressed;
+  if (o.q_lora_rank > 0) {
+    const auto a =
+        linear_many(x, {q_a_proj->weight, kv_a_proj_with_mqa->weight}, {q_a_proj->bias, kv_a_proj_with_mqa->bias});
+    q_flat = q_b_proj(q_a_layernorm(a[0]));
+    compressed = a[1];
+  } else {
+    const auto a =
+        linear_many(x, {q_proj->weight, kv_a_proj_with_mqa->weight}, {at::Tensor(), kv_a_proj_with_mqa->bias});
+    q_flat = a[0];
+    compressed = a[1];  // [B, T, d_c + d_R]
+  }
+  const auto q = q_flat.view({B, T, o.n_heads, d_qk});
+  const auto q_nope = q.narrow(-1, 0, o.qk_nope_head_dim);                                       // [B, T, H, d_n]
+  const auto q_rot_in = q.narrow(-1, o.qk_nope_head_dim, o.qk_rope_head_dim);                    // [B, T, H, d_R]
+  auto latent = kv_a_layernorm(compressed.narrow(-1, 0, o.kv_lora_rank));                        // [B, T, d_c]
+  const auto k_rot_in = compressed.narrow(-1, o.kv_lora_rank, o.qk_rope_head_dim).unsqueeze(2);  // [B, T, 1, d_R]
 
-  const auto compressed = kv_a_proj_with_mqa(x);                                        // [B, T, d_c + d_R]
-  auto latent = kv_a_layernorm(compressed.narrow(-1, 0, o.kv_lora_rank));               // [B, T, d_c]
-  auto k_rot = compressed.narrow(-1, o.kv_lora_rank, o.qk_rope_head_dim).unsqueeze(1);  // [B, 1, T, d_R]
-
-  const auto [cos, sin] = rope_.cos_sin(in.positions, x.scalar_type());
-  q_rot = apply_rope(q_rot, cos, sin, o.rope.interleaved);
-  k_rot = apply_rope(k_rot, cos, sin, o.rope.interleaved).squeeze(1);  // [B, T, d_R]
+  // Inference: rotated in one pass each (undefined when it does not apply).
+  auto q_rot = rope_.rotate_inference(q_rot_in, in.positions);  // [B, H, T, d_R]
+  auto k_rot = rope_.rotate_inference(k_rot_in, in.positions);  // [B, 1, T, d_R]
+  if (!q_rot.defined() || !k_rot.defined()) {
+    const auto [cos, sin] = rope_.cos_sin(in.positions, x.scalar_type());
+    q_rot = apply_rope(q_rot_in.transpose(1, 2), cos, sin, o.rope.interleaved);
+    k_rot = apply_rope(k_rot_in.transpose(1, 2), cos, sin, o.rope.interleaved);
+  }
+  k_rot = k_rot.squeeze(1);  // [B, T, d_R]
 
   at::Tensor key_positions = in.positions;
   bool absorb = false;
   if (in.cache) {
+    // One cached row per token: [c^KV | k^R].
     in.cache->evict(o.sliding_window, o.n_sink_tokens, in.next_positions);
-    const auto all = in.cache->append({latent, k_rot}, {1, 1}, in.positions);
-    latent = all[0];  // [B, S, d_c]
-    k_rot = all[1];   // [B, S, d_R]
+    const auto all = in.cache->append({at::cat({latent, k_rot}, -1)}, {1}, in.positions)[0];  // [B, S, d_c + d_R]
+    latent = all.narrow(-1, 0, o.kv_lora_rank);
+    k_rot = all.narrow(-1, o.kv_lora_rank, o.qk_rope_head_dim);
     key_positions = in.cache->positions();
     absorb = T <= o.absorb_max_tokens;
+    if (absorb) {
+      const auto out = absorbed_few_rows(q_nope, q_rot, all, in.positions, key_positions);
+      if (out.defined()) return o_proj(out);
+    }
   }
   const auto mask = attention_mask(in.positions, key_positions, o.sliding_window, o.n_sink_tokens,
                                    in.cache ? at::Tensor() : in.segments, in.cache ? at::Tensor() : in.segments);
-  const auto out = absorb ? absorbed(q_nope, q_rot, latent, k_rot, mask) : expanded(q_nope, q_rot, latent, k_rot, mask);
+  const auto q_nope_heads = q_nope.transpose(1, 2);  // [B, H, T, d_n]
+  const auto out =
+      absorb ? absorbed(q_nope_heads, q_rot, latent, k_rot, mask) : expanded(q_nope_heads, q_rot, latent, k_rot, mask);
   return o_proj(out);  // out [B, T, H·d_v]
+}
+
+// The absorbed form in inference (fp32, CPU, H·T query rows within the few-rows kernel's
+// reach): W_UK per head into the query [q^C W_UK | q^R], the heads against the one shared
+// cached row [c | k^R] as a single key/value head through attend_by_positions (the
+// latent as the value, a strided view), then W_UV per head. No mask tensor, no batched
+// matmul looping over rows and heads. Undefined when it does not apply.
+at::Tensor MlaImpl::absorbed_few_rows(const at::Tensor& q_nope, const at::Tensor& q_rot, const at::Tensor& kv,
+                                      const at::Tensor& query_positions, const at::Tensor& key_positions) {
+  const auto& o = options_;
+  const int64_t B = q_nope.size(0), T = q_nope.size(1), H = o.n_heads;
+  const int64_t d_n = o.qk_nope_head_dim, d_R = o.qk_rope_head_dim, d_v = o.v_head_dim, d_c = o.kv_lora_rank;
+  const auto& w = kv_b_proj->weight;  // [H·(d_n + d_v), d_c]
+  if (H * T > kSmallGemmMaxRows || !small_gemm_takes_weight(w) || !small_gemm_takes_operand(q_nope) ||
+      !small_gemm_takes_operand(q_rot) || !small_gemm_takes_operand(kv) || q_nope.stride(3) != 1 ||
+      q_nope.stride(0) != T * q_nope.stride(1) || kv.stride(2) != 1 || kv.stride(1) != d_c + d_R)
+    return {};
+  const float* weight = w.data_ptr<float>();
+  auto q = at::empty({B, T, H, d_c + d_R}, q_nope.options());  // [q^C W_UK | q^R]
+  std::vector<SmallGemmJob> jobs;
+  for (int64_t h = 0; h < H; ++h) {
+    SmallGemmJob job{q_nope.data_ptr<float>() + h * q_nope.stride(2),
+                     q_nope.stride(1),
+                     B * T,
+                     weight + h * (d_n + d_v) * d_c,  // W_UK of head h [d_n, d_c]
+                     d_n,
+                     d_c,
+                     q.data_ptr<float>() + h * (d_c + d_R),
+                     H * (d_c + d_R)};
+    job.w_is_kn = true;
+    job.ldw = d_c;
+    jobs.push_back(job);
+  }
+  run_small_gemm(jobs);
+  q.narrow(-1, d_c, d_R).copy_(q_rot.transpose(1, 2));
+  const auto key = kv.unsqueeze(1);  // [B, 1, S, d_c + d_R]
+  const auto mixed = attend_by_positions(q.transpose(1, 2), key, key.narrow(-1, 0, d_c), query_positions, key_positions,
+                                         o.sliding_window, o.n_sink_tokens, scale_);  // [B, T, H·d_c]
+  if (!mixed.defined()) return {};
+  auto out = at::empty({B, T, H * d_v}, q.options());
+  jobs.clear();
+  for (int64_t h = 0; h < H; ++h)
+    jobs.push_back({mixed.data_ptr<float>() + h * d_c, H * d_c, B * T,
+                    weight + (h * (d_n + d_v) + d_n) * d_c,  // W_UV of head h [d_v, d_c]
+                    d_c, d_v, out.data_ptr<float>() + h * d_v, H * d_v});
+  run_small_gemm(jobs);
+  return out;
 }
 
 // Per-head keys [k^C | k^R] and values from the latents, then ordinary attention.

@@ -6,7 +6,8 @@
 // head), a decoupled RoPE key k^R shared by all heads, softmax scale (d_nope + d_R)^-½
 // times mscale(factor, mscale_all_dim)² under YaRN.
 //
-// The cache holds only c^KV (normalised) and the rotated k^R: d_c + d_R numbers per token.
+// The cache holds only c^KV (normalised) and the rotated k^R, one row [c^KV | k^R] of
+// d_c + d_R numbers per token.
 // With a cache and few new tokens the weights are absorbed (W_UK into the query, W_UV
 // after the attention; [V2] §2.1.3) so cached latents are never expanded; otherwise the
 // latents are expanded into per-head keys and values (the training path).
@@ -61,6 +62,8 @@ class MlaImpl : public torch::nn::Module {
                       const at::Tensor& k_rot, const at::Tensor& mask);
   at::Tensor absorbed(const at::Tensor& q_nope, const at::Tensor& q_rot, const at::Tensor& latent,
                       const at::Tensor& k_rot, const at::Tensor& mask);
+  at::Tensor absorbed_few_rows(const at::Tensor& q_nope, const at::Tensor& q_rot, const at::Tensor& kv,
+                               const at::Tensor& query_positions, const at::Tensor& key_positions);
   MlaOptions options_;
   RotaryEmbedding rope_;
   double scale_ = 1.0;

@@ -107,7 +107,7 @@ std::pair<at::Tensor, at::Tensor> RotaryEmbedding::cos_sin(const at::Tensor& pos
 }
 
 at::Tensor RotaryEmbedding::rotate_inference(const at::Tensor& x, const at::Tensor& positions) const {
-  if (x.dim() != 4 || x.size(3) != options_.dim || !x.is_contiguous() || !small_gemm_takes_operand(x) ||
+  if (x.dim() != 4 || x.size(3) != options_.dim || x.stride(3) != 1 || !small_gemm_takes_operand(x) ||
       !positions.device().is_cpu())
     return {};
   const int64_t B = x.size(0), T = x.size(1), H = x.size(2), d = x.size(3), half = d / 2;
@@ -129,7 +129,7 @@ at::Tensor RotaryEmbedding::rotate_inference(const at::Tensor& x, const at::Tens
         sn[static_cast<size_t>(i)] = std::sin(f) * scale;
       }
       for (int64_t h = 0; h < H; ++h) {
-        const float* src = in + ((b * T + t) * H + h) * d;
+        const float* src = in + b * x.stride(0) + t * x.stride(1) + h * x.stride(2);
         float* dst = o + ((b * H + h) * T + t) * d;
         for (int64_t i = 0; i < half; ++i) {
           const float x1 = interleaved ? src[2 * i] : src[i];

@@ -30,7 +30,7 @@ class RotaryEmbedding {
   explicit RotaryEmbedding(const RopeOptions& options);
   /// cos and sin [B, 1, T, dim] for positions [B, T], computed in fp32 then cast to `dtype`.
   std::pair<at::Tensor, at::Tensor> cos_sin(const at::Tensor& positions, at::ScalarType dtype) const;
-  /// Inference (fp32 on the CPU, no gradient wanted): x [B, T, H, dim] contiguous, rotated
+  /// Inference (fp32 on the CPU, no gradient wanted): x [B, T, H, dim] (unit last stride), rotated
   /// for positions [B, T] in one pass → [B, H, T, dim] contiguous; equals
   /// apply_rope(x.transpose(1, 2), cos_sin(positions)) to float rounding. Undefined when x
   /// does not qualify (the caller then takes apply_rope).

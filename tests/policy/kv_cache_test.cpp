@@ -182,3 +182,35 @@ TEST_CASE("last-position logits under left padding are each row's last token") {
   CHECK(last.sizes() == at::IntArrayRef({2, 1, model->config().vocab_size}));
   CHECK(rel_err(last, all.narrow(1, 5, 1)) <= 1e-6);
 }
+
+TEST_CASE("a forgotten tail is replaced as if it had never been fed (speculative decoding's rejections)") {
+  // Row 0 forgets its last 3 tokens, row 1 its last 1; both then read other tokens. The
+  // logits must equal one full forward over what each row kept plus the new tokens.
+  at::NoGradGuard no_grad;
+  for (const auto& name : test::tiny_names()) {
+    CAPTURE(name);
+    auto model = test::tiny_model(name);
+    const int64_t V = model->config().vocab_size;
+    const auto first = test::random_tokens(2, 8, V, 3);
+    const auto next = test::random_tokens(2, 3, V, 4);
+    auto cache = model->make_cache(2);
+    ForwardInputs in;
+    in.tokens = first;
+    in.cache = cache.get();
+    model->forward(in);
+    cache->forget(at::tensor({5L, 7L}));
+    CHECK(at::equal(cache->next_positions(), at::tensor({5L, 7L})));
+    in.tokens = next;
+    const auto got = model->forward(in).logits;  // [2, 3, V]
+    for (int64_t b = 0; b < 2; ++b) {
+      const int64_t kept = b == 0 ? 5 : 7;
+      const auto seq = at::cat({first[b].narrow(0, 0, kept), next[b]}).unsqueeze(0);
+      const auto want = full_logits(model, seq).narrow(1, kept, 3);
+      CHECK(rel_err(got[b].unsqueeze(0), want) <= 1e-5);
+    }
+    // Forgetting every row's tail gives its slots back.
+    const int64_t before = cache->length();
+    cache->forget(at::tensor({6L, 8L}));
+    CHECK(cache->length() < before);
+  }
+}
