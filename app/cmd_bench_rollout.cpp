@@ -44,6 +44,7 @@ struct BenchRolloutCli {
   std::string dtype = "float32";
   std::vector<int64_t> sequences = {1, 8, 32, 128};  // the cases to run, by sequence count
   int64_t speculative = 0;                           // draft tokens of the speculative runs (0 = none)
+  bool continuous = true;                            // time continuous batching against waves
 };
 
 // configs/model/bench-moe.yaml, as config.json keys.
@@ -82,21 +83,28 @@ double decode_flops_per_token(const policy::CausalLM& model, double context) {
 
 struct Rates {
   double prefill_tokens_per_s = 0, decode_tokens_per_s = 0, decode_gflops = 0;
-  double acceptance = 0;  // speculative: drafts kept / drafted
+  double acceptance = 0;     // speculative: drafts kept / drafted
+  double seconds = 0;        // prefill + decode
+  int64_t new_tokens = 0;    // completion tokens
+  double rows_per_step = 0;  // decode tokens / decode steps
   // One decode step (a forward over every live row, then sampling), in ms, and its parts.
   double step_ms = 0, attention_ms = 0, ffn_ms = 0, head_ms = 0, sampling_ms = 0;
 };
 
 // rlft's path: Generator (KV cache, prompt prefilled once per group, finished rows dropped).
-Rates measure_rollout(rollout::Generator& gen, const std::vector<rollout::Request>& requests, int64_t new_tokens,
-                      double flops_per_token, int64_t speculative = 0) {
+rollout::GenerateOptions bench_options(int64_t new_tokens, int64_t speculative = 0) {
   rollout::GenerateOptions g;
   g.max_new_tokens = new_tokens;
   g.use_model_eos = false;
   g.max_batch_rows = 1 << 20;
   g.speculative_tokens = speculative;
+  return g;
+}
+
+Rates measure_rollout(rollout::Generator& gen, const std::vector<rollout::Request>& requests,
+                      const rollout::GenerateOptions& g, double flops_per_token) {
   rollout::GenerateStats st;
-  gen.generate(requests, rollout::SamplingOptions{}, g, &st);
+  const auto groups = gen.generate(requests, rollout::SamplingOptions{}, g, &st);
   int64_t served = 0;
   for (const auto& r : requests) served += static_cast<int64_t>(r.prompt.size()) * r.n_samples;
   Rates out;
@@ -194,7 +202,7 @@ void run_bench(const BenchRolloutCli& o) {
   if (wanted(128)) cases.push_back(groups);
 
   rollout::Generator gen(model);
-  measure_rollout(gen, {{prompt(0), 1, 0}}, 2, flops);  // warm-up
+  measure_rollout(gen, {{prompt(0), 1, 0}}, bench_options(2), flops);  // warm-up
   nlohmann::json j;
   j["model"] = name;
   j["threads"] = at::get_num_threads();
@@ -208,10 +216,10 @@ void run_bench(const BenchRolloutCli& o) {
     for (const auto& c : cases) {
       int64_t seqs = 0;
       for (const auto& r : c.requests) seqs += r.n_samples;
-      const Rates fast = measure_rollout(gen, c.requests, o.new_tokens, flops);
+      const Rates fast = measure_rollout(gen, c.requests, bench_options(o.new_tokens), flops);
       const Rates naive = measure_naive(model, c.requests, o.naive_steps, flops);
       if (o.speculative > 0 && (seqs == 1 || seqs == 8)) {
-        const Rates spec = measure_rollout(gen, c.requests, o.new_tokens, flops, o.speculative);
+        const Rates spec = measure_rollout(gen, c.requests, bench_options(o.new_tokens, o.speculative), flops);
         j["speculative"].push_back({{"name", c.name},
                                     {"sequences", seqs},
                                     {"draft_tokens", o.speculative},
@@ -242,6 +250,32 @@ void run_bench(const BenchRolloutCli& o) {
       progress.advance(1, c.name);
     }
   }
+  if (o.continuous) {
+    // Completions of varied length: ids divisible by 16 stop (about one token in 16 at random
+    // weights), up to 2 × new_tokens; 32 prompts × 8 samples through a batch of 64 rows.
+    std::vector<rollout::Request> requests;
+    for (uint64_t p = 0; p < 32; ++p) requests.push_back({prompt(100 + p), 8, p});
+    auto g = bench_options(2 * o.new_tokens);
+    g.max_batch_rows = 64;
+    for (int64_t id = 0; id < cfg.vocab_size; id += 16) g.stop_token_ids.push_back(id);
+    Progress progress("continuous batching", 2);
+    const Rates continuous = measure_rollout(gen, requests, g, flops);
+    progress.advance(1, "continuous");
+    g.continuous_batching = false;
+    const Rates waves = measure_rollout(gen, requests, g, flops);
+    progress.advance(1, "waves");
+    auto entry = [](const Rates& r) {
+      return nlohmann::json{{"seconds", r.seconds},
+                            {"new_tokens", r.new_tokens},
+                            {"tokens_per_s", static_cast<double>(r.new_tokens) / std::max(r.seconds, 1e-9)},
+                            {"decode_tokens_per_s", r.decode_tokens_per_s},
+                            {"rows_per_step", r.rows_per_step}};
+    };
+    j["continuous_batching"] = {
+        {"prompts", 32},         {"samples", 8},
+        {"max_batch_rows", 64},  {"continuous", entry(continuous)},
+        {"waves", entry(waves)}, {"speedup", waves.seconds / std::max(continuous.seconds, 1e-9)}};
+  }
   if (o.json) {
     std::cout << j.dump(2) << "\n";
     return;
@@ -268,6 +302,19 @@ void run_bench(const BenchRolloutCli& o) {
                              c["name"].get<std::string>(), c["decode_step_ms"].get<double>(),
                              p["attention"].get<double>(), p["ffn"].get<double>(), p["lm_head"].get<double>(),
                              p["sampling"].get<double>(), p["other"].get<double>());
+  }
+  if (j.contains("continuous_batching")) {
+    const auto& c = j["continuous_batching"];
+    std::cout << fmt::format(
+        "\ncontinuous batching: 32 prompts x 8 samples, varied lengths (mean {:.1f} tokens), at most 64 rows\n",
+        static_cast<double>(c["continuous"]["new_tokens"].get<int64_t>()) / 256.0);
+    std::cout << fmt::format("{:<11} {:>9} {:>13} {:>13} {:>14}\n", "", "seconds", "tokens/s", "rows/step",
+                             "decode tok/s");
+    for (const char* k : {"continuous", "waves"})
+      std::cout << fmt::format("{:<11} {:>9.2f} {:>13.1f} {:>13.1f} {:>14.1f}\n", k, c[k]["seconds"].get<double>(),
+                               c[k]["tokens_per_s"].get<double>(), c[k]["rows_per_step"].get<double>(),
+                               c[k]["decode_tokens_per_s"].get<double>());
+    std::cout << fmt::format("speed-up {:.2f}x\n", c["speedup"].get<double>());
   }
   if (!j.contains("speculative")) return;
   std::cout << fmt::format("\nspeculative rollout, {} tokens drafted by the MTP module per step (temperature 1)\n",
@@ -296,6 +343,9 @@ void add_bench_rollout(CLI::App& bench) {
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16")->capture_default_str();
   cmd->add_option("--sequences", o->sequences, "cases to run: 1, 8, 32 (one shared prompt), 128 (16 prompts x 8)")
       ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--continuous", o->continuous,
+                  "time continuous batching against waves on completions of varied length (true | false)")
       ->capture_default_str();
   cmd->add_option("--speculative", o->speculative,
                   "also time speculative rollout at 1 and 8 sequences with this many MTP-drafted tokens per step "

@@ -60,6 +60,8 @@ void run_doctor(const DoctorOptions& o) {
                  {"coretype_env", b.core_env},
                  {"omp_wait_policy", b.omp_wait_policy},
                  {"thread_timeout", b.thread_timeout},
+                 {"malloc_mmap_threshold", b.mmap_threshold},
+                 {"malloc_trim_threshold", b.trim_threshold},
                  {"config", b.config},
                  {"threads", b.threads}};
     j["small_gemm_kernel"] = policy::small_gemm_isa();
@@ -90,6 +92,9 @@ void run_doctor(const DoctorOptions& o) {
   std::cout << fmt::format("threads       intra-op {}, inter-op {}, hardware {}; OMP_WAIT_POLICY={}\n",
                            at::get_num_threads(), at::get_num_interop_threads(), std::thread::hardware_concurrency(),
                            b.omp_wait_policy.empty() ? "unset" : b.omp_wait_policy);
+  std::cout << fmt::format("malloc        MALLOC_MMAP_THRESHOLD_={} MALLOC_TRIM_THRESHOLD_={}\n",
+                           b.mmap_threshold.empty() ? "unset" : b.mmap_threshold,
+                           b.trim_threshold.empty() ? "unset" : b.trim_threshold);
   std::cout << fmt::format("GEMM fp32     {:8.1f} GFLOP/s   ({}³, best of {})\n", f32.gflops, o.n, f32.repetitions);
   std::cout << fmt::format("GEMM bf16     {:8.1f} GFLOP/s   ({}³, best of {})\n", bf16.gflops, o.n, bf16.repetitions);
   if (cuda_bf16) std::cout << fmt::format("GEMM cuda bf16 {:7.1f} GFLOP/s   (4096³)\n", cuda_bf16->gflops);

@@ -37,7 +37,7 @@ struct GenerateCli {
   std::vector<std::string> prompts, ids, stops;
   std::vector<int64_t> stop_ids;
   rollout::SamplingOptions sampling;
-  int64_t max_new_tokens = 64, num_samples = 1, num_beams = 0;
+  int64_t max_new_tokens = 64, num_samples = 1, num_beams = 0, speculative = 0;
   double length_penalty = 1.0;
   bool early_stopping = false, logprobs = false, no_eos = false;
   uint64_t seed = 0;
@@ -89,7 +89,7 @@ void run_generate(const GenerateCli& o) {
 
   policy::ModelOptions mo;
   mo.dtype = policy::parse_dtype(o.dtype);
-  mo.mtp = false;
+  mo.mtp = o.speculative > 0;  // the MTP module is only read to draft
   auto model = policy::load_model(o.dir, mo, policy::builtin_architectures());
   model->eval();
 
@@ -143,9 +143,16 @@ void run_generate(const GenerateCli& o) {
   g.stop_strings = o.stops;
   g.detokenize = detok;
   g.seed = o.seed;
+  g.speculative_tokens = o.speculative;
   if (tok) g.vocab_limit = tok->vocab_size();
   rollout::Generator gen(model);
-  const auto groups = gen.generate(requests, o.sampling, g);
+  rollout::GenerateStats stats;
+  const auto groups = gen.generate(requests, o.sampling, g, &stats);
+  if (o.speculative > 0)
+    std::cerr << fmt::format("speculative: {} of {} drafted tokens kept ({:.1f}%)\n", stats.accepted_tokens,
+                             stats.drafted_tokens,
+                             100.0 * static_cast<double>(stats.accepted_tokens) /
+                                 static_cast<double>(std::max<int64_t>(stats.drafted_tokens, 1)));
   for (size_t r = 0; r < groups.size(); ++r)
     for (size_t s = 0; s < groups[r].samples.size(); ++s) {
       const auto& sm = groups[r].samples[s];
@@ -174,6 +181,10 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "subtracted from generated tokens; 0 = off")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "run seed")->capture_default_str();
+  cmd->add_option("--speculative", o->speculative,
+                  "draft this many tokens per step with the model's MTP module (0..15; 0 = off); the samples keep "
+                  "the model's distribution")
+      ->capture_default_str();
   cmd->add_option("--stop", o->stops, "stop string (repeatable; needs tokenizer.json)");
   cmd->add_option("--stop-id", o->stop_ids, "stop token id (repeatable)");
   cmd->add_flag("--no-eos", o->no_eos, "do not stop on the model's eos_token_id");

@@ -31,6 +31,9 @@ void ensure_fast_path(int argc, char** argv) {
   set_default("OPENBLAS_CORETYPE", preferred_core_type());
   set_default("OMP_WAIT_POLICY", "PASSIVE");
   set_default("OPENBLAS_THREAD_TIMEOUT", "4");  // 2^4 cycles: sleep at once after a GEMM
+  // glibc's malloc: blocks under 32 MiB from the heap, freed memory kept up to 128 MiB.
+  set_default("MALLOC_MMAP_THRESHOLD_", "33554432");
+  set_default("MALLOC_TRIM_THRESHOLD_", "134217728");
   if (!changed) return;
   ::setenv("RLFT_NO_BLAS_REEXEC", "1", 1);  // exactly one re-exec, whatever happens next
   ::execv("/proc/self/exe", argv);
@@ -42,6 +45,8 @@ Info info() {
   if (const char* env = std::getenv("OPENBLAS_CORETYPE")) out.core_env = env;
   if (const char* env = std::getenv("OMP_WAIT_POLICY")) out.omp_wait_policy = env;
   if (const char* env = std::getenv("OPENBLAS_THREAD_TIMEOUT")) out.thread_timeout = env;
+  if (const char* env = std::getenv("MALLOC_MMAP_THRESHOLD_")) out.mmap_threshold = env;
+  if (const char* env = std::getenv("MALLOC_TRIM_THRESHOLD_")) out.trim_threshold = env;
   void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
   Dl_info dl{};
   if (sgemm && dladdr(sgemm, &dl) && dl.dli_fname) out.library = dl.dli_fname;

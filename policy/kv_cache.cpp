@@ -107,6 +107,31 @@ void LayerKvCache::forget(const at::Tensor& from) {
   length_ = used.numel() == 0 ? 0 : used.max().item<int64_t>() + 1;
 }
 
+void LayerKvCache::append_rows(const LayerKvCache& other) {
+  RLFT_CHECK(!buffers_.empty() && !other.buffers_.empty(),
+             "KV cache: rows can only be appended between layers that both hold tokens");
+  const int64_t rows_a = positions_.size(0), rows_b = other.positions_.size(0);
+  RLFT_CHECK(buffers_.size() == other.buffers_.size() && slot_dims_ == other.slot_dims_,
+             "KV cache: appended rows come from a layer with a different set of tensors");
+  const int64_t length = std::max(length_, other.length_);
+  const int64_t capacity = std::max({2 * length, kMinCapacity});
+  for (size_t i = 0; i < buffers_.size(); ++i) {
+    const int64_t d = slot_dims_[i];
+    auto sizes = buffers_[i].sizes().vec();
+    sizes[0] = rows_a + rows_b;
+    sizes[d] = capacity;
+    auto fresh = at::zeros(sizes, buffers_[i].options());
+    fresh.narrow(0, 0, rows_a).narrow(d, 0, length_).copy_(buffers_[i].narrow(d, 0, length_));
+    fresh.narrow(0, rows_a, rows_b).narrow(d, 0, other.length_).copy_(other.buffers_[i].narrow(d, 0, other.length_));
+    buffers_[i] = fresh;
+  }
+  auto pos = at::full({rows_a + rows_b, capacity}, -1, positions_.options());
+  pos.narrow(0, 0, rows_a).narrow(1, 0, length_).copy_(positions_.narrow(1, 0, length_));
+  pos.narrow(0, rows_a, rows_b).narrow(1, 0, other.length_).copy_(other.positions_.narrow(1, 0, other.length_));
+  positions_ = pos;
+  length_ = length;
+}
+
 int64_t LayerKvCache::bytes() const {
   int64_t n = 0;
   for (const auto& b : buffers_) n += b.numel() * static_cast<int64_t>(b.element_size());
@@ -137,6 +162,14 @@ void KvCache::select_rows(const at::Tensor& index) {
 void KvCache::forget(const at::Tensor& from) {
   for (auto& l : layers_) l.forget(from);
   next_positions_ = at::minimum(next_positions_, from.to(next_positions_.device()));
+}
+
+void KvCache::append_rows(const KvCache& other) {
+  RLFT_CHECK(other.n_layers() == n_layers(), "KV cache: appending rows of {} layers to {}", other.n_layers(),
+             n_layers());
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i].append_rows(other.layers_[i]);
+  next_positions_ = at::cat({next_positions_, other.next_positions_.to(next_positions_.device())});
+  batch_size_ += other.batch_size_;
 }
 
 int64_t KvCache::length() const {

@@ -37,6 +37,9 @@ class LayerKvCache {
   /// Empties the slots of row b at positions >= from[b] ([B] int64): speculative decoding's
   /// rejected drafts. Trailing slots empty in every row are given back.
   void forget(const at::Tensor& from);
+  /// Appends `other`'s rows after these (continuous batching); the shorter side's rows get
+  /// empty slots up to the longer length.
+  void append_rows(const LayerKvCache& other);
   int64_t bytes() const;
   bool empty() const { return buffers_.empty(); }
 
@@ -64,6 +67,8 @@ class KvCache {
   /// Forgets every token of row b at positions >= from[b] [B] in every layer, so the row
   /// continues at from[b] (LayerKvCache::forget).
   void forget(const at::Tensor& from);
+  /// Appends `other`'s rows (same layers) after these in every layer.
+  void append_rows(const KvCache& other);
   /// Slots cached in layer 0 (all layers without a window hold the same).
   int64_t length() const;
   /// Bytes held by all layers.

@@ -61,6 +61,8 @@ CollectedGroups collect_groups(const RankGroups& layout, const CollectOptions& o
       kept.generate.decode_tokens += round_groups.generate.decode_tokens;
       kept.generate.prefill_seconds += round_groups.generate.prefill_seconds;
       kept.generate.decode_seconds += round_groups.generate.decode_seconds;
+      kept.generate.drafted_tokens += round_groups.generate.drafted_tokens;
+      kept.generate.accepted_tokens += round_groups.generate.accepted_tokens;
       kept.rollout_seconds += round_groups.rollout_seconds;
       kept.reward_seconds += round_groups.reward_seconds;
       const size_t n = round_groups.groups.size();

@@ -44,6 +44,8 @@ Metrics step_metrics(const GrpoSetup& setup, const StepRecord& step) {
   sums.add("truncated", truncated);
   sums.add("prefill_tokens", static_cast<double>(kept.generate.prefill_tokens));
   sums.add("decode_tokens", static_cast<double>(kept.generate.decode_tokens));
+  sums.add("drafted_tokens", static_cast<double>(kept.generate.drafted_tokens));
+  sums.add("accepted_tokens", static_cast<double>(kept.generate.accepted_tokens));
   sums.add("train_tokens", train_tokens);
   sums.sum_over(d);
   RankFigures maxes;
@@ -85,6 +87,8 @@ Metrics step_metrics(const GrpoSetup& setup, const StepRecord& step) {
             {"allreduce/megabytes", u.allreduce_bytes / 1e6},
             {"rollout/prefill_tokens", sums["prefill_tokens"]},
             {"rollout/decode_tokens_per_s", sums["decode_tokens"] / std::max(maxes["rollout_seconds"], 1e-9)}});
+  if (sums["drafted_tokens"] > 0)  // speculative rollout: the share of drafted tokens kept
+    m.emplace_back("rollout/draft_acceptance", sums["accepted_tokens"] / sums["drafted_tokens"]);
   u.loads.append_metrics(m);
   const double step_seconds = seconds_since(step.started);
   m.emplace_back("tokens_per_s", (sums["train_tokens"] + sums["decode_tokens"]) / std::max(step_seconds, 1e-9));

@@ -65,6 +65,7 @@ rollout::GenerateOptions rollout_options(const Job& job, const GrpoOptions& g, b
   o.max_batch_rows = std::max<int64_t>(g.group_size, 256);
   o.seed = seed;
   o.vocab_limit = job.tok().vocab_size();
+  o.speculative_tokens = g.speculative_tokens;
   return o;
 }
 
@@ -152,6 +153,11 @@ MemoryEstimate grpo_memory_estimate(Job& job, const GrpoOptions& g) {
 
 TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   auto& spec = job.spec();
+  RLFT_CHECK_AS(ConfigError, g.speculative_tokens == 0 || job.model()->can_draft(),
+                "grpo.speculative_tokens = {}: the policy has no MTP module to draft with (num_nextn_predict_layers "
+                "= {}{}); set it to 0",
+                g.speculative_tokens, job.model()->config().num_nextn_predict_layers,
+                job.model()->config().num_nextn_predict_layers > 0 ? ", and policy.mtp is false" : "");
   const int64_t total = g.steps;
   check_precision(spec.precision, job.device());
   RLFT_CHECK(!spec.dataset.train.empty(), "rlft train: the training split is empty");

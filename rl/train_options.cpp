@@ -160,6 +160,7 @@ GrpoOptions GrpoOptions::from_config(const ConfigView& s) {
   g.group_size = s.get<int64_t>("group_size", g.group_size);
   g.max_new_tokens = s.get<int64_t>("max_new_tokens", g.max_new_tokens);
   g.sampling = rollout::SamplingOptions::from_config(s.section("sampling"));
+  g.speculative_tokens = s.get<int64_t>("speculative_tokens", g.speculative_tokens);
   g.stop_strings = s.get<std::vector<std::string>>("stop_strings", g.stop_strings);
   g.advantage = AdvantageOptions::from_config(s.section("advantage"));
   const auto loss = s.section("loss");
@@ -190,6 +191,12 @@ void GrpoOptions::validate() const {
   validate_within("sampling", sampling);
   RLFT_CHECK_OPTION(sampling.temperature > 0, "sampling.temperature", sampling.temperature,
                     "GRPO samples: must be > 0");
+  RLFT_CHECK_OPTION(speculative_tokens >= 0 && speculative_tokens <= 15, "speculative_tokens", speculative_tokens,
+                    "must be in 0..15 (0 = off)");
+  RLFT_CHECK_OPTION(speculative_tokens == 0 || (sampling.repetition_penalty == 1.0 && sampling.presence_penalty == 0.0),
+                    "speculative_tokens", speculative_tokens,
+                    "not with sampling.repetition_penalty or sampling.presence_penalty (they change the distribution "
+                    "after every drafted token)");
   validate_within("advantage", advantage);
   validate_within("loss", loss);
   RLFT_CHECK_OPTION(epochs >= 1, "epochs", epochs, "must be >= 1");

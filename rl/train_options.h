@@ -128,11 +128,14 @@ struct EvalOptions {
 };
 
 struct GrpoOptions {
-  int64_t steps = 100;                    ///< RL steps (each: one rollout batch; >= 1)
-  int64_t prompts_per_step = 16;          ///< P groups per step (>= 1)
-  int64_t group_size = 8;                 ///< G completions per prompt (>= 2)
-  int64_t max_new_tokens = 64;            ///< tokens per completion at most (>= 1)
-  rollout::SamplingOptions sampling;      ///< `sampling:`; GRPO samples, so temperature > 0
+  int64_t steps = 100;                ///< RL steps (each: one rollout batch; >= 1)
+  int64_t prompts_per_step = 16;      ///< P groups per step (>= 1)
+  int64_t group_size = 8;             ///< G completions per prompt (>= 2)
+  int64_t max_new_tokens = 64;        ///< tokens per completion at most (>= 1)
+  rollout::SamplingOptions sampling;  ///< `sampling:`; GRPO samples, so temperature > 0
+  /// Speculative rollout: tokens the policy's MTP module drafts per decode step (0..15, 0 =
+  /// off); samples and log-probs stay the policy's (rollout/generator.h).
+  int64_t speculative_tokens = 0;
   std::vector<std::string> stop_strings;  ///< a completion ends at the first of these
   AdvantageOptions advantage;             ///< `advantage:`
   LossOptions loss;                       ///< `loss:`; norm_tokens defaults to max_new_tokens

@@ -69,40 +69,43 @@ void check_requests(const std::vector<Request>& requests, int64_t context_tokens
 
 Generator::Generator(policy::CausalLM model, StepRegistry steps) : model_(std::move(model)), steps_(std::move(steps)) {}
 
-// One wave: its requests, and after the prefill its live rows with their cache.
-struct Generator::Wave {
-  Wave(const std::vector<Request>& requests, size_t begin, size_t end, const GenerateOptions& options,
-       const std::vector<int64_t>& stop_ids, std::vector<Group>& out)
-      : requests(requests), begin(begin), end(end), options(options), stop_ids(stop_ids), out(out) {}
+// The live batch of a generate() call: its rows with their cache, counts and generators.
+struct Generator::Batch {
+  Batch(const std::vector<Request>& requests, const GenerateOptions& options, const std::vector<int64_t>& stop_ids,
+        std::vector<Group>& out, std::vector<std::vector<at::Tensor>>& prompt_routing)
+      : requests(requests), options(options), stop_ids(stop_ids), out(out), prompt_routing(prompt_routing) {}
 
-  // One live row of the wave.
+  // One live row.
   struct Row {
-    size_t request = 0;  // index into the wave's requests (absolute)
+    size_t request = 0;  // index into requests
     int64_t sample = 0;
     Sample out;
     std::vector<at::Tensor> decode_routing;  // per fed token: M tensors [K]
   };
 
   const std::vector<Request>& requests;
-  size_t begin = 0, end = 0;  // requests[begin, end)
   const GenerateOptions& options;
   const std::vector<int64_t>& stop_ids;
   std::vector<Group>& out;
 
-  std::vector<Row> rows;  // N live rows
+  std::vector<std::vector<at::Tensor>>& prompt_routing;  // per request: M tensors [P, K]
+  std::vector<Row> rows;                                 // N live rows
   std::vector<at::Generator> gens;
   std::unique_ptr<policy::KvCache> cache;
-  at::Tensor logits;                                    // [N, V] next-token logits after the prefill
-  at::Tensor tokens, mask;                              // [P', L] the left-padded prompts
-  at::Tensor hidden;                                    // [P', L, D] after model.norm (speculative)
-  at::Tensor fan_index;                                 // [N] row → prompt
-  std::vector<std::vector<at::Tensor>> prompt_routing;  // per prompt: M tensors [P_p, K]
-  StepContext ctx;                                      // penalty counts, when the chain needs them
+  StepContext ctx;  // penalty counts [N, V], when the chain needs them
 
   // The first vocab_limit columns of logits [..., V], a view: as if the others were -inf.
   at::Tensor limited(const at::Tensor& logits) const {
     const int64_t V = logits.size(-1);
     return options.vocab_limit > 0 && options.vocab_limit < V ? logits.narrow(-1, 0, options.vocab_limit) : logits;
+  }
+  StepContext limited_context() const {
+    StepContext c = ctx;
+    if (ctx.seen_counts.defined()) {
+      c.seen_counts = limited(ctx.seen_counts);
+      c.generated_counts = limited(ctx.generated_counts);
+    }
+    return c;
   }
 
   // Appends a token to a row; true when the row is finished (its finish reason set).
@@ -139,7 +142,7 @@ struct Generator::Wave {
       }
     }
     if (options.record_routing) {
-      const auto& pr = prompt_routing[row.request - begin];
+      const auto& pr = prompt_routing[row.request];
       for (size_t m = 0; m < pr.size(); ++m) {
         std::vector<at::Tensor> parts{pr[m]};
         for (const auto& step : row.decode_routing) parts.push_back(step[m].unsqueeze(0));
@@ -148,6 +151,20 @@ struct Generator::Wave {
       }
     }
     out[row.request].samples[static_cast<size_t>(row.sample)] = std::move(row.out);
+  }
+
+  // Pushes one token per row (tokens, logprobs [N] on the CPU), assembles the rows that
+  // finish, and returns the indices of the others.
+  std::vector<int64_t> push_all(const at::Tensor& tokens, const at::Tensor& logprobs, int64_t context) {
+    std::vector<int64_t> keep;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const auto at = static_cast<int64_t>(i);
+      if (push(rows[i], tokens[at].item<int64_t>(), logprobs[at].item<float>(), context))
+        finish(rows[i]);
+      else
+        keep.push_back(at);
+    }
+    return keep;
   }
 
   // Keeps rows `keep` (indices into rows) in the rows, generators, cache and counts;
@@ -169,7 +186,108 @@ struct Generator::Wave {
     }
     return idx;
   }
+
+  // Adds tokens [N] (on the device) to the rows' penalty counts.
+  void count(const at::Tensor& tokens) {
+    if (!ctx.seen_counts.defined()) return;
+    const auto one = at::ones({tokens.size(0), 1}, ctx.seen_counts.options());
+    ctx.seen_counts.scatter_add_(1, tokens.unsqueeze(1), one);
+    ctx.generated_counts.scatter_add_(1, tokens.unsqueeze(1), one);
+  }
+
+  // Moves `other`'s rows after this batch's (cache, counts and generators too).
+  void append(Batch&& other) {
+    for (auto& r : other.rows) rows.push_back(std::move(r));
+    gens.insert(gens.end(), other.gens.begin(), other.gens.end());
+    if (!cache)
+      cache = std::move(other.cache);
+    else
+      cache->append_rows(*other.cache);
+    if (ctx.seen_counts.defined() && other.ctx.seen_counts.defined()) {
+      ctx.seen_counts = at::cat({ctx.seen_counts, other.ctx.seen_counts});
+      ctx.generated_counts = at::cat({ctx.generated_counts, other.ctx.generated_counts});
+    } else if (other.ctx.seen_counts.defined()) {
+      ctx = other.ctx;
+    }
+  }
 };
+
+// What prefilling requests [begin, end) gives: their rows (G per prompt, in request order)
+// in a batch of their own whose cache still holds one row per prompt.
+struct Generator::Prefill {
+  at::Tensor logits;        // [P', V] next-token logits of each prompt
+  at::Tensor tokens, mask;  // [P', L] the left-padded prompts
+  at::Tensor hidden;        // [P', L, D] after model.norm (when asked)
+  at::Tensor fan_index;     // [N] row → prompt
+};
+
+Generator::Prefill Generator::prefill(Batch& batch, size_t begin, size_t end, const SamplingChain& chain,
+                                      bool want_hidden, GenerateStats& stats) {
+  const auto& requests = batch.requests;
+  const auto& options = batch.options;
+  const auto device = model_->options().device;
+  const auto long_opts = at::TensorOptions().dtype(at::kLong);
+  const int64_t n_prompts = static_cast<int64_t>(end - begin);
+  int64_t L = 0;
+  for (size_t r = begin; r < end; ++r) L = std::max<int64_t>(L, static_cast<int64_t>(requests[r].prompt.size()));
+  auto tokens = at::zeros({n_prompts, L}, long_opts);  // [P', L]
+  auto mask = at::zeros({n_prompts, L}, long_opts);    // [P', L]
+  for (int64_t p = 0; p < n_prompts; ++p) {
+    const auto& prompt = requests[begin + static_cast<size_t>(p)].prompt;
+    const int64_t n = static_cast<int64_t>(prompt.size());
+    tokens[p].narrow(0, L - n, n).copy_(at::tensor(prompt, long_opts));
+    mask[p].narrow(0, L - n, n).fill_(1);
+    stats.prefill_tokens += n;
+  }
+  const auto t0 = Clock::now();
+  Prefill out;
+  batch.cache = model_->make_cache(n_prompts);
+  out.tokens = tokens.to(device);
+  out.mask = mask.to(device);
+  policy::ForwardInputs in;
+  in.tokens = out.tokens;
+  in.attention_mask = out.mask;
+  in.cache = batch.cache.get();
+  in.logits = policy::LogitsScope::kLast;
+  in.record_routing = options.record_routing;
+  in.return_hidden = want_hidden;
+  auto fo = model_->forward(in);
+  out.logits = fo.logits.select(1, 0);  // [P', V] float32
+  out.hidden = fo.hidden;
+  stats.prefill_seconds += seconds_since(t0);
+
+  // Fan out: prompt p → its n_samples rows.
+  std::vector<int64_t> fan;
+  for (int64_t p = 0; p < n_prompts; ++p) {
+    const size_t r = begin + static_cast<size_t>(p);
+    batch.out[r].request_id = requests[r].id;
+    batch.out[r].prompt = requests[r].prompt;
+    batch.out[r].samples.resize(static_cast<size_t>(requests[r].n_samples));
+    for (int64_t s = 0; s < requests[r].n_samples; ++s) {
+      fan.push_back(p);
+      batch.rows.push_back(Batch::Row{r, s, {}, {}});
+      batch.gens.push_back(make_row_generator(options.seed, requests[r].id, static_cast<uint64_t>(s)));
+    }
+    // Prompt routing: M tensors [P, K] (the real positions of the padded row).
+    if (options.record_routing) {
+      const int64_t n = static_cast<int64_t>(requests[r].prompt.size());
+      for (const auto& routing : fo.routing)
+        batch.prompt_routing[r].push_back(routing[p].narrow(0, L - n, n).to(at::kCPU));
+    }
+  }
+  out.fan_index = at::tensor(fan, long_opts).to(device);
+  if (chain.needs_counts()) {
+    batch.ctx.seen_counts = at::zeros({static_cast<int64_t>(batch.rows.size()), model_->config().vocab_size},
+                                      at::TensorOptions().dtype(at::kFloat).device(device));
+    batch.ctx.generated_counts = at::zeros_like(batch.ctx.seen_counts);
+    for (size_t i = 0; i < batch.rows.size(); ++i) {
+      const auto ids = at::tensor(requests[batch.rows[i].request].prompt, long_opts).to(device);
+      batch.ctx.seen_counts[static_cast<int64_t>(i)].index_add_(
+          0, ids, at::ones({ids.size(0)}, batch.ctx.seen_counts.options()));
+    }
+  }
+  return out;
+}
 
 std::vector<Group> Generator::generate(const std::vector<Request>& requests, const SamplingOptions& sampling,
                                        const GenerateOptions& options, GenerateStats* stats) {
@@ -198,138 +316,89 @@ std::vector<Group> Generator::generate(const std::vector<Request>& requests, con
   at::NoGradGuard no_grad;
   std::vector<Group> out(requests.size());
   GenerateStats local;
-  size_t begin = 0;
-  while (begin < requests.size()) {
-    size_t end = begin + 1;
-    int64_t rows = requests[begin].n_samples;
-    while (end < requests.size() && rows + requests[end].n_samples <= options.max_batch_rows)
-      rows += requests[end++].n_samples;
-    Wave wave(requests, begin, end, options, stop_ids, out);
-    run_wave(wave, chain, local);
-    begin = end;
+  std::vector<std::vector<at::Tensor>> prompt_routing(requests.size());
+  Batch batch(requests, options, stop_ids, out, prompt_routing);
+  if (options.speculative_tokens > 0) {
+    // Waves: requests enter together and the next wave starts when this one is empty.
+    size_t begin = 0;
+    while (begin < requests.size()) {
+      const size_t end = admissible(requests, begin, 0, options.max_batch_rows);
+      const auto pre = prefill(batch, begin, end, chain, true, local);
+      const auto t0 = Clock::now();
+      decode_speculative(batch, pre, chain, local);
+      local.decode_seconds += seconds_since(t0);
+      batch.rows.clear();
+      batch.gens.clear();
+      batch.cache.reset();
+      begin = end;
+    }
+  } else {
+    decode(batch, chain, local);
   }
   if (stats) *stats = local;
   return out;
 }
 
-void Generator::run_wave(Wave& w, const SamplingChain& chain, GenerateStats& stats) {
-  const auto& requests = w.requests;
-  const auto& options = w.options;
-  const auto& config = model_->config();
-  const auto device = model_->options().device;
-  const auto long_opts = at::TensorOptions().dtype(at::kLong);
-  const int64_t n_prompts = static_cast<int64_t>(w.end - w.begin);
-  const bool speculative = options.speculative_tokens > 0;
-
-  // --- prefill: the wave's prompts, left-padded, once each ------------------------------------
-  int64_t L = 0;
-  for (size_t r = w.begin; r < w.end; ++r) L = std::max<int64_t>(L, static_cast<int64_t>(requests[r].prompt.size()));
-  auto tokens = at::zeros({n_prompts, L}, long_opts);  // [P', L]
-  auto mask = at::zeros({n_prompts, L}, long_opts);    // [P', L]
-  for (int64_t p = 0; p < n_prompts; ++p) {
-    const auto& prompt = requests[w.begin + static_cast<size_t>(p)].prompt;
-    const int64_t n = static_cast<int64_t>(prompt.size());
-    tokens[p].narrow(0, L - n, n).copy_(at::tensor(prompt, long_opts));
-    mask[p].narrow(0, L - n, n).fill_(1);
-    stats.prefill_tokens += n;
-  }
-  auto t0 = Clock::now();
-  w.cache = model_->make_cache(n_prompts);
-  w.tokens = tokens.to(device);
-  w.mask = mask.to(device);
-  policy::ForwardInputs in;
-  in.tokens = w.tokens;
-  in.attention_mask = w.mask;
-  in.cache = w.cache.get();
-  in.logits = policy::LogitsScope::kLast;
-  in.record_routing = options.record_routing;
-  in.return_hidden = speculative;
-  auto fo = model_->forward(in);
-  w.hidden = fo.hidden;
-  stats.prefill_seconds += seconds_since(t0);
-
-  // --- fan out: prompt p → its n_samples rows -------------------------------------------------
-  std::vector<int64_t> fan;
-  for (int64_t p = 0; p < n_prompts; ++p) {
-    const size_t r = w.begin + static_cast<size_t>(p);
-    w.out[r].request_id = requests[r].id;
-    w.out[r].prompt = requests[r].prompt;
-    w.out[r].samples.resize(static_cast<size_t>(requests[r].n_samples));
-    for (int64_t s = 0; s < requests[r].n_samples; ++s) {
-      fan.push_back(p);
-      w.rows.push_back(Wave::Row{r, s, {}, {}});
-      w.gens.push_back(make_row_generator(options.seed, requests[r].id, static_cast<uint64_t>(s)));
-    }
-  }
-  // Prompt routing per prompt: M tensors [P_p, K] (the real positions of the padded row).
-  w.prompt_routing.resize(static_cast<size_t>(n_prompts));
-  if (options.record_routing)
-    for (int64_t p = 0; p < n_prompts; ++p) {
-      const int64_t n = static_cast<int64_t>(requests[w.begin + static_cast<size_t>(p)].prompt.size());
-      for (const auto& r : fo.routing)
-        w.prompt_routing[static_cast<size_t>(p)].push_back(r[p].narrow(0, L - n, n).to(at::kCPU));
-    }
-  w.fan_index = at::tensor(fan, long_opts).to(device);
-  w.logits = fo.logits.select(1, 0).index_select(0, w.fan_index);  // [N, V] float32
-
-  if (chain.needs_counts()) {
-    w.ctx.seen_counts = at::zeros({static_cast<int64_t>(w.rows.size()), config.vocab_size},
-                                  at::TensorOptions().dtype(at::kFloat).device(device));
-    w.ctx.generated_counts = at::zeros_like(w.ctx.seen_counts);
-    for (size_t i = 0; i < w.rows.size(); ++i) {
-      const auto ids = at::tensor(requests[w.rows[i].request].prompt, long_opts).to(device);
-      w.ctx.seen_counts[static_cast<int64_t>(i)].index_add_(0, ids,
-                                                            at::ones({ids.size(0)}, w.ctx.seen_counts.options()));
-    }
-  }
-  t0 = Clock::now();
-  if (speculative)
-    decode_speculative(w, chain, stats);
-  else
-    decode(w, chain, stats);
-  stats.decode_seconds += seconds_since(t0);
+// The end of the requests from `begin` that join `live` rows within max_rows (at least one
+// request when nothing is live).
+size_t Generator::admissible(const std::vector<Request>& requests, size_t begin, int64_t live, int64_t max_rows) {
+  size_t end = begin;
+  int64_t rows = live;
+  while (end < requests.size() && (rows + requests[end].n_samples <= max_rows || (rows == 0 && end == begin)))
+    rows += requests[end++].n_samples;
+  return end;
 }
 
-// Plain decoding: one token per live row per step.
-void Generator::decode(Wave& w, const SamplingChain& chain, GenerateStats& stats) {
-  const auto& options = w.options;
+// Plain decoding with continuous batching: one token per live row per step; finished rows
+// leave at once, and waiting requests join as soon as their rows fit within
+// max_batch_rows (prefilled on their own, their cache rows merged into the batch's), so
+// nobody waits for the longest completion of a wave and no live row is prefilled again.
+void Generator::decode(Batch& batch, const SamplingChain& chain, GenerateStats& stats) {
+  const auto& options = batch.options;
+  const auto& requests = batch.requests;
   const auto device = model_->options().device;
   const int64_t context = model_->config().max_position_embeddings;
   const double temperature = chain.options().temperature;
-  w.cache->select_rows(w.fan_index);
-  at::Tensor logits = w.logits;
-  while (!w.rows.empty()) {
-    // Ids at or past vocab_limit (an embedding padded beyond the tokenizer) are never drawn;
-    // like top-k, this truncation is outside the recorded log-probs' definition.
-    StepContext limited = w.ctx;
-    if (w.ctx.seen_counts.defined()) {
-      limited.seen_counts = w.limited(w.ctx.seen_counts);
-      limited.generated_counts = w.limited(w.ctx.generated_counts);
+  at::Tensor fed;  // [N] each live row's last token, to feed next
+  size_t next = 0;
+  auto t0 = Clock::now();
+  while (true) {
+    // --- admission: prefill the requests that fit, draw their first tokens, merge ---------
+    const size_t end = options.continuous_batching || batch.rows.empty()
+                           ? admissible(requests, next, static_cast<int64_t>(batch.rows.size()), options.max_batch_rows)
+                           : next;
+    if (end > next) {
+      if (!batch.rows.empty()) ++stats.joins;
+      stats.decode_seconds += seconds_since(t0);
+      Batch joining(requests, options, batch.stop_ids, batch.out, batch.prompt_routing);
+      const auto pre = prefill(joining, next, end, chain, false, stats);
+      t0 = Clock::now();
+      joining.cache->select_rows(pre.fan_index);
+      const auto logits = pre.logits.index_select(0, pre.fan_index);  // [N', V]
+      const auto t_sample = Clock::now();
+      const auto first = chain.sample(joining.limited(logits), joining.limited_context(), joining.gens);  // [N']
+      const auto lp = token_logprobs(logits, first, temperature).to(at::kCPU);
+      stats.sampling_seconds += seconds_since(t_sample);
+      const auto first_cpu = first.to(at::kCPU);
+      const auto keep = joining.push_all(first_cpu, lp, context);
+      if (!keep.empty()) {
+        const auto idx = joining.keep_rows(keep, device);
+        const auto joined = first.index_select(0, idx);
+        joining.count(joined);
+        fed = fed.defined() ? at::cat({fed, joined}) : joined;
+        batch.append(std::move(joining));
+      }
+      next = end;
     }
-    const auto t_sample = Clock::now();
-    const auto next = chain.sample(w.limited(logits), limited, w.gens);      // [N]
-    const auto lp = token_logprobs(logits, next, temperature).to(at::kCPU);  // [N]
-    stats.sampling_seconds += seconds_since(t_sample);
-    const auto next_cpu = next.to(at::kCPU);
-    std::vector<int64_t> keep;
-    for (size_t i = 0; i < w.rows.size(); ++i) {
-      const auto at = static_cast<int64_t>(i);
-      if (w.push(w.rows[i], next_cpu[at].item<int64_t>(), lp[at].item<float>(), context))
-        w.finish(w.rows[i]);
-      else
-        keep.push_back(at);
+    if (batch.rows.empty()) {
+      if (next >= requests.size()) break;
+      continue;
     }
-    if (keep.empty()) break;
-    if (keep.size() < w.rows.size()) w.keep_rows(keep, device);  // drop the finished rows
-    const auto fed = next_cpu.index_select(0, at::tensor(keep, at::TensorOptions().dtype(at::kLong))).to(device);
-    if (w.ctx.seen_counts.defined()) {
-      const auto one = at::ones({fed.size(0), 1}, w.ctx.seen_counts.options());
-      w.ctx.seen_counts.scatter_add_(1, fed.unsqueeze(1), one);
-      w.ctx.generated_counts.scatter_add_(1, fed.unsqueeze(1), one);
-    }
+
+    // --- one decode step over every live row -------------------------------------------------
     policy::ForwardInputs step;
-    step.tokens = fed.unsqueeze(1);  // [N', 1]
-    step.cache = w.cache.get();
+    step.tokens = fed.unsqueeze(1);  // [N, 1]
+    step.cache = batch.cache.get();
     step.logits = policy::LogitsScope::kLast;
     step.record_routing = options.record_routing;
     policy::ForwardOutput so;
@@ -339,24 +408,46 @@ void Generator::decode(Wave& w, const SamplingChain& chain, GenerateStats& stats
     }
     stats.decode_tokens += fed.size(0);
     ++stats.decode_steps;
-    logits = so.logits.select(1, 0);  // [N', V]
+    const auto logits = so.logits.select(1, 0);  // [N, V]
     if (options.record_routing) {
       std::vector<at::Tensor> per_layer;
-      for (const auto& r : so.routing) per_layer.push_back(r.select(1, 0).to(at::kCPU));  // [N', K]
-      for (size_t i = 0; i < w.rows.size(); ++i) {
+      for (const auto& r : so.routing) per_layer.push_back(r.select(1, 0).to(at::kCPU));  // [N, K]
+      for (size_t i = 0; i < batch.rows.size(); ++i) {
         std::vector<at::Tensor> mine;
         for (const auto& t : per_layer) mine.push_back(t[static_cast<int64_t>(i)]);
-        w.rows[i].decode_routing.push_back(at::stack(mine, 0));  // [M, K]
+        batch.rows[i].decode_routing.push_back(at::stack(mine, 0));  // [M, K]
       }
     }
+    // Ids at or past vocab_limit (an embedding padded beyond the tokenizer) are never drawn;
+    // like top-k, this truncation is outside the recorded log-probs' definition.
+    const auto t_sample = Clock::now();
+    const auto drawn = chain.sample(batch.limited(logits), batch.limited_context(), batch.gens);  // [N]
+    const auto lp = token_logprobs(logits, drawn, temperature).to(at::kCPU);                      // [N]
+    stats.sampling_seconds += seconds_since(t_sample);
+    const auto keep = batch.push_all(drawn.to(at::kCPU), lp, context);
+    if (keep.size() < batch.rows.size()) {  // the finished rows leave the batch and the cache
+      if (keep.empty()) {
+        batch.rows.clear();
+        batch.gens.clear();
+        batch.cache.reset();
+        batch.ctx = StepContext{};
+        fed = at::Tensor();
+        continue;
+      }
+      fed = drawn.index_select(0, batch.keep_rows(keep, device));
+    } else {
+      fed = drawn;
+    }
+    batch.count(fed);
   }
+  stats.decode_seconds += seconds_since(t0);
 }
 
 // Speculative decoding with the first MTP module as the drafter (see the top of generator.h).
 // Each row carries a pending token (drawn, not yet fed) and the trunk's hidden states the
 // draft module has not read yet: those of the tokens the last step kept, each with the token
 // after it (left-padded across rows).
-void Generator::decode_speculative(Wave& w, const SamplingChain& chain, GenerateStats& stats) {
+void Generator::decode_speculative(Batch& w, const Prefill& pre, const SamplingChain& chain, GenerateStats& stats) {
   const auto& options = w.options;
   const auto device = model_->options().device;
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
@@ -364,7 +455,8 @@ void Generator::decode_speculative(Wave& w, const SamplingChain& chain, Generate
   const double temperature = chain.options().temperature;
   const bool greedy = chain.options().greedy();
   const int64_t k = options.speculative_tokens;
-  const int64_t L = w.tokens.size(1);
+  const int64_t L = pre.tokens.size(1);
+  const auto first_logits = pre.logits.index_select(0, pre.fan_index);  // [N, V]
 
   // The chain's distribution over logits [..., V] (one-hot at the argmax when greedy).
   auto distribution = [&](const at::Tensor& logits) {
@@ -375,17 +467,17 @@ void Generator::decode_speculative(Wave& w, const SamplingChain& chain, Generate
   };
 
   // The draft module's prefill: prompt position i reads the trunk's h_i and the token t_{i+1}.
-  auto draft_cache = model_->make_draft_cache(w.tokens.size(0));
+  auto draft_cache = model_->make_draft_cache(pre.tokens.size(0));
   if (L > 1)
-    model_->mtp_draft(w.hidden.narrow(1, 0, L - 1), w.tokens.narrow(1, 1, L - 1),
-                      w.mask.narrow(1, 0, L - 1).to(at::kBool), *draft_cache);
-  w.cache->select_rows(w.fan_index);
-  draft_cache->select_rows(w.fan_index);
+    model_->mtp_draft(pre.hidden.narrow(1, 0, L - 1), pre.tokens.narrow(1, 1, L - 1),
+                      pre.mask.narrow(1, 0, L - 1).to(at::kBool), *draft_cache);
+  w.cache->select_rows(pre.fan_index);
+  draft_cache->select_rows(pre.fan_index);
 
   // Pending state [N, A, ·]: hidden states, the token after each, valid; the last column's
   // token is the row's pending token.
-  const auto first = draw_rows(distribution(w.logits), w.gens, greedy);  // [N]
-  at::Tensor pending_hidden = w.hidden.index_select(0, w.fan_index).narrow(1, L - 1, 1);
+  const auto first = draw_rows(distribution(first_logits), w.gens, greedy);  // [N]
+  at::Tensor pending_hidden = pre.hidden.index_select(0, pre.fan_index).narrow(1, L - 1, 1);
   at::Tensor pending_tokens = first.unsqueeze(1);
   at::Tensor pending_valid = at::ones({first.size(0), 1}, long_opts.dtype(at::kBool));
   auto drop_finished = [&](const std::vector<int64_t>& keep) {
@@ -396,16 +488,8 @@ void Generator::decode_speculative(Wave& w, const SamplingChain& chain, Generate
     pending_valid = pending_valid.index_select(0, idx);
   };
   {
-    const auto lp = token_logprobs(w.logits, first, temperature).to(at::kCPU);
-    const auto first_cpu = first.to(at::kCPU);
-    std::vector<int64_t> keep;
-    for (size_t i = 0; i < w.rows.size(); ++i) {
-      const auto at = static_cast<int64_t>(i);
-      if (w.push(w.rows[i], first_cpu[at].item<int64_t>(), lp[at].item<float>(), context))
-        w.finish(w.rows[i]);
-      else
-        keep.push_back(at);
-    }
+    const auto keep =
+        w.push_all(first.to(at::kCPU), token_logprobs(first_logits, first, temperature).to(at::kCPU), context);
     if (keep.empty()) return;
     if (keep.size() < w.rows.size()) drop_finished(keep);
   }

@@ -1,14 +1,16 @@
 #pragma once
 // Batched generation on the policy with its KV cache.
 //
-// Requests are taken in waves of at most GenerateOptions::max_batch_rows rows. In a wave,
-// the prompts are left-padded into one batch and prefilled ONCE each; the cache is then
-// fanned out to the request's n_samples rows with KvCache::select_rows (no G-fold prefill).
-// Every decode step feeds one token per live row; rows that finish (a stop token, a stop
-// string, max_new_tokens or the context length) are dropped from the batch and the cache at
-// once, so the rest never stall behind them. The next wave starts when a wave empties (no
-// mid-wave refill: merging caches of different lengths costs a copy of the whole cache,
-// which on CPU eats what the fuller batch would save).
+// Continuous batching: requests join the live batch in order as soon as all their rows fit
+// within GenerateOptions::max_batch_rows. Joining prompts are left-padded into one batch
+// and prefilled ONCE each; their cache is fanned out to the request's n_samples rows with
+// KvCache::select_rows (no G-fold prefill) and its rows appended to the live cache
+// (KvCache::append_rows; positions, not slot order, decide what a row sees, so caches of
+// different lengths join without re-prefilling anyone). Every decode step feeds one token
+// per live row; rows that finish (a stop token, a stop string, max_new_tokens or the
+// context length) leave the batch and the cache at once, and their room goes to the next
+// waiting request. With continuous_batching off (and for speculative rollout), requests
+// enter in waves: the next wave starts when the batch is empty.
 //
 // Randomness: row (request r, sample s) draws from its own generator seeded from
 // (seed, Request::id, s) (sampling.h), so a completion does not depend on which other
@@ -67,8 +69,12 @@ struct GenerateOptions {
   std::function<std::string(const std::vector<int64_t>&)> detokenize;
   /// Record the experts every token was routed to (Sample::routing).
   bool record_routing = false;
-  /// Rows (samples) decoded together at most (>= 1); a request never splits over waves.
+  /// Rows (samples) decoded together at most (>= 1); a request's rows always enter together.
   int64_t max_batch_rows = 64;
+  /// Waiting requests join the live batch as soon as their rows fit (continuous batching);
+  /// off: in waves, the next starting when the batch is empty. Speculative rollout runs in
+  /// waves.
+  bool continuous_batching = true;
   /// Run seed for the row generators.
   uint64_t seed = 0;
   /// Ids >= this are never sampled (a model vocabulary padded past its tokenizer's ids);
@@ -109,6 +115,7 @@ struct GenerateStats {
   /// speculation the drafts a step kept plus one.
   int64_t decode_tokens = 0;
   int64_t decode_steps = 0;     ///< decode forwards (one per step, over every live row)
+  int64_t joins = 0;            ///< prefills whose rows joined a batch with live rows (continuous batching)
   int64_t drafted_tokens = 0;   ///< speculative rollout: tokens the MTP module drafted
   int64_t accepted_tokens = 0;  ///< of drafted_tokens: kept by the rejection rule
   double prefill_seconds = 0.0;
@@ -129,10 +136,13 @@ class Generator {
   policy::CausalLM& model() { return model_; }
 
  private:
-  struct Wave;
-  void run_wave(Wave& wave, const SamplingChain& chain, GenerateStats& stats);
-  void decode(Wave& wave, const SamplingChain& chain, GenerateStats& stats);
-  void decode_speculative(Wave& wave, const SamplingChain& chain, GenerateStats& stats);
+  struct Batch;
+  struct Prefill;
+  Prefill prefill(Batch& batch, size_t begin, size_t end, const SamplingChain& chain, bool want_hidden,
+                  GenerateStats& stats);
+  static size_t admissible(const std::vector<Request>& requests, size_t begin, int64_t live, int64_t max_rows);
+  void decode(Batch& batch, const SamplingChain& chain, GenerateStats& stats);
+  void decode_speculative(Batch& batch, const Prefill& prefill, const SamplingChain& chain, GenerateStats& stats);
   policy::CausalLM model_;
   StepRegistry steps_;
 };

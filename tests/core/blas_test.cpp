@@ -39,9 +39,12 @@ TEST_CASE("the thread-wait settings rlft sets are defaults the environment overr
     const char* rlft_value;  // what rlft sets when it is unset
     const char* user_value;  // a value the user sets, which must be kept
   };
-  // OpenMP threads wait passively; OpenBLAS threads sleep right after a GEMM.
+  // OpenMP threads wait passively; OpenBLAS threads sleep right after a GEMM; malloc keeps
+  // a decode step's temporaries on its heap.
   for (const Row row : {Row{"OMP_WAIT_POLICY", "omp_wait_policy", "PASSIVE", "ACTIVE"},
-                        Row{"OPENBLAS_THREAD_TIMEOUT", "thread_timeout", "4", "20"}}) {
+                        Row{"OPENBLAS_THREAD_TIMEOUT", "thread_timeout", "4", "20"},
+                        Row{"MALLOC_MMAP_THRESHOLD_", "malloc_mmap_threshold", "33554432", "1048576"},
+                        Row{"MALLOC_TRIM_THRESHOLD_", "malloc_trim_threshold", "134217728", "1048576"}}) {
     CAPTURE(row.variable);
     auto unset = rlft::test::run_rlft({"doctor", "--json", "--n", "64"}, {{"OPENBLAS_CORETYPE", "Haswell"}}, "",
                                       {row.variable, "RLFT_NO_BLAS_REEXEC"});

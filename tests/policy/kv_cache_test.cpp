@@ -214,3 +214,38 @@ TEST_CASE("a forgotten tail is replaced as if it had never been fed (speculative
     CHECK(cache->length() < before);
   }
 }
+
+TEST_CASE("rows appended from another cache continue as if decoded alone (continuous batching)") {
+  // A batch 9 tokens in and a newcomer with a 4-token prompt: after append_rows, one more
+  // token each gives each row the logits of its own full forward.
+  at::NoGradGuard no_grad;
+  for (const auto& name : test::tiny_names()) {
+    CAPTURE(name);
+    auto model = test::tiny_model(name);
+    const int64_t V = model->config().vocab_size;
+    const auto old_rows = test::random_tokens(2, 9, V, 5);
+    const auto newcomer = test::random_tokens(1, 4, V, 6);
+    auto cache = model->make_cache(2);
+    ForwardInputs in;
+    in.tokens = old_rows;
+    in.cache = cache.get();
+    model->forward(in);
+    auto joining = model->make_cache(1);
+    in.tokens = newcomer;
+    in.cache = joining.get();
+    model->forward(in);
+    cache->append_rows(*joining);
+    CHECK(cache->batch_size() == 3);
+    CHECK(at::equal(cache->next_positions(), at::tensor({9L, 9L, 4L})));
+    const auto next = test::random_tokens(3, 2, V, 7);
+    in.tokens = next;
+    in.cache = cache.get();
+    const auto got = model->forward(in).logits;  // [3, 2, V]
+    for (int64_t b = 0; b < 3; ++b) {
+      const auto prefix = b < 2 ? old_rows[b] : newcomer[0];
+      const auto seq = at::cat({prefix, next[b]}).unsqueeze(0);
+      const auto want = full_logits(model, seq).narrow(1, prefix.size(0), 2);
+      CHECK(rel_err(got[b].unsqueeze(0), want) <= 1e-5);
+    }
+  }
+}

@@ -12,6 +12,7 @@
 #include "rl/grpo_step.h"
 #include "rl/grpo_trainer.h"
 #include "tests/rl/trainer_test_util.h"
+#include "tests/support/text_util.h"
 
 // Last: LibTorch defines CHECK too.
 #include "tests/support/doctest_last.h"
@@ -299,4 +300,29 @@ TEST_CASE("GRPO end to end: mask_truncated leaves no gradient when every complet
     if (mask && truncated == 1.0) CHECK(gnorm == 0.0);
     if (!mask) CHECK(gnorm > 0.0);
   }
+}
+
+TEST_CASE("GRPO end to end with speculative rollout: drafts kept and the old log-probs are the trainer's") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  // The tiny job's DeepSeek-V3 has one MTP module, the drafter.
+  auto parsed =
+      test::tiny_job(tmp, "spec", rl::JobKind::kGrpo,
+                     {"grpo.steps=2", "grpo.speculative_tokens=2", "grpo.mini_batches=1", "eval.enabled=false"});
+  test::TinyRun run(std::move(parsed), "train", false);
+  run.grpo();
+  const auto db = tmp.file("rlft.db");
+  const double acceptance = metric_at(db, "spec", "rollout/draft_acceptance", 1);
+  CHECK(acceptance > 0.0);
+  CHECK(acceptance < 1.0);
+  // The first update starts at the rollout's weights: ratio 1 up to the log-prob invariant.
+  CHECK(std::abs(metric_at(db, "spec", "approx_kl_old", 1)) < 1e-6);
+
+  // Without an MTP module: an error naming the key, before any step.
+  auto no_mtp = test::tiny_job(tmp, "nomtp", rl::JobKind::kGrpo,
+                               {"grpo.steps=1", "grpo.speculative_tokens=2", "eval.enabled=false", "policy.mtp=false"});
+  test::TinyRun bad(std::move(no_mtp), "train", false);
+  const auto message = test::error_of([&] { bad.grpo(); });
+  CHECK(test::contains(message, "grpo.speculative_tokens = 2"));
+  CHECK(test::contains(message, "policy.mtp is false"));
 }

@@ -42,14 +42,14 @@ at::Tensor next_token_probs(policy::CausalLM& model, const at::Tensor& prefixes,
 at::Tensor exact_marginals(policy::CausalLM& model, const std::vector<int64_t>& prompt, const SamplingChain& chain) {
   const int64_t V = model->config().vocab_size;
   const auto base = at::tensor(prompt, at::kLong).unsqueeze(0);  // [1, P]
-  const auto p1 = next_token_probs(model, base, chain)[0];        // [V]
+  const auto p1 = next_token_probs(model, base, chain)[0];       // [V]
   const auto ids = at::arange(V, at::kLong);
   const auto two = at::cat({base.expand({V, -1}), ids.unsqueeze(1)}, 1);  // [V, P + 1]
   const auto p2_given = next_token_probs(model, two, chain);              // [V, V]: t1 → t2
   const auto p2 = at::matmul(p1.unsqueeze(0), p2_given)[0];
   // t3: over every (t1, t2) pair, weighted by p(t1) p(t2 | t1).
   const auto three = at::cat({two.repeat_interleave(V, 0), ids.repeat({V}).unsqueeze(1)}, 1);  // [V², P + 2]
-  const auto p3_given = next_token_probs(model, three, chain);                                  // [V², V]
+  const auto p3_given = next_token_probs(model, three, chain);                                 // [V², V]
   const auto pair = (p1.unsqueeze(1) * p2_given).reshape({1, V * V});
   const auto p3 = at::matmul(pair, p3_given)[0];
   return at::stack({p1, p2, p3}, 0);
