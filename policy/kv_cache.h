@@ -10,6 +10,11 @@
 // slots (at least 64), slots that no later query can see (position >= S_sink and
 // <= next position - W) are dropped, so it never holds more than 2·(W + S_sink) + T_new.
 //
+// Rows have a capacity too (continuous batching): select_rows with an index that moves only
+// finished rows' places (a row j keeps its place or takes a row from past the new end)
+// copies just those rows in place, and append_rows copies only the joining rows while the
+// capacity lasts; other indices (fan-out, beams) copy the cache.
+//
 // The cache is for inference (rollout, `rlft model logits --step`); training runs without
 // one. Legend: B rows, S cached slots, T tokens of this call.
 
@@ -33,6 +38,7 @@ class LayerKvCache {
   at::Tensor positions() const;
   int64_t length() const { return length_; }
   /// Keeps rows `index` [B'] (int64; repeats allowed): beam reordering, one prompt to G rows.
+  /// In place, copying only the rows that move, when every index[j] is j or at least B'.
   void select_rows(const at::Tensor& index);
   /// Empties the slots of row b at positions >= from[b] ([B] int64): speculative decoding's
   /// rejected drafts. Trailing slots empty in every row are given back.
@@ -44,10 +50,12 @@ class LayerKvCache {
   bool empty() const { return buffers_.empty(); }
 
  private:
-  void reserve(int64_t slots);
-  std::vector<at::Tensor> buffers_;  // capacity along each slot axis
+  void reserve(int64_t rows, int64_t slots);
+  at::Tensor live(size_t i) const;   // buffers_[i]'s first rows_ rows
+  std::vector<at::Tensor> buffers_;  // [row capacity, ...] with a slot capacity along each slot axis
   std::vector<int64_t> slot_dims_;
-  at::Tensor positions_;  // [B, capacity] int64
+  at::Tensor positions_;  // [row capacity, slot capacity] int64; -1 past length_ in live rows
+  int64_t rows_ = 0;      // B
   int64_t length_ = 0;
 };
 

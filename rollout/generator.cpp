@@ -167,18 +167,33 @@ struct Generator::Batch {
     return keep;
   }
 
-  // Keeps rows `keep` (indices into rows) in the rows, generators, cache and counts;
-  // returns the index on `device`.
+  // Keeps rows `keep` (ascending indices into rows) in the rows, generators, cache and
+  // counts, and returns their new order on `device`: a kept row stays in its place and each
+  // place freed below the new end takes a kept row from past it, so the cache moves only
+  // those rows (KvCache::select_rows in place) instead of copying itself.
   at::Tensor keep_rows(const std::vector<int64_t>& keep, at::Device device) {
+    const size_t n = keep.size();
+    std::vector<bool> kept(rows.size(), false);
+    for (int64_t i : keep) kept[static_cast<size_t>(i)] = true;
+    std::vector<int64_t> order(n);
+    size_t from = n;  // next kept row past the new end
+    for (size_t j = 0; j < n; ++j) {
+      if (kept[j]) {
+        order[j] = static_cast<int64_t>(j);
+        continue;
+      }
+      while (!kept[from]) ++from;
+      order[j] = static_cast<int64_t>(from++);
+    }
     std::vector<Row> kept_rows;
     std::vector<at::Generator> kept_gens;
-    for (int64_t i : keep) {
+    for (int64_t i : order) {
       kept_rows.push_back(std::move(rows[static_cast<size_t>(i)]));
       kept_gens.push_back(gens[static_cast<size_t>(i)]);
     }
     rows = std::move(kept_rows);
     gens = std::move(kept_gens);
-    const auto idx = at::tensor(keep, at::TensorOptions().dtype(at::kLong)).to(device);
+    const auto idx = at::tensor(order, at::TensorOptions().dtype(at::kLong)).to(device);
     cache->select_rows(idx);
     if (ctx.seen_counts.defined()) {
       ctx.seen_counts = ctx.seen_counts.index_select(0, idx);

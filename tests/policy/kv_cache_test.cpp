@@ -41,6 +41,24 @@ at::Tensor chunked_logits(CausalLM& model, const at::Tensor& tokens, const std::
   return at::cat(parts, 1);
 }
 
+// A fresh cache that has read `tokens` [B, T].
+std::unique_ptr<KvCache> prefilled(CausalLM& model, const at::Tensor& tokens) {
+  auto cache = model->make_cache(tokens.size(0));
+  ForwardInputs in;
+  in.tokens = tokens;
+  in.cache = cache.get();
+  model->forward(in);
+  return cache;
+}
+
+// Feeds `tokens` [B, T] to `cache`; the logits [B, T, V].
+at::Tensor continued(CausalLM& model, KvCache& cache, const at::Tensor& tokens) {
+  ForwardInputs in;
+  in.tokens = tokens;
+  in.cache = &cache;
+  return model->forward(in).logits;
+}
+
 std::vector<int64_t> ones(int64_t n) {
   return std::vector<int64_t>(static_cast<size_t>(n), 1);
 }
@@ -193,15 +211,10 @@ TEST_CASE("a forgotten tail is replaced as if it had never been fed (speculative
     const int64_t V = model->config().vocab_size;
     const auto first = test::random_tokens(2, 8, V, 3);
     const auto next = test::random_tokens(2, 3, V, 4);
-    auto cache = model->make_cache(2);
-    ForwardInputs in;
-    in.tokens = first;
-    in.cache = cache.get();
-    model->forward(in);
+    auto cache = prefilled(model, first);
     cache->forget(at::tensor({5L, 7L}));
     CHECK(at::equal(cache->next_positions(), at::tensor({5L, 7L})));
-    in.tokens = next;
-    const auto got = model->forward(in).logits;  // [2, 3, V]
+    const auto got = continued(model, *cache, next);  // [2, 3, V]
     for (int64_t b = 0; b < 2; ++b) {
       const int64_t kept = b == 0 ? 5 : 7;
       const auto seq = at::cat({first[b].narrow(0, 0, kept), next[b]}).unsqueeze(0);
@@ -225,27 +238,32 @@ TEST_CASE("rows appended from another cache continue as if decoded alone (contin
     const int64_t V = model->config().vocab_size;
     const auto old_rows = test::random_tokens(2, 9, V, 5);
     const auto newcomer = test::random_tokens(1, 4, V, 6);
-    auto cache = model->make_cache(2);
-    ForwardInputs in;
-    in.tokens = old_rows;
-    in.cache = cache.get();
-    model->forward(in);
-    auto joining = model->make_cache(1);
-    in.tokens = newcomer;
-    in.cache = joining.get();
-    model->forward(in);
-    cache->append_rows(*joining);
+    auto cache = prefilled(model, old_rows);
+    cache->append_rows(*prefilled(model, newcomer));
     CHECK(cache->batch_size() == 3);
     CHECK(at::equal(cache->next_positions(), at::tensor({9L, 9L, 4L})));
     const auto next = test::random_tokens(3, 2, V, 7);
-    in.tokens = next;
-    in.cache = cache.get();
-    const auto got = model->forward(in).logits;  // [3, 2, V]
+    const auto got = continued(model, *cache, next);  // [3, 2, V]
+    std::vector<at::Tensor> seqs;
     for (int64_t b = 0; b < 3; ++b) {
       const auto prefix = b < 2 ? old_rows[b] : newcomer[0];
-      const auto seq = at::cat({prefix, next[b]}).unsqueeze(0);
-      const auto want = full_logits(model, seq).narrow(1, prefix.size(0), 2);
+      seqs.push_back(at::cat({prefix, next[b]}));
+      const auto want = full_logits(model, seqs.back().unsqueeze(0)).narrow(1, prefix.size(0), 2);
       CHECK(rel_err(got[b].unsqueeze(0), want) <= 1e-5);
+    }
+    // Row 0 finishes: the newcomer takes its place (moved in place), then a third row joins
+    // into the freed capacity; every row continues as alone.
+    cache->select_rows(at::tensor({2L, 1L}));
+    CHECK(cache->batch_size() == 2);
+    const auto third_prompt = test::random_tokens(1, 6, V, 8);
+    cache->append_rows(*prefilled(model, third_prompt));
+    const auto last = test::random_tokens(3, 1, V, 9);
+    const auto after = continued(model, *cache, last);  // [3, 1, V]
+    const std::vector<at::Tensor> prefixes{seqs[2], seqs[1], third_prompt[0]};
+    for (int64_t b = 0; b < 3; ++b) {
+      const auto seq = at::cat({prefixes[static_cast<size_t>(b)], last[b]}).unsqueeze(0);
+      const auto want = full_logits(model, seq).narrow(1, seq.size(1) - 1, 1);
+      CHECK(rel_err(after[b].unsqueeze(0), want) <= 1e-5);
     }
   }
 }
