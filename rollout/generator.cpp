@@ -20,17 +20,10 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// One token per row from probs [N, V] (rows need not be normalised; a zero entry is never
-// drawn), row i with its own generator: inverse CDF at one uniform number per row. Greedy:
-// the argmax.
-at::Tensor draw_rows(const at::Tensor& probs, std::vector<at::Generator>& gens, bool greedy) {
-  if (greedy) return probs.argmax(1);
-  const int64_t N = probs.size(0), V = probs.size(1);
-  const auto cdf = probs.to(at::kDouble).cumsum(1);  // [N, V]
-  auto u = at::empty({N, 1}, cdf.options());
-  for (int64_t i = 0; i < N; ++i) u[i].uniform_(0.0, 1.0, gens[static_cast<size_t>(i)]);
-  u = u * cdf.narrow(1, V - 1, 1);
-  return at::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(1).clamp_max(V - 1);
+// One token per row from weights [N, V]: the argmax when greedy, else draw_tokens with the
+// rows' generators.
+at::Tensor draw_rows(const at::Tensor& weights, std::vector<at::Generator>& gens, bool greedy) {
+  return greedy ? weights.argmax(1) : draw_tokens(weights, gens.data());
 }
 
 }  // namespace

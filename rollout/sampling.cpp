@@ -223,17 +223,21 @@ at::Tensor SamplingChain::sample(const at::Tensor& logits, const StepContext& co
 at::Tensor SamplingChain::sample_rows(const at::Tensor& logits, const StepContext& context, at::Generator* gens) const {
   const auto x = apply(logits, context);  // [N, V]
   if (options_.greedy()) return x.argmax(1);
-  const int64_t N = x.size(0);
+  return draw_tokens(x.softmax(1), gens);
+}
+
+at::Tensor draw_tokens(const at::Tensor& weights, at::Generator* gens) {
+  const int64_t N = weights.size(0), V = weights.size(1);
   // Draws on the CPU with each row's own generator: the same stream on every device.
-  const auto probs = x.softmax(1).to(at::kCPU, at::kDouble);  // [N, V]
+  const auto w = weights.to(at::kCPU, at::kDouble).contiguous();  // [N, V]
   auto out = at::empty({N}, at::TensorOptions().dtype(at::kLong));
   auto* o = out.data_ptr<int64_t>();
   for (int64_t i = 0; i < N; ++i) {
-    const auto row = probs.select(0, i).contiguous();
-    const double* p = row.data_ptr<double>();
-    const int64_t V = row.size(0);
-    const double u = at::empty({1}, at::kDouble).uniform_(0.0, 1.0, gens[i]).item<double>();
-    // Inverse CDF; the last token with nonzero mass catches rounding at the top.
+    const double* p = w.data_ptr<double>() + i * V;
+    double total = 0.0;
+    for (int64_t v = 0; v < V; ++v) total += p[v] > 0.0 ? p[v] : 0.0;
+    const double u = at::empty({1}, at::kDouble).uniform_(0.0, 1.0, gens[i]).item<double>() * total;
+    // Inverse CDF; the last token with nonzero weight catches rounding at the top.
     double acc = 0.0;
     int64_t pick = -1, last = 0;
     for (int64_t v = 0; v < V; ++v) {
@@ -247,7 +251,7 @@ at::Tensor SamplingChain::sample_rows(const at::Tensor& logits, const StepContex
     }
     o[i] = pick >= 0 ? pick : last;
   }
-  return out.to(logits.device());
+  return out.to(weights.device());
 }
 
 std::vector<std::string> SamplingChain::step_names() const {

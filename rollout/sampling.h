@@ -113,6 +113,12 @@ at::Tensor apply_min_p(const at::Tensor& logits, double min_p);
 at::Tensor apply_repetition_penalty(const at::Tensor& logits, const at::Tensor& seen_counts, double penalty);
 at::Tensor apply_presence_penalty(const at::Tensor& logits, const at::Tensor& generated_counts, double penalty);
 
+/// One token per row from weights [N, V] (>= 0, rows need not sum to 1; a zero weight is
+/// never drawn), row i by inverse CDF at one uniform number from its own generator gens[i],
+/// on the CPU in double precision (the same draws on every device). [N] int64 on weights'
+/// device. SamplingChain::sample draws through it; so does speculative rollout.
+at::Tensor draw_tokens(const at::Tensor& weights, at::Generator* gens);
+
 /// A generator for row `sample` of request `request` under run seed `seed` (a SplitMix64
 /// mix of the three), so a row's random stream does not depend on what it is batched with.
 at::Generator make_row_generator(uint64_t seed, uint64_t request, uint64_t sample);

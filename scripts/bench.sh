@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks that print figures (none are asserted by tests). Builds first.
 #   scripts/bench.sh            every benchmark this build has
-#   scripts/bench.sh gemm       one of them
+#   scripts/bench.sh gemm       one of them (rollout: also the DeepSeek-V3-shaped model with
+#                               speculative rollout)
 #   scripts/bench.sh dist       data-parallel scaling: SFT and GRPO steps on 1 and 2 ranks
 #                               (rlft launch, one thread per rank), with the all-reduce time
 # The GEMM benchmark also runs once on Debian's reference BLAS (forced through
@@ -29,6 +30,14 @@ for b in $available; do
       echo "== rlft bench gemm on the reference BLAS ($ref), for comparison"
       LD_LIBRARY_PATH=$ref "$rlft" bench gemm --sizes 1024
     fi
+  fi
+  if [[ "$b" == rollout ]]; then
+    # The DeepSeek-V3 shape at the same size (MLA, one MTP module), with speculative rollout.
+    dir=$(mktemp -d)
+    "$rlft" model init configs/model/bench-deepseek-v3.yaml -o "$dir/model" >/dev/null
+    echo "== rlft bench rollout --model (configs/model/bench-deepseek-v3.yaml) --speculative 2"
+    "$rlft" bench rollout --model "$dir/model" --continuous false --speculative 2
+    rm -rf "$dir"
   fi
 done
 
