@@ -89,8 +89,13 @@ void run_generate(const GenerateCli& o) {
 
   policy::ModelOptions mo;
   mo.dtype = policy::parse_dtype(o.dtype);
+  RLFT_CHECK_AS(UsageError, o.speculative >= 0 && o.speculative <= 15, "--speculative {}: must be in 0..15 (0 = off)",
+                o.speculative);
   mo.mtp = o.speculative > 0;  // the MTP module is only read to draft
   auto model = policy::load_model(o.dir, mo, policy::builtin_architectures());
+  RLFT_CHECK_AS(UsageError, o.speculative == 0 || model->can_draft(),
+                "--speculative {}: {} has no MTP module to draft with (num_nextn_predict_layers = {}); leave it out",
+                o.speculative, o.dir, model->config().num_nextn_predict_layers);
   model->eval();
 
   std::function<std::string(const std::vector<int64_t>&)> detok;

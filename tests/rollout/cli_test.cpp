@@ -74,6 +74,10 @@ TEST_CASE("rlft generate rejects bad input with exit code 2, naming the option")
   CHECK(err({"--ids", "3", "--num-beams", "0"}).find("--num-beams = 0") != std::string::npos);
   CHECK(err({"--ids", "3", "--stop-id", "100000"}).find("unknown stop token 100000") != std::string::npos);
   CHECK(err({"--prompt", "hello"}).find("no tokenizer.json") != std::string::npos);
+  const auto no_mtp = err({"--ids", "3", "--speculative", "2"});
+  CHECK(no_mtp.find("--speculative 2") != std::string::npos);
+  CHECK(no_mtp.find("no MTP module") != std::string::npos);
+  CHECK(err({"--ids", "3", "--speculative", "16"}).find("--speculative 16: must be in 0..15") != std::string::npos);
   const auto long_ids = [] {
     std::string s = "3";
     for (int i = 0; i < 300; ++i) s += ",3";
@@ -102,4 +106,10 @@ TEST_CASE("rlft bench rollout --json prints the figures the issue names") {
   }
   const std::vector<int64_t> want{1, 8, 32, 128};
   CHECK(seqs == want);
+  // Continuous batching against waves on the same requests.
+  REQUIRE(j.contains("continuous_batching"));
+  for (const char* k : {"continuous", "waves"}) {
+    CHECK(j["continuous_batching"][k]["seconds"].get<double>() > 0);
+    CHECK(j["continuous_batching"][k]["new_tokens"].get<int64_t>() > 0);
+  }
 }
