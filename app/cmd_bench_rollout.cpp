@@ -117,8 +117,7 @@ Rates measure_rollout(rollout::Generator& gen, const std::vector<rollout::Reques
   out.ffn_ms = 1e3 * st.decode_parts.ffn / steps;
   out.head_ms = 1e3 * st.decode_parts.head / steps;
   out.sampling_ms = 1e3 * st.sampling_seconds / steps;
-  out.acceptance =
-      static_cast<double>(st.accepted_tokens) / static_cast<double>(std::max<int64_t>(st.drafted_tokens, 1));
+  out.acceptance = st.draft_acceptance();
   out.seconds = st.prefill_seconds + st.decode_seconds;
   for (const auto& group : groups)
     for (const auto& sample : group.samples) out.new_tokens += static_cast<int64_t>(sample.tokens.size());

@@ -155,9 +155,7 @@ void run_generate(const GenerateCli& o) {
   const auto groups = gen.generate(requests, o.sampling, g, &stats);
   if (o.speculative > 0)
     std::cerr << fmt::format("speculative: {} of {} drafted tokens kept ({:.1f}%)\n", stats.accepted_tokens,
-                             stats.drafted_tokens,
-                             100.0 * static_cast<double>(stats.accepted_tokens) /
-                                 static_cast<double>(std::max<int64_t>(stats.drafted_tokens, 1)));
+                             stats.drafted_tokens, 100.0 * stats.draft_acceptance());
   for (size_t r = 0; r < groups.size(); ++r)
     for (size_t s = 0; s < groups[r].samples.size(); ++s) {
       const auto& sm = groups[r].samples[s];

@@ -11,6 +11,15 @@
 #include "policy/shape.h"
 
 namespace rlft::policy {
+namespace {
+
+// Positions [B, T] that continue from `base` [B, 1] over the real tokens of `valid` [B, T]
+// (bool), -1 on padding.
+at::Tensor running_positions(const at::Tensor& base, const at::Tensor& valid) {
+  return (base + valid.to(at::kLong).cumsum(1) - 1).masked_fill(valid.logical_not(), -1);
+}
+
+}  // namespace
 
 TransformerImpl::TransformerImpl(const ModelConfig& config, const std::vector<LayerPlan>& plans,
                                  const at::TensorOptions& p) {
@@ -78,8 +87,7 @@ std::pair<at::Tensor, at::Tensor> CausalLMImpl::mtp_draft(const at::Tensor& prev
              "mtp_draft: the cache holds {} layers of {} rows, not 1 of {}", cache.n_layers(), cache.batch_size(),
              next_tokens.size(0));
   const int64_t T = next_tokens.size(1);
-  const auto positions =
-      (cache.next_positions().unsqueeze(1) + valid.to(at::kLong).cumsum(1) - 1).masked_fill(valid.logical_not(), -1);
+  const auto positions = running_positions(cache.next_positions().unsqueeze(1), valid);
   LayerInputs li;
   li.attention.positions = positions;
   li.attention.cache = &cache.layer(0);
@@ -147,7 +155,7 @@ ForwardOutput CausalLMImpl::forward(const ForwardInputs& in) {
   } else {
     const auto base =
         in.cache ? in.cache->next_positions().to(device).unsqueeze(1) : at::zeros({B, 1}, tokens.options());
-    positions = (base + valid.to(at::kLong).cumsum(1) - 1).masked_fill(valid.logical_not(), -1);
+    positions = running_positions(base, valid);
   }
   if (in.replay_routing)
     RLFT_CHECK(in.replay_routing->size() == moe_layers_.size(), "routing replay: {} tensors for {} MoE layers",

@@ -122,6 +122,10 @@ struct GenerateStats {
   double decode_seconds = 0.0;          ///< decode forwards and sampling
   double sampling_seconds = 0.0;        ///< of decode_seconds: the sampling chain and the log-probs
   policy::ForwardProfile decode_parts;  ///< of decode_seconds: attention, feed-forward, LM head
+  /// accepted_tokens / drafted_tokens (0 without drafts).
+  double draft_acceptance() const {
+    return drafted_tokens > 0 ? static_cast<double>(accepted_tokens) / static_cast<double>(drafted_tokens) : 0.0;
+  }
 };
 
 class Generator {
