@@ -2,9 +2,12 @@
 //   init CONFIG -o DIR [--seed N] [--dtype D]   a seeded random model from a YAML `model:` section
 //                                               (or a config.json)
 //   info DIR [--json]                           architecture, parameter counts, dtype, size
-//   logits DIR --ids 1,2,3 [--step] [--dtype D] -o FILE.npy
+//   logits DIR --ids 1,2,3 [--step] [--dtype D] [--adapter A] -o FILE.npy
 //                                               float32 logits [T, V] of one token sequence;
-//                                               --step feeds one token at a time through the KV cache
+//                                               --step feeds one token at a time through the KV cache;
+//                                               --adapter puts a PEFT LoRA adapter on DIR (unmerged)
+//   merge BASE ADAPTER -o DIR [--dtype D]       BASE with the LoRA adapter folded in (W + (α/r)·B·A):
+//                                               a plain HF model directory
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -23,6 +26,7 @@
 #include "policy/arch/arch.h"
 #include "policy/checkpoint/checkpoint.h"
 #include "policy/checkpoint/config_json.h"
+#include "policy/lora.h"
 #include "policy/model_io.h"
 
 namespace rlft::app {
@@ -152,7 +156,7 @@ void run_info(const InfoOptions& o) {
 }
 
 struct LogitsOptions {
-  std::string dir, ids, out, dtype = "float32";
+  std::string dir, ids, out, dtype = "float32", adapter;
   bool step = false;
   int threads = 0;
 };
@@ -165,6 +169,7 @@ void run_logits(const LogitsOptions& o) {
   mo.dtype = policy::parse_dtype(o.dtype);
   mo.mtp = false;
   auto model = policy::load_model(o.dir, mo, registry);
+  if (!o.adapter.empty()) policy::load_adapter(*model, o.adapter);
   model->eval();
   const int64_t V = model->config().vocab_size;
   for (int64_t id : ids)
@@ -190,6 +195,33 @@ void run_logits(const LogitsOptions& o) {
   write_npy(o.out, logits);
   std::cout << fmt::format("wrote {}: logits [{}, {}] float32 ({}, {})\n", o.out, logits.size(0), logits.size(1),
                            o.dtype, o.step ? "one token at a time through the KV cache" : "one forward");
+}
+
+struct MergeOptions {
+  std::string base, adapter, out, dtype;
+};
+
+void run_merge(const MergeOptions& o) {
+  const ArchRegistry registry = policy::builtin_architectures();
+  RLFT_CHECK_AS(UsageError, policy::is_adapter_dir(o.adapter), "{}: not an adapter directory (no adapter_config.json)",
+                o.adapter);
+  RLFT_CHECK_AS(UsageError, !policy::is_adapter_dir(o.base) || fs::exists(fs::path(o.base) / "config.json"),
+                "{}: BASE is an adapter directory; give the base model directory", o.base);
+  const auto config = policy::load_model_config(o.base, registry);
+  policy::ModelOptions mo;
+  mo.dtype = at::kFloat;  // fold in float32, store as asked
+  auto model = policy::load_model(o.base, mo, registry);
+  policy::load_adapter(*model, o.adapter);
+  const auto n = model->lora->adapted.size();
+  policy::merge_lora(*model);
+  policy::SaveModelOptions so;
+  so.dtype = policy::parse_dtype(o.dtype.empty() ? config.torch_dtype : o.dtype);
+  for (const auto& dir : {o.adapter, o.base})
+    if (fs::exists(fs::path(dir) / "tokenizer.json") && !so.copy_files.count("tokenizer.json"))
+      so.copy_files["tokenizer.json"] = (fs::path(dir) / "tokenizer.json").string();
+  policy::save_model(model, o.out, so, registry);
+  std::cout << fmt::format("wrote {}: {} with {} adapted layers folded in ({})\n", o.out, o.base, n,
+                           policy::dtype_name(*so.dtype));
 }
 
 }  // namespace
@@ -220,7 +252,16 @@ void add_model_command(CLI::App& app) {
   l->add_flag("--step", logits->step, "feed one token at a time through the KV cache");
   l->add_option("--dtype", logits->dtype, "compute dtype: float32 | bfloat16 | float16")->capture_default_str();
   l->add_option("--threads", logits->threads, "intra-op threads (0 = every core)");
+  l->add_option("--adapter", logits->adapter, "a PEFT LoRA adapter directory to put on the model (unmerged)");
   l->callback([logits] { run_logits(*logits); });
+
+  auto merge = std::make_shared<MergeOptions>();
+  CLI::App* m = cmd->add_subcommand("merge", "Fold a LoRA adapter into its base: a plain HF model directory");
+  m->add_option("base", merge->base, "base model directory")->required();
+  m->add_option("adapter", merge->adapter, "PEFT adapter directory (adapter_config.json)")->required();
+  m->add_option("-o,--out", merge->out, "output directory (replaced atomically)")->required();
+  m->add_option("--dtype", merge->dtype, "stored dtype: float32 | bfloat16 | float16 (default: the base's)");
+  m->callback([merge] { run_merge(*merge); });
 }
 
 }  // namespace rlft::app

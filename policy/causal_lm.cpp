@@ -253,15 +253,11 @@ ForwardOutput CausalLMImpl::forward(const ForwardInputs& in) {
   return out;
 }
 
-namespace {
-
 uint64_t name_seed(uint64_t seed, const std::string& name) {
   uint64_t h = 1469598103934665603ull ^ (seed * 0x9E3779B97F4A7C15ull);
   for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
   return h;
 }
-
-}  // namespace
 
 void CausalLMImpl::init_weights(uint64_t seed) {
   at::NoGradGuard no_grad;

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "policy/decoder_layer.h"
@@ -33,6 +34,10 @@ class ConfigView;
 namespace rlft::policy {
 
 class ArchRegistry;
+struct LoraState;
+
+/// The seed of one tensor's generator in a seeded initialisation: (seed, tensor name) hashed.
+uint64_t name_seed(uint64_t seed, const std::string& name);
 
 /// Where the model lives and what it computes in.
 struct ModelOptions {
@@ -46,6 +51,10 @@ struct ModelOptions {
   /// Training forwards recompute each decoder layer in backward instead of keeping its
   /// activations (policy/layer_checkpoint.h).
   bool activation_checkpointing = false;
+  /// load_model on the CPU: weights stored in the compute dtype are views of the mapped
+  /// checkpoint files, not copies (frozen bases under LoRA: shared through the page cache).
+  /// Nothing may then write to them but a copy-on-write page goes to this process alone.
+  bool share_weights = false;
 };
 
 enum class LogitsScope {
@@ -174,6 +183,8 @@ class CausalLMImpl : public torch::nn::Module {
 
   Transformer model{nullptr};
   Linear lm_head{nullptr};  ///< null when tie_word_embeddings
+  /// LoRA adapters attached (policy/lora.h); null without them.
+  std::shared_ptr<LoraState> lora;
 
  private:
   at::Tensor head(const at::Tensor& hidden) const;  // [.., D] -> [.., V] float32

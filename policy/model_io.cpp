@@ -8,6 +8,7 @@
 #include "policy/checkpoint/checkpoint.h"
 #include "policy/checkpoint/config_json.h"
 #include "policy/checkpoint/loader.h"
+#include "policy/lora.h"
 
 namespace rlft::policy {
 
@@ -53,6 +54,11 @@ ModelConfig load_model_config(const std::string& dir, const ArchRegistry& regist
 }
 
 CausalLM load_model(const std::string& dir, const ModelOptions& options, const ArchRegistry& registry) {
+  if (is_adapter_dir(dir) && !fs::exists(fs::path(dir) / checkpoint::kConfigFileName)) {
+    CausalLM model = load_model(adapter_base_dir(dir), options, registry);
+    load_adapter(*model, dir);
+    return model;
+  }
   const ModelConfig config = load_model_config(dir, registry);
   const auto reader = checkpoint::CheckpointReader::open(dir);
   ModelOptions o = options;
@@ -75,6 +81,7 @@ CausalLM load_model(const std::string& dir, const ModelOptions& options, const A
   if (!o.mtp)
     for (int64_t k = 0; k < config.num_nextn_predict_layers; ++k)
       lo.ignore.push_back(fmt::format("model.layers.{}.", config.num_hidden_layers + k));
+  lo.share_mapped = o.share_weights;
   checkpoint::load_into_module(*model, dir, lo);
   return model;
 }

@@ -26,7 +26,9 @@ class ArchRegistry;
 ModelConfig load_model_config(const std::string& dir, const ArchRegistry& registry);
 
 /// Builds the model DIR describes and loads its weights, converted to options.dtype.
-/// options.mtp is turned off when the checkpoint has no MTP weights.
+/// options.mtp is turned off when the checkpoint has no MTP weights. A PEFT adapter
+/// directory (adapter_config.json, no config.json) loads its base model
+/// (base_model_name_or_path) with the adapter attached, unmerged (policy/lora.h).
 CausalLM load_model(const std::string& dir, const ModelOptions& options, const ArchRegistry& registry);
 
 struct SaveModelOptions {

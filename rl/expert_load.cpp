@@ -47,7 +47,9 @@ void LoadAccumulator::append_metrics(Metrics& m) const {
 }
 
 void update_trunk_router_bias(policy::CausalLM& model, const std::vector<policy::RouterStats>& loads, double gamma) {
-  if (gamma <= 0 || !model->has_router_bias()) return;
+  // Under LoRA the base is frozen, router biases included: the adapter files then describe
+  // the whole change, and the reference (adapters off) is the base exactly.
+  if (gamma <= 0 || !model->has_router_bias() || model->lora) return;
   std::vector<policy::RouterStats> trunk;
   for (const auto& s : loads)
     if (s.layer < model->config().num_hidden_layers) trunk.push_back(s);

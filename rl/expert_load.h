@@ -35,6 +35,7 @@ class LoadAccumulator {
 /// DeepSeek-V3's aux-loss-free balancing after an optimizer step: moves the router biases of
 /// the trunk's MoE layers (MTP layers are left alone) by `gamma` against their loads. Does
 /// nothing when gamma is 0 or the model has no balanced router bias (CausalLM::has_router_bias).
+/// Nothing under LoRA (the base, router biases included, stays frozen).
 void update_trunk_router_bias(policy::CausalLM& model, const std::vector<policy::RouterStats>& loads, double gamma);
 
 }  // namespace rlft::rl

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "policy/lora.h"
 #include "rl/advantages.h"
 #include "rl/losses.h"
 
@@ -151,8 +152,10 @@ StepBatch build_step_batch(const GrpoSetup& setup, const CollectedGroups& collec
       for (const auto& rows : micros) {
         const auto batch = make_sequence_batch(b.sequences, rows, setup.device);
         AutocastGuard autocast(setup.compute, setup.device);
-        if (use_ref)
+        if (use_ref) {
+          policy::AdaptersDisabled base_only(*ref);  // a no-op for a separate reference model
           batch.gather_into(policy_forward(ref, batch, fo).logp, b.ref_logp.narrow(0, rows.begin, rows.rows()));
+        }
         if (g.recompute_old_logp)
           batch.gather_into(policy_forward(model, batch, fo).logp, b.old_logp.narrow(0, rows.begin, rows.rows()));
       }

@@ -43,7 +43,9 @@ struct GrpoSetup {
   dist::Context& dist;
   RankGroups layout;
   policy::CausalLM model;
-  policy::CausalLM ref{nullptr};  ///< the frozen reference; null when kl_beta = 0
+  /// The frozen reference; null when kl_beta = 0. Under LoRA the policy itself, run with
+  /// its adapters off (policy::AdaptersDisabled).
+  policy::CausalLM ref{nullptr};
   bool replay = false;            ///< the training forward replays rollout's experts (MoE only)
   bool balance = false;           ///< a balance loss is added (switch_coef or seq_alpha > 0)
   size_t accuracy_part = 0;       ///< the reward part counted as accuracy (eval.accuracy_reward)

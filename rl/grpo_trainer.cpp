@@ -95,7 +95,7 @@ MemoryWorkload grpo_workload(Job& job, const GrpoOptions& g, const RankGroups& l
   MemoryWorkload w;
   for (const auto& p : model->parameters()) w.n_params += p.numel();
   for (const auto& [name, p] : trainable_parameters(*model)) w.n_trainable += p.numel();
-  w.reference = g.loss.kl_beta > 0;
+  w.reference = g.loss.kl_beta > 0 && !model->lora;
   const int64_t mini_rows = std::max<int64_t>(1, layout.local_count() / g.mini_batches) * g.group_size;
   const int64_t rows = g.micro_batch_rows > 0 ? std::min(g.micro_batch_rows, mini_rows) : mini_rows;
   w.forward_tokens = rows * longest;
@@ -174,7 +174,8 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   GrpoSetup setup{g, spec.precision.compute, job.device(), d, layout, model};
   setup.replay = g.routing_replay && model->config().is_moe();
   setup.balance = g.balance.switch_coef > 0 || g.balance.seq_alpha > 0;
-  if (g.loss.kl_beta > 0) setup.ref = frozen_reference(job);
+  // Under LoRA the reference is the policy itself with its adapters off: no second model.
+  if (g.loss.kl_beta > 0) setup.ref = model->lora ? model : frozen_reference(job);
   const auto names = spec.rewards->names();
   setup.accuracy_part = spec.eval.accuracy_reward.empty()
                             ? 0

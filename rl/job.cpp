@@ -46,6 +46,17 @@ std::vector<std::pair<std::string, at::Tensor>> model_state(const torch::nn::Mod
   return out;
 }
 
+// `lora:` beside an adapter being loaded must describe it.
+void check_adapter_matches(const policy::LoraOptions& yaml, const policy::LoraOptions& file, const std::string& dir) {
+  auto fail = [&](const std::string& key, const std::string& a, const std::string& b) {
+    throw ConfigError(
+        fmt::format("lora.{} = {}: the adapter {} has {}; drop the key or make it agree", key, a, dir, b));
+  };
+  if (yaml.rank != file.rank) fail("rank", std::to_string(yaml.rank), std::to_string(file.rank));
+  if (yaml.alpha != file.alpha) fail("alpha", fmt::format("{}", yaml.alpha), fmt::format("{}", file.alpha));
+  if (yaml.rslora != file.rslora) fail("rslora", yaml.rslora ? "true" : "false", file.rslora ? "true" : "false");
+}
+
 std::string default_run_name(const std::string& config_file) {
   const auto stem = fs::path(config_file).stem().string();
   const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -67,6 +78,7 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
   s.policy = read_options<PolicySource>(view.section("policy"));
   const auto archs = policy::builtin_architectures();
   if (view.has("model")) s.model = policy::read_model_config_yaml(view.section("model"), archs);
+  if (view.has("lora")) s.lora = read_options<policy::LoraOptions>(view.section("lora"));
   const bool trains = kind != JobKind::kAny;
   if (trains && s.policy.path.empty())
     view.section("policy").check(
@@ -294,9 +306,12 @@ void Job::setup_policy() {
   mo.mtp = spec_.policy.mtp;
   mo.logits_chunk_mib = spec_.memory.logits_chunk_mb;
   mo.activation_checkpointing = spec_.memory.activation_checkpointing;
+  // LoRA freezes the base: on the CPU it stays in the mapped checkpoint files, not copied.
+  mo.share_weights = uses_lora() && device_.is_cpu();
   const bool resumed = !resume_from_.empty();
+  const bool lora = uses_lora();
   dist_->together("set up the policy", [&] {
-    if (resumed && dist_->is_main()) {
+    if (resumed && dist_->is_main() && !lora) {
       model_ = policy::load_model(resume_from_, mo, archs);
       log::info("policy: resumed from {}", resume_from_);
     } else if (!spec_.policy.path.empty()) {
@@ -309,6 +324,7 @@ void Job::setup_policy() {
       model_->init_weights(static_cast<uint64_t>(spec_.run.seed));
       log::info("policy: built {} from `model:` (seed {})", cfg.architecture, spec_.run.seed);
     }
+    if (lora) setup_adapters();
   });
   if (dist_->world_size() > 1) {
     auto state = model_state(*model_);
@@ -329,6 +345,53 @@ void Job::setup_policy() {
   const auto counts = model_->param_counts();
   log::info("policy: {} — {:.2f}M parameters, {:.2f}M active per token, device {}", model_->config().architecture,
             counts.total / 1e6, counts.active / 1e6, device_.str());
+  if (model_->lora)
+    log::info("policy: LoRA r = {}, alpha = {}, on {} layers; {:.3f}M trainable parameters (base {})",
+              model_->lora->options.rank, model_->lora->options.alpha, model_->lora->adapted.size(),
+              policy::lora_trainable_count(*model_) / 1e6, adapter_base_);
+}
+
+// LoRA: the adapters (a resumed run's, policy.adapter's, or fresh ones from `lora:`), and the
+// base every adapter file names. A base built from `model:` is written once to OUT/base.
+void Job::setup_adapters() {
+  const auto& src = spec_.policy;
+  if (model_->lora) {
+    // policy.path was itself an adapter directory: its base is the base.
+    adapter_base_ = fs::absolute(policy::adapter_base_dir(src.path)).string();
+  } else if (!src.path.empty()) {
+    adapter_base_ = fs::absolute(src.path).string();
+  } else {
+    adapter_base_ = fs::absolute(fs::path(out_dir_) / "base").string();
+    if (dist_->is_main() && !fs::exists(fs::path(adapter_base_) / "config.json")) {
+      policy::SaveModelOptions so;
+      so.dtype = at::kFloat;
+      so.copy_files["tokenizer.json"] = tokenizer_path_;
+      policy::save_model(model_, adapter_base_, so, policy::builtin_architectures());
+    }
+    // The frozen base from its file, as a loaded one (mapped on the CPU).
+    if (dist_->is_main() && resume_from_.empty())
+      model_ = policy::load_model(adapter_base_, model_->options(), policy::builtin_architectures());
+  }
+  if (model_->lora) {
+    if (!resume_from_.empty() && dist_->is_main()) {
+      // Back to the base, then the checkpoint's adapter.
+      model_ = policy::load_model(adapter_base_, model_->options(), policy::builtin_architectures());
+    } else {
+      return;
+    }
+  }
+  const std::string from = !resume_from_.empty() && dist_->is_main() ? resume_from_ : src.adapter;
+  if (!from.empty()) {
+    policy::load_adapter(*model_, from);
+    if (spec_.lora) check_adapter_matches(*spec_.lora, model_->lora->options, from);
+    log::info("policy: adapter {}", from);
+  } else {
+    try {
+      policy::attach_lora(*model_, *spec_.lora, static_cast<uint64_t>(spec_.run.seed));
+    } catch (const OptionError& e) {
+      throw e.renamed("lora." + e.key());
+    }
+  }
 }
 
 policy::CausalLM Job::initial_policy() const {

@@ -21,6 +21,7 @@
 #include "data/dataset.h"
 #include "data/store.h"
 #include "policy/causal_lm.h"
+#include "policy/lora.h"
 #include "policy/model_config.h"
 #include "policy/tokenizer/prompt.h"
 #include "policy/tokenizer/tokenizer.h"
@@ -37,6 +38,7 @@ struct JobSpec {
   RunOptions run;
   PolicySource policy;
   std::optional<policy::ModelConfig> model;  ///< `model:` (a policy built from scratch)
+  std::optional<policy::LoraOptions> lora;   ///< `lora:` (train adapters, the base frozen)
   TokenizerSource tokenizer;
   tokenizer::PromptOptions prompt;
   PrecisionOptions precision;
@@ -76,6 +78,8 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind);
 /// What a run directory holds (written by rank 0 alone in a multi-rank run):
 ///   OUT/checkpoints/step-000100/   an HF model directory (+ tokenizer.json) and trainer_state/
 ///   OUT/final/                     the last weights, an HF model directory
+/// With LoRA both hold a PEFT adapter directory instead (adapter_config.json,
+/// adapter_model.safetensors) naming the base; a base built from `model:` is OUT/base/.
 ///   OUT/tokenizer.json             the tokenizer the run uses
 class Job {
  public:
@@ -116,6 +120,12 @@ class Job {
   /// Marks the run finished/failed/interrupted (rank 0; other ranks only note it).
   void finish(const std::string& status, const std::string& error = "");
 
+  /// Whether the policy trains LoRA adapters (`lora:` or policy.adapter).
+  bool uses_lora() const { return spec_.lora.has_value() || !spec_.policy.adapter.empty(); }
+  /// The adapters' base model directory (absolute; OUT/base for a policy built from
+  /// `model:`), written into adapter_config.json. "" without LoRA.
+  const std::string& adapter_base() const { return adapter_base_; }
+
   /// The policy as the run started: policy.path loaded again, or `model:` initialised from
   /// run.seed again (the frozen reference of a KL penalty; the same after a resume).
   policy::CausalLM initial_policy() const;
@@ -124,6 +134,7 @@ class Job {
   void setup_tokenizer();
   void setup_tokenizer_file();  // rank 0: OUT/tokenizer.json found, copied or trained
   void setup_policy();
+  void setup_adapters();  // LoRA: see job.cpp
   void open_run(const std::string& kind_name, bool resume);
   void check_same_config();  // every rank: the same config hash, or an error naming the first difference
   JobSpec spec_;
@@ -139,6 +150,7 @@ class Job {
   at::Device device_{at::kCPU};
   int64_t eos_id_ = 0;
   std::string resume_from_;
+  std::string adapter_base_;
 };
 
 /// Newest `step-N` directory under DIR/checkpoints holding a complete checkpoint ("" if none).

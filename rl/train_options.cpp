@@ -12,6 +12,7 @@ PolicySource PolicySource::from_config(const ConfigView& s) {
   PolicySource p;
   p.path = s.get<std::string>("path", p.path);
   p.mtp = s.get<bool>("mtp", p.mtp);
+  p.adapter = s.get<std::string>("adapter", p.adapter);
   return p;
 }
 

@@ -45,6 +45,9 @@ namespace rlft::rl {
 struct PolicySource {
   std::string path;  ///< a model directory to start from; "" = build `model:` from scratch
   bool mtp = true;   ///< build / load the MTP modules (when the architecture has them)
+  /// A PEFT LoRA adapter directory put on the policy (and trained further: LoRA mode, its
+  /// rank, alpha and modules); "" = none.
+  std::string adapter;
   static PolicySource from_config(const ConfigView& section);
   void validate() const {}  ///< nothing to check here: a bad directory fails when it is loaded
 };

@@ -14,6 +14,7 @@
 #include "policy/arch/arch.h"
 #include "policy/checkpoint/checkpoint.h"
 #include "policy/checkpoint/file_io.h"
+#include "policy/lora.h"
 #include "policy/model_io.h"
 
 namespace rlft::rl {
@@ -28,6 +29,12 @@ std::string read_all(const fs::path& p) {
 }
 
 void write_model_dir(Job& job, const std::string& dir) {
+  if (job.model()->lora) {
+    // LoRA: a PEFT adapter directory naming its base.
+    policy::write_adapter(*job.model(), dir, job.adapter_base());
+    fs::copy_file(job.tokenizer_path(), fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+    return;
+  }
   policy::SaveModelOptions o;
   o.dtype = at::kFloat;
   o.copy_files["tokenizer.json"] = job.tokenizer_path();
@@ -126,10 +133,10 @@ TrainerState load_trainer_state(const std::string& dir, Optimizer& optimizer) {
 
 std::string save_final_model(Job& job, const ExtraWriter& extra) {
   const auto dir = (fs::path(job.output_dir()) / "final").string();
-  if (extra) {
+  if (extra || job.model()->lora) {
     checkpoint::AtomicDir out(dir);
     write_model_dir(job, out.path());
-    extra(out.path());
+    if (extra) extra(out.path());
     out.commit();
   } else {
     write_model_dir(job, dir);

@@ -172,6 +172,12 @@ at::Tensor CheckpointReader::tensor(const std::string& name, const LoadOptions& 
   return impl_->files[it->second].tensor(name, options);
 }
 
+at::Tensor CheckpointReader::mapped(const std::string& name) const {
+  const auto it = impl_->file_of_tensor.find(name);
+  RLFT_CHECK(it != impl_->file_of_tensor.end(), "{}: no tensor `{}` in this checkpoint", impl_->path, name);
+  return impl_->files[it->second].mapped(name);
+}
+
 TensorMap CheckpointReader::tensors(const LoadOptions& options) const {
   TensorMap out;
   for (const auto& name : names()) out.emplace(name, tensor(name, options));

@@ -53,6 +53,8 @@ class CheckpointReader {
   const std::string& file_of(const std::string& name) const;
   at::Tensor tensor(const std::string& name, const LoadOptions& options = {}) const;
   TensorMap tensors(const LoadOptions& options = {}) const;
+  /// SafetensorsFile::mapped() of the shard holding `name`.
+  at::Tensor mapped(const std::string& name) const;
   /// `__metadata__` of the first shard (HF writes {"format": "pt"} in each).
   const Metadata& metadata() const;
   /// Sum of the tensors' byte sizes.

@@ -121,17 +121,25 @@ void load_into_module(torch::nn::Module& module, const CheckpointReader& reader,
   for (auto& spec : specs) spec.name = name_of(spec.name);
   check(reader, specs, options);
   torch::NoGradGuard no_grad;
-  auto fill = [&](const std::string& module_name, at::Tensor& target) {
+  auto fill = [&](const std::string& module_name, at::Tensor& target, bool may_share) {
     if (!target.defined()) return;
     const std::string name = name_of(module_name);
     if (!reader.contains(name)) return;
+    if (may_share && options.share_mapped && target.device().is_cpu() &&
+        reader.info(name).scalar_type == target.scalar_type()) {
+      const at::Tensor view = reader.mapped(name);
+      if (view.defined()) {
+        target.set_data(view);
+        return;
+      }
+    }
     LoadOptions load;
     load.dtype = target.scalar_type();
     at::Tensor t = reader.tensor(name, load);
     target.copy_(t);
   };
-  for (auto& p : module.named_parameters(true)) fill(p.key(), p.value());
-  for (auto& b : module.named_buffers(true)) fill(b.key(), b.value());
+  for (auto& p : module.named_parameters(true)) fill(p.key(), p.value(), true);
+  for (auto& b : module.named_buffers(true)) fill(b.key(), b.value(), false);
 }
 
 TensorMap module_tensors(const torch::nn::Module& module, const std::set<std::string>& skip) {

@@ -40,6 +40,10 @@ struct LoadParamsOptions {
   /// Checkpoint tensors that are not expected but are no error when present, by exact name
   /// or by prefix ending in '.' or by suffix starting with '.' (e.g. ".rotary_emb.inv_freq").
   std::vector<std::string> ignore;
+  /// load_into_module: parameters whose dtype, device (CPU) and layout the file matches
+  /// take a view of the mapped file instead of a copy (CheckpointReader::mapped): for frozen
+  /// weights, read from the page cache and shared with other processes. Buffers are copied.
+  bool share_mapped = false;
   /// When true, unexpected tensors are skipped silently rather than an error.
   bool allow_unexpected = false;
   /// load_into_module: the checkpoint name of a module tensor (an architecture's name

@@ -182,7 +182,10 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     throw Error(
         fmt::format("{}: truncated safetensors file: {} bytes, less than the 8-byte header length", path, size));
   }
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  // Private and writable: pages stay the file's (shared with every process mapping it)
+  // until written; a write to a tensor shared out of the mapping (mapped()) copies its page
+  // and never reaches the file.
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   const int saved = errno;
   ::close(fd);
   RLFT_CHECK(p != MAP_FAILED, "{}: cannot mmap {} bytes: {}", path, size, std::strerror(saved));
@@ -291,6 +294,16 @@ at::Tensor SafetensorsFile::tensor(const std::string& name, const LoadOptions& o
   }
   if (options.device != out.device()) out = out.to(options.device);
   return out;
+}
+
+at::Tensor SafetensorsFile::mapped(const std::string& name) const {
+  const TensorInfo& in = info(name);
+  uint8_t* src = const_cast<uint8_t*>(impl_->map.data + impl_->data_start + in.begin);
+  if (in.scalar_type == at::kBool || reinterpret_cast<uintptr_t>(src) % c10::elementSize(in.scalar_type) != 0)
+    return {};
+  auto keep = impl_;  // the mapping lives as long as the tensor
+  return at::from_blob(
+      src, in.shape, [keep](void*) {}, at::TensorOptions(in.scalar_type));
 }
 
 TensorMap SafetensorsFile::tensors(const LoadOptions& options) const {

@@ -79,6 +79,11 @@ class SafetensorsFile {
   const TensorInfo& info(const std::string& name) const;
   /// The tensor, copied out of the file and converted per `options`.
   at::Tensor tensor(const std::string& name, const LoadOptions& options = {}) const;
+  /// The tensor as a view of the mapping, in the file's dtype, not copied (it keeps the
+  /// mapping alive). Pages are read from the file on first touch and shared with the page
+  /// cache; writing to the tensor copies the pages written (copy-on-write), never the file.
+  /// Undefined for a bool tensor or data not aligned to its element size.
+  at::Tensor mapped(const std::string& name) const;
   /// Every tensor.
   TensorMap tensors(const LoadOptions& options = {}) const;
   /// Size of the file in bytes.

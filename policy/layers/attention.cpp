@@ -186,8 +186,7 @@ AttentionImpl::AttentionImpl(const AttentionOptions& o, const at::TensorOptions&
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const AttentionInputs& in) {
   const auto& o = options_;
   const int64_t B = x.size(0), T = x.size(1);
-  const auto qkv =
-      linear_many(x, {q_proj->weight, k_proj->weight, v_proj->weight}, {q_proj->bias, k_proj->bias, v_proj->bias});
+  const auto qkv = apply_linears(x, {q_proj, k_proj, v_proj});
   auto q = qkv[0].view({B, T, o.n_heads, o.head_dim});     // [B, T, H, d]
   auto k = qkv[1].view({B, T, o.n_kv_heads, o.head_dim});  // [B, T, H_kv, d]
   auto v = qkv[2].view({B, T, o.n_kv_heads, o.head_dim});

@@ -44,13 +44,11 @@ at::Tensor MlaImpl::forward(const at::Tensor& x, const AttentionInputs& in) {
   // The query's first projection and the key/value compression read x in one pass.
   at::Tensor q_flat, compressed;
   if (o.q_lora_rank > 0) {
-    const auto a =
-        linear_many(x, {q_a_proj->weight, kv_a_proj_with_mqa->weight}, {q_a_proj->bias, kv_a_proj_with_mqa->bias});
+    const auto a = apply_linears(x, {q_a_proj, kv_a_proj_with_mqa});
     q_flat = q_b_proj(q_a_layernorm(a[0]));
     compressed = a[1];
   } else {
-    const auto a =
-        linear_many(x, {q_proj->weight, kv_a_proj_with_mqa->weight}, {at::Tensor(), kv_a_proj_with_mqa->bias});
+    const auto a = apply_linears(x, {q_proj, kv_a_proj_with_mqa});
     q_flat = a[0];
     compressed = a[1];  // [B, T, d_c + d_R]
   }
@@ -103,7 +101,7 @@ at::Tensor MlaImpl::absorbed_few_rows(const at::Tensor& q_nope, const at::Tensor
   const auto& o = options_;
   const int64_t B = q_nope.size(0), T = q_nope.size(1), H = o.n_heads;
   const int64_t d_n = o.qk_nope_head_dim, d_R = o.qk_rope_head_dim, d_v = o.v_head_dim, d_c = o.kv_lora_rank;
-  const auto& w = kv_b_proj->weight;  // [H·(d_n + d_v), d_c]
+  const auto w = kv_b_proj->effective_weight();  // [H·(d_n + d_v), d_c]
   if (H * T > kSmallGemmMaxRows || !small_gemm_takes_weight(w) || !small_gemm_takes_operand(q_nope) ||
       !small_gemm_takes_operand(q_rot) || !small_gemm_takes_operand(kv) || q_nope.stride(3) != 1 ||
       q_nope.stride(0) != T * q_nope.stride(1) || kv.stride(2) != 1 || kv.stride(1) != d_c + d_R)
@@ -158,7 +156,7 @@ at::Tensor MlaImpl::absorbed(const at::Tensor& q_nope, const at::Tensor& q_rot, 
                              const at::Tensor& k_rot, const at::Tensor& mask) {
   const auto& o = options_;
   const int64_t B = q_nope.size(0), H = o.n_heads, T = q_nope.size(2), S = latent.size(1);
-  const auto w = kv_b_proj->weight.view({H, o.qk_nope_head_dim + o.v_head_dim, o.kv_lora_rank});
+  const auto w = kv_b_proj->effective_weight().view({H, o.qk_nope_head_dim + o.v_head_dim, o.kv_lora_rank});
   const auto w_uk = w.narrow(1, 0, o.qk_nope_head_dim);             // [H, d_n, d_c]
   const auto w_uv = w.narrow(1, o.qk_nope_head_dim, o.v_head_dim);  // [H, d_v, d_c]
   const auto q_latent = at::matmul(q_nope, w_uk);                   // [B, H, T, d_c]

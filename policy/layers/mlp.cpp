@@ -13,7 +13,7 @@ MlpImpl::MlpImpl(const MlpOptions& o, const at::TensorOptions& p) {
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  auto gate_up = linear_many(x, {gate_proj->weight, up_proj->weight}, {gate_proj->bias, up_proj->bias});
+  auto gate_up = apply_linears(x, {gate_proj, up_proj});
   if (!at::GradMode::is_enabled()) return down_proj(at::silu_(gate_up[0]).mul_(gate_up[1]));  // in place
   return down_proj(at::silu(gate_up[0]) * gate_up[1]);
 }

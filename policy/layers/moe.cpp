@@ -77,19 +77,26 @@ at::Tensor MoeImpl::experts_forward(const at::Tensor& x_sorted, const int64_t* c
     const int64_t c = counts[e];
     if (c == 0) continue;
     const auto xe = x_sorted.narrow(0, offset, c);  // [c, D]
-    const auto& ex = expert_list[static_cast<size_t>(e)];
-    const auto h = at::silu(at::linear(xe, ex->gate_proj->weight)) * at::linear(xe, ex->up_proj->weight);  // [c, I]
-    outputs.push_back(at::linear(h, ex->down_proj->weight));                                               // [c, D]
+    Mlp ex = expert_list[static_cast<size_t>(e)];
+    const auto h = at::silu(ex->gate_proj(xe)) * ex->up_proj(xe);  // [c, I], adapters included
+    outputs.push_back(ex->down_proj(h));                           // [c, D]
     offset += c;
   }
   return at::cat(outputs, 0);
+}
+
+bool MoeImpl::adapters_active() const {
+  for (const auto& ex : expert_list)
+    if (ex->gate_proj->adapter_active() || ex->up_proj->adapter_active() || ex->down_proj->adapter_active())
+      return true;
+  return false;
 }
 
 bool MoeImpl::few_rows_path(const at::Tensor& x_sorted, const int64_t* counts) const {
   bool any_few = false;
   for (int64_t e = 0; e < options_.router.n_experts; ++e)
     any_few = any_few || (counts[e] > 0 && counts[e] <= kSmallGemmMaxRows);
-  if (!any_few || !x_sorted.is_contiguous()) return false;
+  if (!any_few || !x_sorted.is_contiguous() || adapters_active()) return false;
   for (const auto& ex : expert_list)
     if (!small_gemm_takes(x_sorted, ex->gate_proj->weight) || !small_gemm_takes(x_sorted, ex->up_proj->weight) ||
         !small_gemm_takes_weight(ex->down_proj->weight))
@@ -148,7 +155,8 @@ at::Tensor MoeImpl::experts_few_rows(const at::Tensor& x_sorted, const int64_t* 
 }
 
 bool MoeImpl::few_tokens_path(const at::Tensor& x, const MoeInputs& in) const {
-  if (in.switch_terms || x.size(0) > kSmallGemmMaxRows || !x.is_contiguous() || !small_gemm_takes_operand(x))
+  if (in.switch_terms || x.size(0) > kSmallGemmMaxRows || !x.is_contiguous() || !small_gemm_takes_operand(x) ||
+      adapters_active())
     return false;
   for (const auto& ex : expert_list)
     if (!small_gemm_takes_weight(ex->gate_proj->weight) || !small_gemm_takes_weight(ex->up_proj->weight) ||

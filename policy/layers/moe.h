@@ -89,6 +89,9 @@ class MoeImpl : public torch::nn::Module {
   /// The experts on their rows: x_sorted [A, D] holds counts[e] rows for each expert e in
   /// order → [A, D], unweighted.
   at::Tensor experts_forward(const at::Tensor& x_sorted, const int64_t* counts);
+  /// Whether some expert's projection has an active LoRA adapter: the few-rows paths read
+  /// the base weights directly and are left for the modules' own forwards then.
+  bool adapters_active() const;
   /// Whether experts_few_rows applies: some expert has at most kSmallGemmMaxRows rows and
   /// the kernel takes the tensors (fp32, CPU, contiguous, no gradient wanted).
   bool few_rows_path(const at::Tensor& x_sorted, const int64_t* counts) const;

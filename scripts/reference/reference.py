@@ -7,9 +7,19 @@ reads a checkpoint directory (config.json + safetensors, single or sharded) with
 safetensors parser, runs one token sequence, and either writes the logits [T, V] as .npy or
 compares them with rlft's (`rlft model logits DIR --ids ... -o FILE.npy`):
 
-  reference.py --model DIR --ids 1,2,3 --compare rlft.npy --tol 1e-4
+  reference.py --model DIR --ids 1,2,3 --compare rlft.npy [more.npy ...] --tol 1e-4
 
-Exit status: 0 when max|rlft - ref| / max|ref| <= tol, 1 when larger, 2 on bad input.
+Exit status: 0 when max|rlft - ref| / max|ref| <= tol (for every file compared), 1 when
+larger, 2 on bad input.
+
+--adapter DIR applies a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors,
+as PEFT's save_pretrained writes them) to the weights first, as PEFT's merge does, in
+float64: for each base_model.model.<path>.lora_A.weight A [r, in] / lora_B.weight B [out, r]
+pair, <path>.weight += s * B @ A with s = lora_alpha / r (lora_alpha / sqrt(r) with
+use_rslora); a modules_to_save tensor base_model.model.<module>.<param> replaces <module>.<param>
+(with tie_word_embeddings a replaced embed_tokens is also the head, as in the merged
+directory). Every tensor must find its place (its module named by target_modules or
+modules_to_save, the base weight there, the shapes right) or the script exits with status 2.
 
 Where rlft deliberately differs from transformers the reference follows rlft and says so:
   * group-limited routing masks non-kept groups with -inf (DeepSeek's reference code);
@@ -22,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import re
 import struct
 import sys
 
@@ -39,6 +50,12 @@ _DTYPES = {
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
     "BOOL": torch.bool,
 }
+
+
+def fail(msg):
+    """Bad input: the message on stderr, exit status 2."""
+    print(f"reference: {msg}", file=sys.stderr)
+    sys.exit(2)
 
 
 def read_safetensors(path):
@@ -136,7 +153,7 @@ def rope_parameters(cfg):
         smoothed = (1 - smooth) * scaled / factor + smooth * scaled
         medium = (wavelen >= old / hf) & (wavelen <= old / lf)
         return torch.where(medium, smoothed, scaled), 1.0
-    raise SystemExit(f"reference: rope type {rtype} not supported")
+    fail(f"rope type {rtype} not supported")
 
 
 def cos_sin(cfg, positions):
@@ -309,7 +326,7 @@ def prepare(cfg):
         "LlamaForCausalLM": "llama", "llama": "llama",
     }.get(arch)
     if kind is None:
-        raise SystemExit(f"reference: architecture {arch} not implemented")
+        fail(f"architecture {arch} not implemented")
     cfg["_kind"] = kind
     cfg["_head_dim"] = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
     cfg["_rope_dim"] = cfg["qk_rope_head_dim"] if kind == "deepseek_v3" else cfg["_head_dim"]
@@ -354,31 +371,129 @@ def forward(cfg, W, ids):
     return x @ head.t()  # [T, V]
 
 
+# ---------------------------------------------------------------------------------------------
+# PEFT LoRA adapters (peft: LoraConfig, get_peft_model_state_dict, LoraLayer.get_delta_weight)
+
+_PEFT_PREFIX = "base_model.model."
+
+
+def _peft_names(path, names):
+    """PEFT's match of target_modules / modules_to_save against a module path."""
+    if isinstance(names, str):  # a regular expression, matched in full
+        return re.fullmatch(names, path) is not None
+    return any(path == n or path.endswith("." + n) for n in names)
+
+
+def apply_adapter(W, directory):
+    """Folds the adapter in DIR into the float64 weights W (in place); returns a summary."""
+    def bad(msg):
+        fail(f"adapter {directory}: {msg}")
+
+    cfg_path = os.path.join(directory, "adapter_config.json")
+    if not os.path.exists(cfg_path):
+        bad("no adapter_config.json")
+    with open(cfg_path) as f:
+        acfg = json.load(f)
+    if acfg.get("peft_type") != "LORA":
+        bad(f"peft_type = {acfg.get('peft_type')!r}: only LORA adapters")
+    r = acfg.get("r")
+    if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
+        bad(f"r = {r!r}: must be an integer > 0")
+    alpha = acfg.get("lora_alpha")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
+        bad(f"lora_alpha = {alpha!r}: must be a number")
+    s = alpha / math.sqrt(r) if acfg.get("use_rslora", False) else alpha / r
+    # What this reference does not model: refuse rather than compute something else.
+    for key, ok in (("use_dora", lambda v: not v), ("fan_in_fan_out", lambda v: not v),
+                    ("bias", lambda v: v in (None, "none")), ("lora_bias", lambda v: not v),
+                    ("rank_pattern", lambda v: not v), ("alpha_pattern", lambda v: not v),
+                    ("layers_to_transform", lambda v: v is None), ("layer_replication", lambda v: not v)):
+        if key in acfg and not ok(acfg[key]):
+            bad(f"{key} = {acfg[key]!r} is not supported by the reference")
+    targets = acfg.get("target_modules") or []
+    saved_modules = acfg.get("modules_to_save") or []
+    wpath = os.path.join(directory, "adapter_model.safetensors")
+    if not os.path.exists(wpath):
+        bad("no adapter_model.safetensors")
+    tensors = read_safetensors(wpath)
+
+    pairs, saved = {}, {}
+    for name, t in tensors.items():
+        if not name.startswith(_PEFT_PREFIX):
+            bad(f"{name}: not a PEFT name ({_PEFT_PREFIX}<module path>...)")
+        rest = name[len(_PEFT_PREFIX):]
+        for part in ("lora_A", "lora_B"):
+            if rest.endswith(f".{part}.weight"):
+                path = rest[: -len(f".{part}.weight")]
+                pairs.setdefault(path, {})[part] = (name, t)
+                break
+        else:
+            module = rest.rsplit(".", 1)[0] if "." in rest else ""
+            if rest not in W:
+                bad(f"{name}: the model has no tensor {rest}")
+            if not _peft_names(module, saved_modules):
+                bad(f"{name}: module {module} is not in modules_to_save {saved_modules}")
+            if tuple(t.shape) != tuple(W[rest].shape):
+                bad(f"{name}: shape {list(t.shape)}, the model's {rest} is {list(W[rest].shape)}")
+            saved[rest] = t
+    for path, ab in sorted(pairs.items()):
+        if set(ab) != {"lora_A", "lora_B"}:
+            have = next(iter(ab))
+            bad(f"{ab[have][0]} without its {'lora_B' if have == 'lora_A' else 'lora_A'}")
+        if not _peft_names(path, targets):
+            bad(f"{ab['lora_A'][0]}: module {path} is not named by target_modules {targets}")
+        wname = path + ".weight"
+        if wname not in W:
+            bad(f"{ab['lora_A'][0]}: the model has no weight {wname}")
+        w = W[wname]
+        (an, A), (bn, B) = ab["lora_A"], ab["lora_B"]
+        if w.dim() != 2:
+            bad(f"{an}: {wname} is not a matrix ({list(w.shape)})")
+        if tuple(A.shape) != (r, w.shape[1]):
+            bad(f"{an}: shape {list(A.shape)}, {wname} {list(w.shape)} with r = {r} needs {[r, w.shape[1]]}")
+        if tuple(B.shape) != (w.shape[0], r):
+            bad(f"{bn}: shape {list(B.shape)}, {wname} {list(w.shape)} with r = {r} needs {[w.shape[0], r]}")
+        W[wname] = w + s * (B.to(DT) @ A.to(DT))
+    for name, t in saved.items():
+        W[name] = t.to(DT) if t.is_floating_point() else t
+    if not pairs and not saved:
+        bad("no adapter tensors")
+    return f"adapter: {len(pairs)} LoRA layers (r = {r}, scaling {s:g}), {len(saved)} modules_to_save tensors"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="checkpoint directory")
     ap.add_argument("--ids", required=True, help="token ids, comma separated")
     ap.add_argument("--out", help="write the reference logits [T, V] (float32 .npy)")
-    ap.add_argument("--compare", help="rlft logits [T, V] (.npy) to check")
+    ap.add_argument("--adapter", help="a PEFT LoRA adapter directory to fold into the model first")
+    ap.add_argument("--compare", nargs="+", help="rlft logits [T, V] (.npy files) to check")
     ap.add_argument("--tol", type=float, default=1e-4, help="max relative error (max abs diff / max abs)")
     a = ap.parse_args()
     with open(os.path.join(a.model, "config.json")) as f:
         cfg = prepare(json.load(f))
     W = read_checkpoint(a.model)
+    if a.adapter:
+        print(apply_adapter(W, a.adapter))
     ids = [int(t) for t in a.ids.split(",") if t.strip()]
     with torch.no_grad():
         ref = forward(cfg, W, ids)
     if a.out:
         np.save(a.out, ref.to(torch.float32).numpy())
     if a.compare:
-        got = torch.from_numpy(np.load(a.compare)).to(DT)
-        if tuple(got.shape) != tuple(ref.shape):
-            print(f"reference: shape {tuple(got.shape)} from rlft, {tuple(ref.shape)} expected")
-            return 1
-        err = ((got - ref).abs().max() / ref.abs().max()).item()
-        ok = err <= a.tol
-        print(f"{cfg['_kind']}: max relative error {err:.3e} (tolerance {a.tol:.0e}) {'ok' if ok else 'FAILED'}")
-        return 0 if ok else 1
+        status = 0
+        for path in a.compare:
+            got = torch.from_numpy(np.load(path)).to(DT)
+            if tuple(got.shape) != tuple(ref.shape):
+                print(f"reference: {path}: shape {tuple(got.shape)} from rlft, {tuple(ref.shape)} expected")
+                status = 1
+                continue
+            err = ((got - ref).abs().max() / ref.abs().max()).item()
+            ok = err <= a.tol
+            print(f"{cfg['_kind']}: {os.path.basename(path)}: max relative error {err:.3e} "
+                  f"(tolerance {a.tol:.0e}) {'ok' if ok else 'FAILED'}")
+            status = status if ok else 1
+        return status
     return 0
 
 
