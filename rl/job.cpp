@@ -164,6 +164,19 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
   if (spec_.prompt.chat) chat_ = std::make_unique<tokenizer::ChatFormat>(*spec_.prompt.chat);
   setup_tokenizer();
   setup_policy();
+  // What the run page shows about the policy (step 0; not charted).
+  int64_t total = 0, trainable = 0;
+  for (const auto& p : model_->parameters()) {
+    total += p.numel();
+    if (p.requires_grad()) trainable += p.numel();
+  }
+  std::vector<std::pair<std::string, double>> about = {{"model/parameters", static_cast<double>(total)},
+                                                       {"model/trainable_parameters", static_cast<double>(trainable)}};
+  if (model_->lora) {
+    about.emplace_back("model/lora_rank", static_cast<double>(model_->lora->options.rank));
+    about.emplace_back("model/lora_alpha", model_->lora->options.alpha);
+  }
+  log_metrics(0, about);
 }
 
 void Job::check_same_config() {

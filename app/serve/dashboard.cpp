@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <regex>
 
 #include "app/serve/html.h"
@@ -75,11 +76,42 @@ std::string runs_body(data::Store& store) {
                      rows);
 }
 
+namespace {
+
+std::string with_commas(double value) {
+  std::string digits = fmt::format("{:.0f}", value), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// "LoRA r = 8 (alpha 16) · 94,208 trainable of 820,000 parameters (11.5%)", or full
+// fine-tuning, from the model/* values the run logged at step 0 ("" for runs without them).
+std::string policy_line(data::Store& store, int64_t run_id) {
+  auto first = [&](const std::string& name) -> std::optional<double> {
+    const auto s = store.metric_series(run_id, name);
+    if (s.empty()) return std::nullopt;
+    return s.front().value;
+  };
+  const auto total = first("model/parameters"), trainable = first("model/trainable_parameters");
+  if (!total || !trainable || *total <= 0) return "";
+  const auto rank = first("model/lora_rank"), alpha = first("model/lora_alpha");
+  const std::string how =
+      rank ? fmt::format("LoRA r = {:.0f}{}", *rank, alpha ? fmt::format(" (alpha {:g})", *alpha) : std::string())
+           : std::string("full fine-tuning");
+  return fmt::format(R"(<p id="policy">policy: {} · {} trainable of {} parameters ({:.2f}%)</p>)", how,
+                     with_commas(*trainable), with_commas(*total), 100.0 * *trainable / *total);
+}
+
+}  // namespace
+
 std::string run_body(data::Store& store, int64_t run_id) {
   const data::RunRecord run = require_run(store, run_id);
   std::vector<std::string> names;
   for (auto& n : store.metric_names(run_id))
-    if (!is_expert_load(n)) names.push_back(n);
+    if (!is_expert_load(n) && n.rfind("model/", 0) != 0) names.push_back(n);
   std::stable_sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
     auto rank = [](const std::string& n) {
       const auto* end = std::end(kPreferredMetrics);
@@ -105,6 +137,7 @@ std::string run_body(data::Store& store, int64_t run_id) {
       fmt::arg("ended", run.ended_at ? " · ended " + format_time_utc(*run.ended_at) + " UTC" : std::string()),
       fmt::arg("steps", run_steps(store, run_id)), fmt::arg("id", run_id));
   if (!run.error.empty()) out += fmt::format(R"(<p class="error">{}</p>)", esc(run.error));
+  out += policy_line(store, run_id);
   out += "<h2>Metrics</h2>\n";
   out += series.empty() ? std::string("<p class=\"muted\">No metrics yet.</p>")
                         : "<div id=\"charts\">" + svg_line_charts(series) + "</div>";

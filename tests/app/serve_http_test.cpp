@@ -1,8 +1,11 @@
 // `rlft serve` over HTTP, as a real child process on loopback: every read endpoint, sign-in,
 // refusals without a token, escaping of rollout text, bounded request bodies.
+#include <algorithm>
+#include <fstream>
 #include <regex>
 
 #include "tests/app/serve_fixture.h"
+#include "tests/rl/trainer_test_util.h"
 
 using namespace rlft::test;
 
@@ -160,4 +163,36 @@ TEST_CASE("rlft serve refuses bad options with exit code 2, and a missing store 
   const auto missing = run_rlft({"serve", "--store", dir.file("none.db"), "--port", "0"});
   CHECK(missing.exit_code == 1);
   CHECK(has(missing.err, "none.db"));
+}
+
+TEST_CASE("the run page says whether the policy trained LoRA adapters: rank and trainable parameters") {
+  TempDir dir;
+  const std::string yaml = dir.file("job.yaml");
+  std::ofstream(yaml) << rlft::test::tiny_job_yaml(dir.path(), "lora-run", "lora:\n  rank: 4\n  alpha: 8\n");
+  const std::string full_yaml = dir.write("full.yaml", rlft::test::tiny_job_yaml(dir.path(), "full-run"));
+  for (const auto& config : {yaml, full_yaml}) {
+    const auto r = run_rlft({"sft", config, "--set", "sft.steps=1"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  }
+  const std::string token = add_token(dir.file("rlft.db"), "alice");
+  ServeProcess serve({"--store", dir.file("rlft.db")});
+  auto c = serve.client();
+  auto store = rlft::data::Store::open(dir.file("rlft.db"), false);
+  auto lora = c.Get(("/runs/" + std::to_string(store.find_run("lora-run")->id)).c_str(), bearer(token));
+  REQUIRE(lora);
+  CHECK(lora->status == 200);
+  CHECK(has(lora->body, "policy: LoRA r = 4 (alpha 8) · "));
+  CHECK(!has(lora->body, R"(data-metric="model/)"));
+  const std::regex counts(R"(· ([0-9,]+) trainable of ([0-9,]+) parameters)");
+  std::smatch m;
+  REQUIRE(std::regex_search(lora->body, m, counts));
+  auto number = [](std::string s) {
+    s.erase(std::remove(s.begin(), s.end(), ','), s.end());
+    return std::stod(s);
+  };
+  CHECK(number(m[1]) > 0);
+  CHECK(number(m[1]) < 0.5 * number(m[2]));
+  auto full = c.Get(("/runs/" + std::to_string(store.find_run("full-run")->id)).c_str(), bearer(token));
+  REQUIRE(full);
+  CHECK(has(full->body, "policy: full fine-tuning · "));
 }
