@@ -246,7 +246,8 @@ LoraOptions read_adapter_config(const std::string& dir, std::string* base_model)
     o.rslora = j.value("use_rslora", false);
     if (j.value("use_dora", false)) throw bad("use_dora", "DoRA adapters are not supported");
     if (j.value("fan_in_fan_out", false)) throw bad("fan_in_fan_out", "must be false (weights stored [out, in])");
-    if (j.value("bias", std::string("none")) != "none") throw bad("bias", "adapters with trained biases are not supported");
+    if (j.value("bias", std::string("none")) != "none")
+      throw bad("bias", "adapters with trained biases are not supported");
     for (const char* key : {"rank_pattern", "alpha_pattern"})
       if (j.contains(key) && !j[key].is_null() && !j[key].empty())
         throw bad(key, "per-module ranks or alphas are not supported");
@@ -274,9 +275,10 @@ std::string adapter_base_dir(const std::string& dir) {
   RLFT_CHECK(!base.empty(), "{}: base_model_name_or_path is empty: name the base model directory", file);
   for (const fs::path& p : {fs::path(base), fs::path(dir) / base})
     if (fs::is_regular_file(p / "config.json")) return p.string();
-  throw Error(fmt::format("{}: base_model_name_or_path = \"{}\": no model directory (config.json) there, nor "
-                          "under {}; copy the base model there or edit the key",
-                          file, base, dir));
+  throw Error(
+      fmt::format("{}: base_model_name_or_path = \"{}\": no model directory (config.json) there, nor "
+                  "under {}; copy the base model there or edit the key",
+                  file, base, dir));
 }
 
 void load_adapter(CausalLMImpl& model, const std::string& dir) {
@@ -292,7 +294,7 @@ void load_adapter(CausalLMImpl& model, const std::string& dir) {
   // Sort the file's tensors into adapters (by module path) and modules_to_save parameters.
   std::vector<std::string> problems;
   std::map<std::string, std::pair<std::string, std::string>> adapters;  // path -> (A name, B name)
-  std::vector<std::pair<std::string, std::string>> saved;                // (model name, file name)
+  std::vector<std::pair<std::string, std::string>> saved;               // (model name, file name)
   for (const auto& name : file.names()) {
     if (name.rfind(kPeftPrefix, 0) != 0) {
       problems.push_back(fmt::format("{}: not a PEFT name (expected {}<module path>…)", name, kPeftPrefix));
@@ -336,8 +338,8 @@ void load_adapter(CausalLMImpl& model, const std::string& dir) {
   for (const auto& [param, name] : saved) {
     const auto& info = file.info(name);
     if (info.shape != params[param].sizes().vec())
-      problems.push_back(fmt::format("{}: shape {} in the adapter, the model's {} is {}", name, adapter_shape(info.shape),
-                                     param, adapter_shape(params[param].sizes())));
+      problems.push_back(fmt::format("{}: shape {} in the adapter, the model's {} is {}", name,
+                                     adapter_shape(info.shape), param, adapter_shape(params[param].sizes())));
   }
   if (adapters.empty() && saved.empty() && problems.empty())
     problems.push_back("no adapter tensors (base_model.model.<module>.lora_A.weight / lora_B.weight)");
@@ -419,8 +421,8 @@ void write_adapter(CausalLMImpl& model, const std::string& dir, const std::strin
   j["layers_to_transform"] = nullptr;
   j["lora_alpha"] = state.options.alpha;
   j["lora_dropout"] = state.options.dropout;
-  j["modules_to_save"] = state.options.modules_to_save.empty() ? nlohmann::json(nullptr)
-                                                                : nlohmann::json(state.options.modules_to_save);
+  j["modules_to_save"] =
+      state.options.modules_to_save.empty() ? nlohmann::json(nullptr) : nlohmann::json(state.options.modules_to_save);
   j["peft_type"] = "LORA";
   j["r"] = state.options.rank;
   j["rank_pattern"] = nlohmann::json::object();

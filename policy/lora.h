@@ -38,10 +38,10 @@ class CausalLMImpl;
 
 /// The `lora:` section.
 struct LoraOptions {
-  int64_t rank = 16;      ///< r (> 0)
-  double alpha = 32.0;    ///< lora_alpha (> 0): the update is scaled by alpha / r
-  double dropout = 0.0;   ///< lora_dropout on the adapter's input in training, [0, 1)
-  bool rslora = false;    ///< use_rslora: scale by alpha / √r instead
+  int64_t rank = 16;     ///< r (> 0)
+  double alpha = 32.0;   ///< lora_alpha (> 0): the update is scaled by alpha / r
+  double dropout = 0.0;  ///< lora_dropout on the adapter's input in training, [0, 1)
+  bool rslora = false;   ///< use_rslora: scale by alpha / √r instead
   /// HF module names ("q_proj", "experts.0.down_proj", …) or "all-linear".
   std::vector<std::string> target_modules = {"all-linear"};
   /// Modules trained whole and saved in the adapter (e.g. "embed_tokens"); usually none.

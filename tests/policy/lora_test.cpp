@@ -104,7 +104,8 @@ TEST_CASE("LoRA: adapters on the named modules only, not the LM head, the router
   const int64_t L = model->config().num_hidden_layers;
   for (const auto& path : model->lora->adapted) {
     CAPTURE(path);
-    CHECK((path.size() > 9 && (path.substr(path.size() - 8) == "q_b_proj" || path.substr(path.size() - 9) == "down_proj")));
+    CHECK((path.size() > 9 &&
+           (path.substr(path.size() - 8) == "q_b_proj" || path.substr(path.size() - 9) == "down_proj")));
     CHECK(path.find(fmt::format("model.layers.{}.", L)) == std::string::npos);
   }
   // The experts' and the shared experts' down_proj are among them.
@@ -274,10 +275,11 @@ TEST_CASE("LoRA: bad options and bad adapters are named") {
   policy::write_adapter(*wide, tmp.file("wide"), "x");
   auto narrow = test::tiny_model("qwen2");
   const int64_t D = narrow->config().hidden_size;
-  CHECK_THROWS_WITH_AS(policy::load_adapter(*narrow, tmp.file("wide")),
-                       doctest::Contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight: shape [4, 48] "
-                                         "in the adapter, the model's model.layers.0.self_attn.q_proj"),
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      policy::load_adapter(*narrow, tmp.file("wide")),
+      doctest::Contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight: shape [4, 48] "
+                        "in the adapter, the model's model.layers.0.self_attn.q_proj"),
+      Error);
   CHECK_THROWS_WITH_AS(policy::load_adapter(*narrow, tmp.file("wide")),
                        doctest::Contains(fmt::format("needs [4, {}]", D).c_str()), Error);
   CHECK(!narrow->lora);

@@ -86,7 +86,8 @@ TEST_CASE("GRPO with LoRA: KL against the adapters-off policy, bitwise resume, P
   CHECK(fs::exists(tmp.file("whole/checkpoints/step-000004/adapter_config.json")));
 
   // The optimizer held adapter state only.
-  const auto opt = checkpoint::SafetensorsFile::open(tmp.file("whole/checkpoints/step-000004/trainer_state/optimizer.safetensors"));
+  const auto opt =
+      checkpoint::SafetensorsFile::open(tmp.file("whole/checkpoints/step-000004/trainer_state/optimizer.safetensors"));
   REQUIRE(!opt.names().empty());
   for (const auto& name : opt.names())
     CHECK_MESSAGE((name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos), name);
@@ -169,19 +170,48 @@ TEST_CASE("a reward model trains with LoRA: adapters and the score head, saved a
     std::string s;
     for (int a = 0; a < 10; ++a)
       for (int b = 0; b < 10; ++b)
-        s += fmt::format(R"({{"prompt": "What is {} + {}?\n", "chosen": "<answer>{}</answer>", "rejected": "<answer>{}</answer> and so on and so on"}})",
-                         a, b, a + b, a + b) +
-             "\n";
+        s +=
+            fmt::format(
+                R"({{"prompt": "What is {} + {}?\n", "chosen": "<answer>{}</answer>", "rejected": "<answer>{}</answer> and so on and so on"}})",
+                a, b, a + b, a + b) +
+            "\n";
     return s;
   }());
-  const auto r = test::run_rlft({"rm", "train", std::string(RLFT_SOURCE_DIR) + "/configs/rm/example.yaml", "--set",
-                                 "run.store=" + tmp.file("rlft.db"), "--set", "run.output_dir=" + tmp.file("rm"), "--set",
-                                 "run.threads=1", "--set", "rm.pairs=" + pairs, "--set", "rm.steps=60", "--set",
-                                 "rm.eval_fraction=0.2", "--set", "rm.eval_every=60", "--set",
-                                 "model.num_hidden_layers=2", "--set", "model.hidden_size=64", "--set",
-                                 "model.intermediate_size=128", "--set", "model.vocab_size=300", "--set",
-                                 "tokenizer.vocab_size=300", "--set", "optim.lr=5e-3", "--set", "checkpoint.every=0",
-                                 "--set", "lora.rank=8", "--set", "lora.alpha=16"});
+  const auto r = test::run_rlft({"rm",
+                                 "train",
+                                 std::string(RLFT_SOURCE_DIR) + "/configs/rm/example.yaml",
+                                 "--set",
+                                 "run.store=" + tmp.file("rlft.db"),
+                                 "--set",
+                                 "run.output_dir=" + tmp.file("rm"),
+                                 "--set",
+                                 "run.threads=1",
+                                 "--set",
+                                 "rm.pairs=" + pairs,
+                                 "--set",
+                                 "rm.steps=60",
+                                 "--set",
+                                 "rm.eval_fraction=0.2",
+                                 "--set",
+                                 "rm.eval_every=60",
+                                 "--set",
+                                 "model.num_hidden_layers=2",
+                                 "--set",
+                                 "model.hidden_size=64",
+                                 "--set",
+                                 "model.intermediate_size=128",
+                                 "--set",
+                                 "model.vocab_size=300",
+                                 "--set",
+                                 "tokenizer.vocab_size=300",
+                                 "--set",
+                                 "optim.lr=5e-3",
+                                 "--set",
+                                 "checkpoint.every=0",
+                                 "--set",
+                                 "lora.rank=8",
+                                 "--set",
+                                 "lora.alpha=16"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   const auto final_dir = tmp.file("rm/final");
   CHECK(fs::exists(fs::path(final_dir) / "adapter_config.json"));
