@@ -72,8 +72,12 @@ Optimizer::Optimizer(const std::vector<std::pair<std::string, at::Tensor>>& para
 }
 
 void Optimizer::zero_grad() {
+  // Undefined, not zero (PyTorch's set_to_none): a parameter that gets no gradient in the
+  // next step (an expert no token chose) is then skipped by AdamW, in an uninterrupted run as
+  // in a resumed one. Zeroed gradients kept such an expert moving on its momentum in the
+  // first and not in the second, which broke bitwise resume.
   for (auto& p : params_)
-    if (p.grad().defined()) p.mutable_grad().zero_();
+    if (p.grad().defined()) p.mutable_grad().reset();
 }
 
 StepReport Optimizer::step(double lr, double grad_divisor) {

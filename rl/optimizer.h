@@ -38,6 +38,8 @@ class Optimizer {
   /// clips them, and applies one AdamW step at learning rate `lr`. A non-finite gradient
   /// skips the step (weights and moments untouched). Gradients are zeroed either way.
   StepReport step(double lr, double grad_divisor = 1.0);
+  /// Leaves every gradient undefined (PyTorch's set_to_none): parameters without a gradient
+  /// in a step are skipped by AdamW.
   void zero_grad();
 
   /// The optimizer's state — each parameter's two moments and step count — to and from a

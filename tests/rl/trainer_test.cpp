@@ -155,6 +155,39 @@ TEST_CASE("a resumed GRPO run continues bitwise like the uninterrupted one: metr
       doctest::Contains("config differs"), Error);
 }
 
+TEST_CASE("a resumed SFT run of the default MoE (MTP, experts that get no tokens) continues bitwise") {
+  test::TempDir tmp;
+  const std::string cfg = std::string(RLFT_SOURCE_DIR) + "/configs/default/sft.yaml";
+  auto sft = [&](const std::string& name, std::vector<std::string> more) {
+    std::vector<std::string> a = {"sft",   cfg,
+                                  "--set", "sft.steps=20",
+                                  "--set", "checkpoint.every=10",
+                                  "--set", "run.threads=1",
+                                  "--set", "eval.enabled=false",
+                                  "--set", "run.store=" + tmp.file("rlft.db"),
+                                  "--set", "run.name=" + name,
+                                  "--set", "run.output_dir=" + tmp.file(name)};
+    a.insert(a.end(), more.begin(), more.end());
+    const auto r = test::run_rlft(a);
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  };
+  sft("whole", {});
+  sft("split", {"--stop-after", "10"});
+  sft("split", {"--resume"});
+  const auto a = all_metrics(tmp.file("rlft.db"), "whole");
+  const auto b = all_metrics(tmp.file("rlft.db"), "split");
+  CHECK(a.size() == b.size());
+  for (const auto& [key, value] : a) {
+    auto it = b.find(key);
+    REQUIRE_MESSAGE(it != b.end(), "missing " << key.second << " at step " << key.first);
+    CHECK_MESSAGE(it->second == value, key.second << " at step " << key.first << ": " << it->second << " vs " << value);
+  }
+  const auto wa = checkpoint::read_checkpoint(tmp.file("whole/final"));
+  const auto wb = checkpoint::read_checkpoint(tmp.file("split/final"));
+  REQUIRE(wa.size() == wb.size());
+  for (const auto& [name, t] : wa) CHECK_MESSAGE(t.equal(wb.at(name)), name);
+}
+
 TEST_CASE("loss scaling: an injected overflow skips the step, backs the scale off, and training recovers") {
   apply_thread_count(1);
   test::TempDir tmp;
