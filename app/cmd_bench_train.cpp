@@ -18,7 +18,13 @@
 
 #include <fmt/format.h>
 
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <iostream>
@@ -47,9 +53,90 @@ struct BenchTrainCli {
   int threads = 0;
   bool json = false;
   bool sft = false;
+  int64_t compare_lora = 0;  // > 0: full fine-tuning and LoRA of this rank, one child process each
 };
 
+// One variant of --compare-lora: `rlft bench train … --json` as a child process; its JSON and
+// its peak resident memory (wait4's ru_maxrss: the whole process, start-up included).
+struct BenchChild {
+  nlohmann::json result;
+  double peak_rss_mb = 0;
+};
+
+BenchChild run_bench_child(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/proc/self/exe"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  int out[2];
+  RLFT_CHECK(::pipe(out) == 0, "bench train: pipe failed: {}", std::strerror(errno));
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]);
+  RLFT_CHECK(rc == 0, "bench train: cannot start a child: {}", std::strerror(rc));
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(out[0]);
+  int status = 0;
+  struct rusage usage {};
+  while (::wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
+  }
+  RLFT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "bench train: `rlft {}` failed (status {})",
+             fmt::join(args, " "), status);
+  BenchChild c;
+  c.result = nlohmann::json::parse(text.substr(text.find('{')));
+  c.peak_rss_mb = static_cast<double>(usage.ru_maxrss) / 1024.0;
+  return c;
+}
+
+// --compare-lora R: the same config fully fine-tuned and with LoRA rank R (alpha 2R) on every
+// trunk linear layer (attention, dense MLPs, routed and shared experts), each in its own
+// process so that each peak is its own.
+void run_lora_comparison(const BenchTrainCli& o) {
+  std::vector<std::string> common = {"bench", "train", "--config", o.config, "--json"};
+  if (o.sft) common.push_back("--sft");
+  if (o.steps > 0) common.insert(common.end(), {"--steps", std::to_string(o.steps)});
+  if (o.threads > 0) common.insert(common.end(), {"--threads", std::to_string(o.threads)});
+  for (const auto& s : o.overrides) common.insert(common.end(), {"--set", s});
+  auto lora = common;
+  lora.insert(lora.end(), {"--set", fmt::format("lora.rank={}", o.compare_lora), "--set",
+                           fmt::format("lora.alpha={}", 2 * o.compare_lora)});
+  const auto full = run_bench_child(common);
+  const auto adapted = run_bench_child(lora);
+  const double ratio = adapted.peak_rss_mb / std::max(full.peak_rss_mb, 1e-9);
+  if (o.json) {
+    nlohmann::json j = {
+        {"config", o.config},     {"lora_rank", o.compare_lora},          {"full", full.result},
+        {"lora", adapted.result}, {"full_peak_rss_mb", full.peak_rss_mb}, {"lora_peak_rss_mb", adapted.peak_rss_mb},
+        {"peak_ratio", ratio}};
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  auto row = [](const char* name, const BenchChild& c, const std::string& note) {
+    return fmt::format("  {:<20} {:9.0f} MB {:10.2f} s {:14.3f}M {:>9}\n", name, c.peak_rss_mb,
+                       c.result.value("step_seconds", 0.0), c.result.value("trainable_params", 0.0) / 1e6, note);
+  };
+  std::cout << fmt::format("LoRA vs full fine-tuning: {} ({}), one process each\n", o.config, o.sft ? "SFT" : "GRPO");
+  std::cout << fmt::format("  {:<20} {:>12} {:>12} {:>15} {:>9}\n", "", "peak RSS", "s/step", "trainable", "");
+  std::cout << row("full fine-tuning", full, "");
+  std::cout << row(fmt::format("LoRA r = {}", o.compare_lora).c_str(), adapted, fmt::format("{:.2f}×", ratio));
+  std::cout << fmt::format("  memory estimate (full)  {}\n", full.result.value("memory_estimate", std::string()));
+  std::cout << fmt::format("  memory estimate (LoRA)  {}\n", adapted.result.value("memory_estimate", std::string()));
+}
+
 void run_bench_train(const BenchTrainCli& o) {
+  if (o.compare_lora > 0) return run_lora_comparison(o);
   const int threads = apply_thread_count(o.threads);
   // One directory for all ranks of a launch (rank 0 writes in it): named after the rendezvous.
   const auto env = dist::Env::from_environment();
@@ -79,6 +166,9 @@ void run_bench_train(const BenchTrainCli& o) {
   if (env.rank == 0) fs::create_directories(tmp);
   rl::Job job(std::move(parsed.spec), "bench", false);
   const auto active = static_cast<double>(job.model()->param_counts().active);
+  double trainable = 0;
+  for (const auto& p : job.model()->parameters())
+    if (p.requires_grad()) trainable += static_cast<double>(p.numel());
   const std::string memory_estimate = o.sft ? "" : rl::grpo_memory_estimate(job, *trainers.grpo).describe();
   if (o.sft)
     rl::run_sft(job, *trainers.sft);
@@ -146,6 +236,7 @@ void run_bench_train(const BenchTrainCli& o) {
                       {"steps", steps},
                       {"rows_per_step", rows},
                       {"active_params", active},
+                      {"trainable_params", trainable},
                       {"tokens_per_s", sum["tokens_per_s"]},
                       {"step_seconds", step},
                       {"share_rollout", sum["time/rollout"] / step},
@@ -207,6 +298,9 @@ void add_bench_train(CLI::App& bench) {
   cmd->add_option("--threads", o->threads, "intra-op threads (0 = every core)");
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->add_flag("--sft", o->sft, "SFT steps (the config's sft: section) instead of GRPO");
+  cmd->add_option("--compare-lora", o->compare_lora,
+                  "run full fine-tuning and LoRA of this rank (all linear layers), one process each: peak memory "
+                  "and seconds per step side by side");
   cmd->callback([o] { run_bench_train(*o); });
 }
 

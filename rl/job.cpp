@@ -78,7 +78,6 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
   s.policy = read_options<PolicySource>(view.section("policy"));
   const auto archs = policy::builtin_architectures();
   if (view.has("model")) s.model = policy::read_model_config_yaml(view.section("model"), archs);
-  if (view.has("lora")) s.lora = read_options<policy::LoraOptions>(view.section("lora"));
   const bool trains = kind != JobKind::kAny;
   if (trains && s.policy.path.empty())
     view.section("policy").check(
@@ -90,6 +89,13 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
   s.optim = read_options<OptimOptions>(view.section("optim"));
   s.checkpoint = read_options<CheckpointOptions>(view.section("checkpoint"));
   s.memory = read_options<MemoryOptions>(view.section("memory"));
+  if (view.has("lora")) s.lora = read_options<policy::LoraOptions>(view.section("lora"));
+  // Activation checkpointing recomputes each layer in backward with gradients on, where the
+  // adapters' dropout would draw a mask the forward (gradients off) never used.
+  if (s.lora && s.lora->dropout > 0 && s.memory.activation_checkpointing)
+    view.section("lora").check(false, "dropout",
+                               "must be 0 with memory.activation_checkpointing: true (the recomputed layer would "
+                               "draw another dropout mask than the forward)");
   s.distributed = read_options<DistributedOptions>(view.section("distributed"));
   s.eval = read_options<EvalOptions>(view.section("eval"));
   if (kind == JobKind::kGrpo || view.has("grpo")) t.grpo = read_options<GrpoOptions>(view.section("grpo"));
@@ -381,8 +387,9 @@ void Job::setup_adapters() {
       so.copy_files["tokenizer.json"] = tokenizer_path_;
       policy::save_model(model_, adapter_base_, so, policy::builtin_architectures());
     }
-    // The frozen base from its file, as a loaded one (mapped on the CPU).
-    if (dist_->is_main() && resume_from_.empty())
+    // The frozen base from its file, as a loaded one (mapped on the CPU), on a resume too:
+    // the same tensors as the run started with, to the byte and the layout.
+    if (dist_->is_main())
       model_ = policy::load_model(adapter_base_, model_->options(), policy::builtin_architectures());
   }
   if (model_->lora) {

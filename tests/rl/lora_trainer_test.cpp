@@ -156,6 +156,11 @@ TEST_CASE("LoRA SFT, then GRPO on its adapter: on-policy ratios are 1 with train
                                    "lora:\n  rank: 8\n  alpha: 8\n"),
                     "train", false),
       doctest::Contains("lora.rank = 8: the adapter"), ConfigError);
+  // Dropout with activation checkpointing would recompute with another mask: refused.
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad3", rl::JobKind::kGrpo, {"memory.activation_checkpointing=true"},
+                                      "lora:\n  dropout: 0.1\n"),
+                       doctest::Contains("lora.dropout = 0.1: must be 0 with memory.activation_checkpointing"),
+                       ConfigError);
   // An unknown target module names the key and the model's modules.
   CHECK_THROWS_WITH_AS(
       test::TinyRun(test::tiny_job(tmp, "bad2", rl::JobKind::kGrpo, {}, "lora:\n  target_modules: [q_porj]\n"), "train",
