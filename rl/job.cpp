@@ -1,6 +1,7 @@
 #include "rl/job.h"
 
 #include <ATen/Parallel.h>
+#include <malloc.h>
 #include <torch/cuda.h>
 #include <torch/nn/module.h>
 #include <torch/utils.h>
@@ -389,8 +390,12 @@ void Job::setup_adapters() {
     }
     // The frozen base from its file, as a loaded one (mapped on the CPU), on a resume too:
     // the same tensors as the run started with, to the byte and the layout.
-    if (dist_->is_main())
+    if (dist_->is_main()) {
       model_ = policy::load_model(adapter_base_, model_->options(), policy::builtin_architectures());
+      // The built copy's blocks (most below the mmap threshold) went back to the heap: hand
+      // them to the kernel, or they stay resident beside the mapped base for the whole run.
+      ::malloc_trim(0);
+    }
   }
   if (model_->lora) {
     if (!resume_from_.empty() && dist_->is_main()) {

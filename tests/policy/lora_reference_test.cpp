@@ -16,6 +16,7 @@
 
 #include "policy/model_io.h"
 #include "tests/policy/tiny_models.h"
+#include "tests/support/npy.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -42,28 +43,6 @@ void lora_ref_require_python() {
 }
 
 // Reads a float32 C-order .npy (as `rlft model logits` writes it).
-at::Tensor lora_ref_read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  REQUIRE_MESSAGE(data.size() > 10, path);
-  REQUIRE(data.compare(0, 6, "\x93NUMPY") == 0);
-  const size_t header_len = static_cast<unsigned char>(data[8]) | (static_cast<unsigned char>(data[9]) << 8);
-  const std::string header = data.substr(10, header_len);
-  REQUIRE(header.find("'descr': '<f4'") != std::string::npos);
-  const auto open = header.find("'shape': (") + 10;
-  std::vector<int64_t> shape;
-  for (size_t i = open; header[i] != ')';) {
-    size_t used = 0;
-    shape.push_back(std::stoll(header.substr(i), &used));
-    i += used;
-    while (header[i] == ',' || header[i] == ' ') ++i;
-  }
-  const size_t offset = 10 + header_len;
-  auto t = at::empty(shape, at::kFloat);
-  REQUIRE(data.size() - offset == static_cast<size_t>(t.numel()) * 4);
-  std::memcpy(t.data_ptr(), data.data() + offset, data.size() - offset);
-  return t;
-}
 
 // Every projection of the architecture: attention, dense MLP, routed and shared experts
 // (Qwen2-MoE: also the shared expert's sigmoid gate, a Linear as well; never the router).
@@ -93,7 +72,7 @@ at::Tensor lora_ref_logits(const std::string& dir, const std::string& adapter, b
   if (step) args.push_back("--step");
   const auto r = test::run_rlft(args);
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  return lora_ref_read_npy(out);
+  return test::read_npy_f32(out);
 }
 
 // (a) the unmerged adapter, full and step by step, against the reference of BASE + adapter;

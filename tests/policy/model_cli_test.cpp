@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "tests/policy/tiny_models.h"
+#include "tests/support/npy.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -16,28 +17,6 @@ using namespace rlft;
 namespace {
 
 // Reads a float32 C-order .npy (as `rlft model logits` writes it).
-at::Tensor read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  REQUIRE(data.size() > 10);
-  REQUIRE(data.compare(0, 6, "\x93NUMPY") == 0);
-  const size_t header_len = static_cast<unsigned char>(data[8]) | (static_cast<unsigned char>(data[9]) << 8);
-  const std::string header = data.substr(10, header_len);
-  REQUIRE(header.find("'descr': '<f4'") != std::string::npos);
-  const auto open = header.find("'shape': (") + 10;
-  std::vector<int64_t> shape;
-  for (size_t i = open; header[i] != ')';) {
-    size_t used = 0;
-    shape.push_back(std::stoll(header.substr(i), &used));
-    i += used;
-    while (header[i] == ',' || header[i] == ' ') ++i;
-  }
-  const size_t offset = 10 + header_len;
-  auto t = at::empty(shape, at::kFloat);
-  REQUIRE(data.size() - offset == static_cast<size_t>(t.numel()) * 4);
-  std::memcpy(t.data_ptr(), data.data() + offset, data.size() - offset);
-  return t;
-}
 
 }  // namespace
 
@@ -68,7 +47,7 @@ TEST_CASE("model init, info and logits on every tiny config") {
     const auto step =
         test::run_rlft({"model", "logits", dir.file("m"), "--ids", "5,9,2,40,7", "--step", "-o", dir.file("b.npy")});
     REQUIRE_MESSAGE(step.exit_code == 0, step.err);
-    const auto a = read_npy(dir.file("a.npy")), b = read_npy(dir.file("b.npy"));
+    const auto a = test::read_npy_f32(dir.file("a.npy")), b = test::read_npy_f32(dir.file("b.npy"));
     CHECK(a.sizes() == at::IntArrayRef({5, config.vocab_size}));
     CHECK(test::rel_err(b, a) <= 1e-5);
   }

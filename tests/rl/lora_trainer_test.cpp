@@ -25,20 +25,6 @@ namespace {
 
 const std::string kLoraSection = "lora:\n  rank: 4\n  alpha: 8\n";
 
-std::map<std::pair<int64_t, std::string>, double> lora_run_metrics(const std::string& db, const std::string& run) {
-  auto store = data::Store::open(db, false);
-  const auto r = store.find_run(run);
-  REQUIRE(r.has_value());
-  std::map<std::pair<int64_t, std::string>, double> out;
-  for (const auto& name : store.metric_names(r->id)) {
-    if (name.rfind("time/", 0) == 0 || name.rfind("memory/", 0) == 0 || name.find("per_s") != std::string::npos ||
-        name == "eval/seconds")
-      continue;
-    for (const auto& p : store.metric_series(r->id, name)) out[{p.step, name}] = p.value;
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("GRPO with LoRA: KL against the adapters-off policy, bitwise resume, PEFT files, the base untouched") {
@@ -59,8 +45,8 @@ TEST_CASE("GRPO with LoRA: KL against the adapters-off policy, bitwise resume, P
     CHECK(fs::path(run.job.resume_from()).filename() == "step-000002");
     CHECK(run.grpo().steps == 4);
   }
-  const auto a = lora_run_metrics(tmp.file("rlft.db"), "whole");
-  const auto b = lora_run_metrics(tmp.file("rlft.db"), "split");
+  const auto a = test::comparable_metrics(tmp.file("rlft.db"), "whole");
+  const auto b = test::comparable_metrics(tmp.file("rlft.db"), "split");
   CHECK(a.size() > 40);
   for (const auto& [key, value] : a) {
     auto it = b.find(key);

@@ -35,18 +35,22 @@ using namespace rlft;
 
 namespace {
 
-std::map<std::pair<int64_t, std::string>, double> all_metrics(const std::string& store_path, const std::string& run) {
-  auto store = data::Store::open(store_path, false);
-  const auto r = store.find_run(run);
-  REQUIRE(r.has_value());
-  std::map<std::pair<int64_t, std::string>, double> out;
-  for (const auto& name : store.metric_names(r->id)) {
-    if (name.rfind("time/", 0) == 0 || name.rfind("memory/", 0) == 0 || name.find("per_s") != std::string::npos ||
-        name == "eval/seconds")
-      continue;
-    for (const auto& p : store.metric_series(r->id, name)) out[{p.step, name}] = p.value;
+// The metrics of `b` equal `a`'s bitwise (comparable_metrics), and so do the weights of their
+// final directories.
+void check_bitwise_same_runs(const test::TempDir& tmp, const std::string& a, const std::string& b) {
+  const auto ma = test::comparable_metrics(tmp.file("rlft.db"), a);
+  const auto mb = test::comparable_metrics(tmp.file("rlft.db"), b);
+  CHECK(ma.size() == mb.size());
+  CHECK(ma.size() > 40);
+  for (const auto& [key, value] : ma) {
+    auto it = mb.find(key);
+    REQUIRE_MESSAGE(it != mb.end(), "missing " << key.second << " at step " << key.first);
+    CHECK_MESSAGE(it->second == value, key.second << " at step " << key.first << ": " << it->second << " vs " << value);
   }
-  return out;
+  const auto wa = checkpoint::read_checkpoint(tmp.file(a + "/final"));
+  const auto wb = checkpoint::read_checkpoint(tmp.file(b + "/final"));
+  REQUIRE(wa.size() == wb.size());
+  for (const auto& [name, t] : wa) CHECK_MESSAGE(t.equal(wb.at(name)), name);
 }
 
 std::string run_status(const std::string& store_path, const std::string& run) {
@@ -135,19 +139,7 @@ TEST_CASE("a resumed GRPO run continues bitwise like the uninterrupted one: metr
     CHECK(run.grpo().steps == 4);
   }
   CHECK(run_status(tmp.file("rlft.db"), "split") == "finished");
-  const auto a = all_metrics(tmp.file("rlft.db"), "whole");
-  const auto b = all_metrics(tmp.file("rlft.db"), "split");
-  CHECK(a.size() == b.size());
-  CHECK(a.size() > 40);
-  for (const auto& [key, value] : a) {
-    auto it = b.find(key);
-    REQUIRE_MESSAGE(it != b.end(), "missing " << key.second << " at step " << key.first);
-    CHECK_MESSAGE(it->second == value, key.second << " at step " << key.first << ": " << it->second << " vs " << value);
-  }
-  const auto wa = checkpoint::read_checkpoint(tmp.file("whole/final"));
-  const auto wb = checkpoint::read_checkpoint(tmp.file("split/final"));
-  REQUIRE(wa.size() == wb.size());
-  for (const auto& [name, t] : wa) CHECK_MESSAGE(t.equal(wb.at(name)), name);
+  check_bitwise_same_runs(tmp, "whole", "split");
   // Resuming with another config is refused.
   CHECK_THROWS_WITH_AS(
       test::TinyRun(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, {"grpo.steps=5", "checkpoint.every=2"}), "train",
@@ -174,18 +166,7 @@ TEST_CASE("a resumed SFT run of the default MoE (MTP, experts that get no tokens
   sft("whole", {});
   sft("split", {"--stop-after", "10"});
   sft("split", {"--resume"});
-  const auto a = all_metrics(tmp.file("rlft.db"), "whole");
-  const auto b = all_metrics(tmp.file("rlft.db"), "split");
-  CHECK(a.size() == b.size());
-  for (const auto& [key, value] : a) {
-    auto it = b.find(key);
-    REQUIRE_MESSAGE(it != b.end(), "missing " << key.second << " at step " << key.first);
-    CHECK_MESSAGE(it->second == value, key.second << " at step " << key.first << ": " << it->second << " vs " << value);
-  }
-  const auto wa = checkpoint::read_checkpoint(tmp.file("whole/final"));
-  const auto wb = checkpoint::read_checkpoint(tmp.file("split/final"));
-  REQUIRE(wa.size() == wb.size());
-  for (const auto& [name, t] : wa) CHECK_MESSAGE(t.equal(wb.at(name)), name);
+  check_bitwise_same_runs(tmp, "whole", "split");
 }
 
 TEST_CASE("loss scaling: an injected overflow skips the step, backs the scale off, and training recovers") {

@@ -4,7 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -103,6 +105,23 @@ inline double metric_at(const std::string& store_path, const std::string& run, c
   for (const auto& p : store.metric_series(r->id, name))
     if (p.step == step) return p.value;
   throw Error(fmt::format("run {}: no metric {} at step {}", run, name, step));
+}
+
+/// Every metric of run `run` by (step, name), less those that measure time, throughput or
+/// memory: what a resumed run must repeat exactly. Throws rlft::Error for an unknown run.
+inline std::map<std::pair<int64_t, std::string>, double> comparable_metrics(const std::string& store_path,
+                                                                            const std::string& run) {
+  auto store = data::Store::open(store_path, false);
+  const auto r = store.find_run(run);
+  if (!r) throw Error(fmt::format("no run {} in {}", run, store_path));
+  std::map<std::pair<int64_t, std::string>, double> out;
+  for (const auto& name : store.metric_names(r->id)) {
+    if (name.rfind("time/", 0) == 0 || name.rfind("memory/", 0) == 0 || name.find("per_s") != std::string::npos ||
+        name == "eval/seconds")
+      continue;
+    for (const auto& p : store.metric_series(r->id, name)) out[{p.step, name}] = p.value;
+  }
+  return out;
 }
 
 /// Writes the job YAML into `tmp` and parses it with `overrides`.
