@@ -36,6 +36,7 @@ Metrics step_metrics(const GrpoSetup& setup, const StepRecord& step) {
   sums.add("clip_fraction", u.clip_fraction);
   sums.add("ratio_mean", u.ratio_mean);
   sums.add("approx_kl_old", u.approx_kl_old);
+  sums.add("is_capped_fraction", u.is_capped);
   sums.add("reward_kl", step.batch.reward_kl.sum);
   sums.add("reward_kl_tokens", step.batch.reward_kl.tokens);
   sums.add("zero_variance_groups", static_cast<double>(step.collected.zero_variance_groups));
@@ -71,6 +72,7 @@ Metrics step_metrics(const GrpoSetup& setup, const StepRecord& step) {
             {"clip_fraction", sums["clip_fraction"] / n_opt},
             {"ratio_mean", sums["ratio_mean"] / n_opt},
             {"approx_kl_old", sums["approx_kl_old"] / n_opt},
+            {"is_capped_fraction", sums["is_capped_fraction"] / n_opt},
             {"grad_norm", u.grad_norm / n_opt},
             {"lr", u.lr},
             {"loss_scale", u.loss_scale},

@@ -141,10 +141,11 @@ StepBatch build_step_batch(const GrpoSetup& setup, const CollectedGroups& collec
   b.old_logp = b.behaviour_logp;
 
   const bool use_ref = static_cast<bool>(setup.ref);
-  if (use_ref || g.recompute_old_logp) {
+  const bool recompute = g.recompute_old(setup.compute);
+  if (use_ref || recompute) {
     torch::NoGradGuard no_grad;
     if (use_ref) b.ref_logp = at::zeros_like(b.behaviour_logp);
-    if (g.recompute_old_logp) b.old_logp = at::zeros_like(b.behaviour_logp);
+    if (recompute) b.old_logp = at::zeros_like(b.behaviour_logp);
     const auto fo = setup.forward_options(false);
     auto ref = setup.ref;
     auto model = setup.model;
@@ -156,7 +157,7 @@ StepBatch build_step_batch(const GrpoSetup& setup, const CollectedGroups& collec
           policy::AdaptersDisabled base_only(*ref);  // a no-op for a separate reference model
           batch.gather_into(policy_forward(ref, batch, fo).logp, b.ref_logp.narrow(0, rows.begin, rows.rows()));
         }
-        if (g.recompute_old_logp)
+        if (recompute)
           batch.gather_into(policy_forward(model, batch, fo).logp, b.old_logp.narrow(0, rows.begin, rows.rows()));
       }
   }
@@ -227,6 +228,8 @@ UpdateStats train_epochs(const GrpoSetup& setup, const StepBatch& b, OptimizerSt
         li.advantages = b.advantages.narrow(0, rows.begin, rows.rows()).to(setup.device);  // [B]
         li.mask = batch.mask;
         if (kl_term) li.ref_logp = batch.scatter(b.ref_logp.narrow(0, rows.begin, rows.rows()));
+        if (lo.behaviour_is_cap > 0)
+          li.behaviour_logp = batch.scatter(b.behaviour_logp.narrow(0, rows.begin, rows.rows()));
         li.entropy = lo.entropy_coef > 0 ? f.entropy : f.entropy.detach();
         const auto out = policy_loss(li, lo);
         // This micro-batch's share of its mini-batch over every rank: by tokens or by rows.
@@ -243,6 +246,7 @@ UpdateStats train_epochs(const GrpoSetup& setup, const StepBatch& b, OptimizerSt
         u.clip_fraction += out.clip_fraction * weight;
         u.ratio_mean += out.ratio_mean * weight;
         u.approx_kl_old += out.approx_kl_old * weight;
+        u.is_capped += out.is_capped_fraction * weight;
       }
       const auto r = opt.step(state);
       u.allreduce_seconds += r.sync.seconds;

@@ -94,7 +94,7 @@ KlCharge charge_kl_to_rewards(at::Tensor& rewards, const at::Tensor& old_logp, c
 struct StepBatch {
   std::vector<Sequence> sequences;  ///< N rows
   at::Tensor behaviour_logp;        ///< [N, C] float32, rollout's
-  at::Tensor old_logp;              ///< [N, C] float32: rollout's, or the trainer's with recompute_old_logp
+  at::Tensor old_logp;              ///< [N, C] float32: rollout's, or the trainer's (GrpoOptions::recompute_old)
   at::Tensor ref_logp;              ///< [N, C] float32; undefined without a reference
   KlCharge reward_kl;               ///< what kl_in_reward charged (zeros otherwise)
   at::Tensor global_advantages;     ///< [P·G] float32, every rank's rows in rank order
@@ -114,6 +114,7 @@ StepBatch build_step_batch(const GrpoSetup& setup, const CollectedGroups& collec
 /// Sums over the step's optimizer steps, each mini-batch's figures weighted as its loss.
 struct UpdateStats {
   double loss = 0, policy_loss = 0, kl = 0, entropy = 0, clip_fraction = 0, ratio_mean = 0, approx_kl_old = 0;
+  double is_capped = 0;  ///< share of tokens whose truncated importance weight hit loss.behaviour_is_cap
   double grad_norm = 0;
   int64_t optimizer_steps = 0;  ///< epochs × mini-batches
   int64_t applied_steps = 0;    ///< not skipped for a non-finite gradient

@@ -39,7 +39,12 @@ GroupSource group_source(Job& job, const GrpoOptions& g, rollout::Generator& gen
       out.examples.push_back(&e);
     }
     auto t0 = std::chrono::steady_clock::now();
-    out.groups = generator.generate(requests, g.sampling, generate, &out.generate);
+    {
+      // Rollout computes in the trainer's precision (bf16 autocast where it trains in bf16), so
+      // its log-probs are the quantity the trainer recomputes, not an fp32 one.
+      AutocastGuard autocast(spec.precision.compute, job.device());
+      out.groups = generator.generate(requests, g.sampling, generate, &out.generate);
+    }
     out.rollout_seconds = seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
     reward::ScoreBatch sb;

@@ -97,6 +97,7 @@ LossOptions LossOptions::from_config(const ConfigView& s, const LossOptions& fal
   o.kl_beta = s.get<double>("kl_beta", o.kl_beta);
   o.kl_estimator = s.get_parsed("kl_estimator", kl_estimator_name(o.kl_estimator), parse_kl_estimator);
   o.entropy_coef = s.get<double>("entropy_coef", o.entropy_coef);
+  o.behaviour_is_cap = s.get<double>("behaviour_is_cap", o.behaviour_is_cap);
   return o;
 }
 
@@ -137,11 +138,14 @@ LossOutput policy_loss(const LossInputs& in, const LossOptions& o) {
   const at::Tensor loss_clipped = -adv * clipped;
   at::Tensor pg = at::maximum(loss_unclipped, loss_clipped);  // [N, T]
   if (o.dual_clip) pg = at::where(adv < 0, at::minimum(pg, -adv * *o.dual_clip), pg);
+  double out_is_capped = 0.0;
   if (o.behaviour_is_cap > 0) {
     RLFT_CHECK(in.behaviour_logp.defined(), "policy loss: behaviour_is_cap > 0 needs behaviour_logp");
     check_shape(in.behaviour_logp, in.logp, "behaviour_logp");
-    const at::Tensor w = at::exp(old_logp - in.behaviour_logp.to(at::kFloat)).clamp_max(o.behaviour_is_cap);
+    const at::Tensor raw = at::exp(old_logp - in.behaviour_logp.to(at::kFloat));
+    const at::Tensor w = raw.clamp_max(o.behaviour_is_cap);
     pg = pg * w.detach();
+    out_is_capped = mean_over((raw > o.behaviour_is_cap).to(at::kFloat).detach(), mask);
   }
 
   LossOutput out;
@@ -165,6 +169,7 @@ LossOutput policy_loss(const LossInputs& in, const LossOptions& o) {
   out.clip_fraction = mean_over(was_clipped, mask);
   out.ratio_mean = mean_over(ratio.detach(), mask);
   out.approx_kl_old = mean_over(kl_estimate(logp.detach(), old_logp, KlEstimator::kK3), mask);
+  out.is_capped_fraction = out_is_capped;
   return out;
 }
 

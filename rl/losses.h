@@ -53,9 +53,9 @@ struct LossOptions {
   double kl_beta = 0.0;                         ///< β of the KL term in the loss (>= 0; 0 = no KL term)
   KlEstimator kl_estimator = KlEstimator::kK3;  ///< k1 | k2 | k3 (see the legend)
   double entropy_coef = 0.0;                    ///< bonus weight on the mean token entropy (>= 0)
-  /// Truncated importance weight min(π_old / π_behaviour, cap) on each token when behaviour
-  /// log-probs (from the rollout engine) differ from old_logp (recomputed by the trainer);
-  /// 0 = off.
+  /// Truncated importance sampling (`loss.behaviour_is_cap`): each token's loss times
+  /// min(π_old / π_behaviour, cap), where the behaviour log-probs are rollout's and old_logp
+  /// the trainer's recomputation (recompute_old_logp; without it the weight is 1); 0 = off.
   double behaviour_is_cap = 0.0;
   /// Reads a `loss:` section (every key optional) over `fallback`, whose fields are the
   /// defaults (GRPO's norm_tokens is its max_new_tokens). `dual_clip: 0` means off. Unknown
@@ -83,6 +83,9 @@ struct LossOutput {
   double clip_fraction = 0.0;  ///< share of tokens whose ratio was clipped (gradient stopped)
   double ratio_mean = 0.0;     ///< mean ratio over tokens
   double approx_kl_old = 0.0;  ///< mean k3 estimate of KL(π_θ ‖ π_old): how far this update moved
+  /// Share of tokens whose importance weight π_old / π_behaviour exceeded behaviour_is_cap
+  /// (0 when the cap is off).
+  double is_capped_fraction = 0.0;
 };
 
 LossOutput policy_loss(const LossInputs& in, const LossOptions& options);

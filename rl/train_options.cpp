@@ -177,7 +177,12 @@ GrpoOptions GrpoOptions::from_config(const ConfigView& s) {
   g.dynamic_sampling = s.get<bool>("dynamic_sampling", g.dynamic_sampling);
   g.max_resample_rounds = s.get<int64_t>("max_resample_rounds", g.max_resample_rounds);
   g.routing_replay = s.get<bool>("routing_replay", g.routing_replay);
-  g.recompute_old_logp = s.get<bool>("recompute_old_logp", g.recompute_old_logp);
+  g.recompute_old_logp = s.get_parsed("recompute_old_logp", "auto", [](const std::string& v) -> std::optional<bool> {
+    if (v == "auto") return std::nullopt;
+    if (v == "true") return true;
+    if (v == "false") return false;
+    throw Error("must be auto, true or false");
+  });
   g.router_bias_gamma = s.get<double>("router_bias_gamma", g.router_bias_gamma);
   g.balance = policy::BalanceLossOptions::from_config(s.section("balance"));
   g.log_rollouts = s.get<int64_t>("log_rollouts", g.log_rollouts);

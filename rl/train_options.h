@@ -148,16 +148,21 @@ struct GrpoOptions {
   /// Padded tokens (rows × longest row) per forward at most (>= 0; 0 = no limit); with
   /// micro_batch_rows both limits hold. At least one sequence (prompt + max_new_tokens).
   int64_t micro_batch_tokens = 0;
-  bool mask_truncated = false;         ///< completions cut by max_new_tokens do not count in the loss
-  bool dynamic_sampling = false;       ///< drop zero-variance groups and draw more prompts (DAPO)
-  int64_t max_resample_rounds = 4;     ///< dynamic_sampling: extra draws per step at most (>= 0)
-  bool routing_replay = true;          ///< the trainer's forward reuses the experts rollout chose
-  bool recompute_old_logp = false;     ///< old log-probs from a trainer forward instead of rollout's
+  bool mask_truncated = false;      ///< completions cut by max_new_tokens do not count in the loss
+  bool dynamic_sampling = false;    ///< drop zero-variance groups and draw more prompts (DAPO)
+  int64_t max_resample_rounds = 4;  ///< dynamic_sampling: extra draws per step at most (>= 0)
+  bool routing_replay = true;       ///< the trainer's forward reuses the experts rollout chose
+  /// Old log-probs from a trainer forward (under the trainer's autocast) instead of rollout's.
+  /// YAML `auto | true | false`; auto (unset) recomputes when precision.compute is not fp32,
+  /// where rollout's numbers are not the trainer's (GrpoOptions::recompute_old(Compute)).
+  std::optional<bool> recompute_old_logp;
   double router_bias_gamma = 0.001;    ///< aux-loss-free bias step (γ, >= 0); 0 = off
   policy::BalanceLossOptions balance;  ///< `balance:`
   bool kl_in_reward = false;  ///< `loss.kl_in_reward`: KL penalty subtracted from rewards instead of in the loss
   int64_t log_rollouts = 4;   ///< groups stored per step for `rlft serve` (>= 0)
   static GrpoOptions from_config(const ConfigView& section);
+  /// Whether old log-probs are recomputed under `compute`: recompute_old_logp, or auto.
+  bool recompute_old(Compute compute) const { return recompute_old_logp.value_or(compute != Compute::kFp32); }
   void validate() const;
 };
 

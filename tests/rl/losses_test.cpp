@@ -140,7 +140,13 @@ TEST_CASE("a truncated importance weight corrects for behaviour log-probs") {
   in.behaviour_logp = row({static_cast<float>(std::log(0.25))});  // π_old/π_behaviour = 4
   LossOptions o;
   o.behaviour_is_cap = 2.0;
-  CHECK(policy_loss(in, o).loss.item<double>() == doctest::Approx(-2.0));
+  const auto out = policy_loss(in, o);
+  CHECK(out.loss.item<double>() == doctest::Approx(-2.0));
+  CHECK(out.is_capped_fraction == 1.0);  // weight 4, capped at 2
+  o.behaviour_is_cap = 8.0;
+  const auto wide = policy_loss(in, o);
+  CHECK(wide.loss.item<double>() == doctest::Approx(-4.0));
+  CHECK(wide.is_capped_fraction == 0.0);
 }
 
 TEST_CASE("invalid options and shapes are named") {

@@ -97,9 +97,10 @@ TEST_CASE("GRPO on-policy: the ratio is exactly 1 with recomputed old log-probs,
   test::TempDir tmp;
   for (const bool recompute : {true, false}) {
     const std::string name = recompute ? "recompute" : "behaviour";
+    // recompute_old_logp: auto recomputes in fp32 only when asked; false is rollout's numbers.
     auto parsed = test::tiny_job(tmp, name, rl::JobKind::kGrpo,
                                  {"grpo.steps=1", "grpo.mini_batches=1", "grpo.micro_batch_rows=0",
-                                  fmt::format("grpo.recompute_old_logp={}", recompute ? "true" : "false")});
+                                  fmt::format("grpo.recompute_old_logp={}", recompute ? "true" : "auto")});
     test::TinyRun run(std::move(parsed), "train", false);
     const auto r = run.grpo();
     CHECK(r.steps == 1);
@@ -116,6 +117,37 @@ TEST_CASE("GRPO on-policy: the ratio is exactly 1 with recomputed old log-probs,
     CHECK(fs::exists(fs::path(tmp.path()) / name / "final" / "config.json"));
     CHECK(fs::exists(fs::path(tmp.path()) / name / "final" / "tokenizer.json"));
   }
+}
+
+TEST_CASE("GRPO under bf16 autocast: on policy the ratio is exactly 1 (old log-probs are the trainer's own)") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  // auto recomputes under bf16; rollout itself runs under the same autocast, so its log-probs
+  // (the behaviour ones, kept for truncated IS) are the same quantity up to bf16 rounding.
+  for (const std::string mode : {"auto", "false"}) {
+    const std::string name = "bf16-" + mode;
+    test::TinyRun run(
+        test::tiny_job(tmp, name, rl::JobKind::kGrpo,
+                       {"grpo.steps=1", "grpo.mini_batches=1", "grpo.micro_batch_rows=0", "precision.compute=bf16",
+                        "grpo.recompute_old_logp=" + mode, "grpo.loss.behaviour_is_cap=1.0"}),
+        "train", false);
+    CHECK(run.grpo().steps == 1);
+    const auto db = tmp.file("rlft.db");
+    const double ratio = test::metric_at(db, name, "ratio_mean", 1);
+    const double capped = test::metric_at(db, name, "is_capped_fraction", 1);
+    MESSAGE(name << ": ratio_mean " << ratio << ", approx_kl_old " << test::metric_at(db, name, "approx_kl_old", 1)
+                 << ", share of tokens with pi_old / pi_behaviour > 1: " << capped);
+    if (mode == "auto") {
+      CHECK(ratio == 1.0);
+      CHECK(test::metric_at(db, name, "approx_kl_old", 1) == 0.0);
+      CHECK(capped < 0.9);  // the weights are near 1, on both sides
+    } else {
+      CHECK(capped == 0.0);  // old = behaviour: every weight is exactly 1
+    }
+  }
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad", rl::JobKind::kGrpo, {"grpo.recompute_old_logp=sometimes"}),
+                       doctest::Contains("grpo.recompute_old_logp = sometimes: must be auto, true or false"),
+                       ConfigError);
 }
 
 TEST_CASE("a resumed GRPO run continues bitwise like the uninterrupted one: metrics and weights") {
