@@ -34,20 +34,24 @@ const Registry<Estimator>& estimators() {
                      // r_i − (Σ_j r_j − r_i)/(G−1), written as G/(G−1)·(r_i − mean)
                      return group_centred(x) * (g / (g - 1.0));
                    }});
-    r.add("reinforce_pp", {AdvantageScale::kBatch, group_centred});
+    r.add("reinforce_pp", {AdvantageScale::kWhitenTokens, group_centred});
     return r;
   }();
   return reg;
 }
 
-constexpr EnumNames<AdvantageScale, 3> kScales{
-    {{AdvantageScale::kGroup, "group"}, {AdvantageScale::kBatch, "batch"}, {AdvantageScale::kNone, "none"}}};
+constexpr EnumNames<AdvantageScale, 5> kScales{{{AdvantageScale::kGroup, "group"},
+                                                {AdvantageScale::kBatch, "batch"},
+                                                {AdvantageScale::kWhiten, "whiten"},
+                                                {AdvantageScale::kWhitenTokens, "whiten_tokens"},
+                                                {AdvantageScale::kNone, "none"}}};
 
 }  // namespace
 
 AdvantageScale parse_advantage_scale(const std::string& name) {
   if (auto scale = enum_value(kScales, name)) return *scale;
-  throw Error(fmt::format("unknown advantage scale '{}': known scales are batch, group, none", name));
+  throw Error(
+      fmt::format("unknown advantage scale '{}': known scales are batch, group, none, whiten, whiten_tokens", name));
 }
 
 const char* advantage_scale_name(AdvantageScale scale) {
@@ -76,7 +80,7 @@ void AdvantageOptions::validate() const {
   RLFT_CHECK_OPTION(eps > 0, "eps", eps, "must be > 0");
 }
 
-Advantages compute_advantages(const at::Tensor& rewards, const AdvantageOptions& options) {
+Advantages compute_advantages(const at::Tensor& rewards, const AdvantageOptions& options, const at::Tensor& tokens) {
   options.validate();
   RLFT_CHECK(rewards.dim() == 2, "rewards must be [P, G], got {} dimensions", rewards.dim());
   RLFT_CHECK(rewards.size(1) >= 2, "a group needs at least 2 completions to compare, got G = {}", rewards.size(1));
@@ -85,16 +89,31 @@ Advantages compute_advantages(const at::Tensor& rewards, const AdvantageOptions&
   const at::Tensor zero_var = (r.amax(1) == r.amin(1));  // [P]
   at::Tensor a = est.centre(r);                          // [P, G]
   a.masked_fill_(zero_var.unsqueeze(1), 0.0);            // exactly 0, not rounding noise
+  // Whitening with weights w (1 per sequence, or its token count): (a − mean_w) / (std_w + eps),
+  // the unbiased std of the values repeated w times.
+  auto whiten = [&](const at::Tensor& w) {
+    const double n = w.sum().item<double>();
+    if (n <= 1) return;
+    const at::Tensor mean = (a * w).sum() / n;
+    const at::Tensor var = ((a - mean).pow(2) * w).sum() / (n - 1);
+    a = (a - mean) / (var.sqrt() + options.eps);
+    a.masked_fill_(zero_var.unsqueeze(1), 0.0);
+  };
   switch (options.scale.value_or(est.default_scale)) {
     case AdvantageScale::kGroup:
       a = a / (r.std(1, /*unbiased=*/true, /*keepdim=*/true) + options.eps);
       break;
-    case AdvantageScale::kBatch: {
-      const at::Tensor flat = a.flatten();
-      if (flat.numel() > 1) a = (a - flat.mean()) / (flat.std(/*unbiased=*/true) + options.eps);
-      a.masked_fill_(zero_var.unsqueeze(1), 0.0);
+    case AdvantageScale::kBatch:
+      if (r.numel() > 1) a = a / (r.flatten().std(/*unbiased=*/true) + options.eps);
       break;
-    }
+    case AdvantageScale::kWhiten:
+      whiten(at::ones_like(a));
+      break;
+    case AdvantageScale::kWhitenTokens:
+      RLFT_CHECK(tokens.defined() && tokens.sizes() == rewards.sizes(),
+                 "advantage scale whiten_tokens needs the completions' token counts [P, G]");
+      whiten(tokens.to(at::kDouble));
+      break;
     case AdvantageScale::kNone:
       break;
   }

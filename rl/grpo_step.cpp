@@ -173,14 +173,19 @@ StepBatch build_step_batch(const GrpoSetup& setup, const CollectedGroups& collec
 
   // Advantages over the global batch: the ranks' rewards concatenated in rank order, so this
   // rank's rows are [R·N, (R+1)·N) of the flattened [P, G].
-  at::Tensor global_rewards = rewards;
+  // The completions' loss-counted tokens ride along (whiten_tokens weighs by them).
+  std::vector<double> tokens(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) tokens[static_cast<size_t>(i)] = loss_tokens(b.sequences, RowRange{i, i + 1});
+  at::Tensor global_rewards = rewards, global_tokens = at::tensor(tokens, at::kDouble).reshape({P_local, G});
   auto& d = setup.dist;
   if (d.world_size() > 1) {
     const auto flat =
         d.all_gather(std::vector<double>(rewards.data_ptr<double>(), rewards.data_ptr<double>() + rewards.numel()));
     global_rewards = at::tensor(flat, at::kDouble).reshape({setup.layout.global_count(), G});
+    global_tokens = at::tensor(d.all_gather(tokens), at::kDouble).reshape({setup.layout.global_count(), G});
   }
-  b.global_advantages = compute_advantages(global_rewards, g.advantage).values.reshape({-1}).contiguous();
+  b.global_advantages =
+      compute_advantages(global_rewards, g.advantage, global_tokens).values.reshape({-1}).contiguous();
   b.advantages = b.global_advantages.narrow(0, d.rank() * N, N).contiguous();
 
   // Each mini-batch's rows and loss-counted tokens over all ranks: every rank weighs its

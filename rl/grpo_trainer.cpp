@@ -165,6 +165,11 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
                 job.model()->config().num_nextn_predict_layers > 0 ? ", and policy.mtp is false" : "");
   const int64_t total = g.steps;
   check_precision(spec.precision, job.device());
+  if (g.loss.ratio_level == RatioLevel::kSequence && g.loss.aggregation == LossAggregation::kTokenMean)
+    log::warn(
+        "grpo.loss: ratio_level sequence (GSPO) with aggregation token_mean weighs each sequence's clipped "
+        "sequence ratio by its length; GSPO's objective is a mean over sequences (aggregation: "
+        "seq_mean_token_mean)");
   RLFT_CHECK(!spec.dataset.train.empty(), "rlft train: the training split is empty");
   auto& d = job.dist();
   const RankGroups layout(g.prompts_per_step, g.mini_batches, d.world_size(), d.rank());

@@ -56,11 +56,35 @@ TEST_CASE("rloo subtracts the mean of the other completions") {
   check_values(compute_advantages(rewards({{1, 2, 3}}), o).values, {{-1.5, 0, 1.5}});
 }
 
-TEST_CASE("reinforce_pp normalises the group-centred values over the batch") {
+TEST_CASE("reinforce_pp whitens the group-centred values over the batch's tokens") {
   AdvantageOptions o;
   o.estimator = "reinforce_pp";
-  // centred [[.5, −.5], [1, −1]]; batch std = sqrt((.25+.25+1+1)/3) = 0.912871
+  // centred [[.5, −.5], [1, −1]] with 1, 3, 2, 2 tokens: 8 token values
+  //   .5, −.5 ×3, 1 ×2, −1 ×2; mean −1/8 = −.125; unbiased variance
+  //   (.625² + 3·.375² + 2·1.125² + 2·.875²)/7 = 0.6964286, std 0.8345230
+  // (.5 + .125)/.834523 = 0.748931; (−.5 + .125)/.834523 = −0.449359;
+  // (1 + .125)/.834523 = 1.348076; (−1 + .125)/.834523 = −1.048503
+  const auto tokens = rewards({{1, 3}, {2, 2}});
+  check_values(compute_advantages(rewards({{1, 0}, {3, 1}}), o, tokens).values,
+               {{0.748931, -0.449359}, {1.348076, -1.048503}});
+  CHECK_THROWS_WITH_AS(compute_advantages(rewards({{1, 0}, {3, 1}}), o),
+                       "advantage scale whiten_tokens needs the completions' token counts [P, G]", rlft::Error);
+  // One token each: the same as whitening over sequences.
+  o.scale = AdvantageScale::kWhiten;
+  // centred [[.5, −.5], [1, −1]], mean 0, unbiased std sqrt(2.5/3) = 0.912871
   check_values(compute_advantages(rewards({{1, 0}, {3, 1}}), o).values, {{0.547723, -0.547723}, {1.095445, -1.095445}});
+  o.scale = AdvantageScale::kWhitenTokens;
+  check_values(compute_advantages(rewards({{1, 0}, {3, 1}}), o, rewards({{1, 1}, {1, 1}})).values,
+               {{0.547723, -0.547723}, {1.095445, -1.095445}});
+}
+
+TEST_CASE("scale: batch is TRL's scale_rewards=batch: group-centred over the std of the raw rewards") {
+  AdvantageOptions o;
+  o.estimator = "grpo";
+  o.scale = AdvantageScale::kBatch;
+  // rewards 1, 0, 3, 1: mean 1.25, unbiased std sqrt((.0625+1.5625+3.0625+.0625)/3) = 1.258306
+  // centred [[.5, −.5], [1, −1]] / 1.258306
+  check_values(compute_advantages(rewards({{1, 0}, {3, 1}}), o).values, {{0.397360, -0.397360}, {0.794719, -0.794719}});
 }
 
 TEST_CASE("the scale can be chosen independently of the estimator") {
@@ -70,7 +94,9 @@ TEST_CASE("the scale can be chosen independently of the estimator") {
   check_values(compute_advantages(rewards({{2, 0}}), o).values, {{1, -1}});
   CHECK(parse_advantage_scale("batch") == AdvantageScale::kBatch);
   CHECK_THROWS_WITH_AS(parse_advantage_scale("global"),
-                       "unknown advantage scale 'global': known scales are batch, group, none", rlft::Error);
+                       "unknown advantage scale 'global': known scales are batch, group, none, whiten, whiten_tokens",
+                       rlft::Error);
+  CHECK(parse_advantage_scale("whiten_tokens") == AdvantageScale::kWhitenTokens);
 }
 
 TEST_CASE("bad inputs are clear errors") {

@@ -126,7 +126,8 @@ const Row kRows[] = {
     {"grpo.sampling.presence_penalty", ".inf", "must be finite (0 = off)"},
     // grpo.advantage:
     {"grpo.advantage.estimator", "ppo", "known estimators are dr_grpo, grpo, reinforce_pp, rloo"},
-    {"grpo.advantage.scale", "global", "unknown advantage scale 'global': known scales are batch, group, none"},
+    {"grpo.advantage.scale", "global",
+     "unknown advantage scale 'global': known scales are batch, group, none, whiten, whiten_tokens"},
     {"grpo.advantage.eps", "0", "must be > 0"},
     // grpo.loss:
     {"grpo.loss.clip_low", "1", "must be in (0, 1)"},

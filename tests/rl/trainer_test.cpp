@@ -346,3 +346,20 @@ TEST_CASE("kill -9 while checkpoints are being written leaves the newest complet
                                  "checkpoint.keep=2", "--set", "eval.every=0", "--resume", "--stop-after", "1"});
   CHECK_MESSAGE(r.exit_code == 0, r.err);
 }
+
+TEST_CASE("GSPO with a length-weighted aggregation is warned about, naming the key to use") {
+  test::TempDir tmp;
+  const auto cfg = tmp.write("job.yaml", test::tiny_job_yaml(tmp.path(), "gspo"));
+  auto run = [&](const std::string& aggregation) {
+    return test::run_rlft({"train", cfg, "--set", "grpo.steps=1", "--set", "grpo.loss.ratio_level=sequence", "--set",
+                           "grpo.loss.aggregation=" + aggregation, "--set", "run.log_level=warn", "--set",
+                           "run.name=gspo-" + aggregation, "--set", "run.output_dir=" + tmp.file(aggregation)});
+  };
+  const auto tokens = run("token_mean");
+  REQUIRE_MESSAGE(tokens.exit_code == 0, tokens.err);
+  CHECK(tokens.err.find("GSPO's objective is a mean over sequences (aggregation: seq_mean_token_mean)") !=
+        std::string::npos);
+  const auto seqs = run("seq_mean_token_mean");
+  REQUIRE_MESSAGE(seqs.exit_code == 0, seqs.err);
+  CHECK(seqs.err.find("GSPO") == std::string::npos);
+}
