@@ -39,6 +39,7 @@
 #include "core/threads.h"
 #include "rl/grpo_trainer.h"
 #include "rl/job.h"
+#include "rl/optimizer.h"
 #include "rl/sft_trainer.h"
 
 namespace rlft::app {
@@ -167,8 +168,7 @@ void run_bench_train(const BenchTrainCli& o) {
   rl::Job job(std::move(parsed.spec), "bench", false);
   const auto active = static_cast<double>(job.model()->param_counts().active);
   double trainable = 0;
-  for (const auto& p : job.model()->parameters())
-    if (p.requires_grad()) trainable += static_cast<double>(p.numel());
+  for (const auto& [name, p] : rl::trainable_parameters(*job.model())) trainable += static_cast<double>(p.numel());
   const std::string memory_estimate = o.sft ? "" : rl::grpo_memory_estimate(job, *trainers.grpo).describe();
   if (o.sft)
     rl::run_sft(job, *trainers.sft);

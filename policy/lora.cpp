@@ -42,17 +42,22 @@ std::string leaf(const std::string& path) {
   return dot == std::string::npos ? path : path.substr(dot + 1);
 }
 
-std::map<std::string, LinearImpl*> linear_modules(CausalLMImpl& model) {
-  std::map<std::string, LinearImpl*> out;
-  for (const auto& item : model.named_modules())
-    if (auto* l = dynamic_cast<LinearImpl*>(item.value().get())) out[item.key()] = l;
+// The Linear layers an adapter may go on, by module path, in module order: one walk of the
+// module tree (see adaptable_modules()).
+std::vector<std::pair<std::string, LinearImpl*>> adaptable_linears(CausalLMImpl& model) {
+  const int64_t L = model.config().num_hidden_layers;
+  std::vector<std::pair<std::string, LinearImpl*>> out;
+  for (const auto& item : model.named_modules()) {
+    const auto& path = item.key();
+    auto* l = dynamic_cast<LinearImpl*>(item.value().get());
+    if (!l || path == "lm_head" || ends_with(path, ".lora_A") || ends_with(path, ".lora_B")) continue;
+    if (path.rfind("model.layers.", 0) == 0) {
+      const int64_t layer = std::stoll(path.substr(std::string("model.layers.").size()));
+      if (layer >= L) continue;  // an MTP module
+    }
+    out.emplace_back(path, l);
+  }
   return out;
-}
-
-LinearImpl* linear_at(CausalLMImpl& model, const std::string& path) {
-  for (const auto& item : model.named_modules())
-    if (item.key() == path) return dynamic_cast<LinearImpl*>(item.value().get());
-  return nullptr;
 }
 
 std::string adapter_shape(at::IntArrayRef s) {
@@ -86,8 +91,9 @@ void keep_saved_modules(CausalLMImpl& model, LoraState& state) {
       found = true;
       state.saved.push_back(item.key());
       for (auto& p : item.value()->parameters()) {
-        p.set_data(p.detach().clone());  // its own memory (the base may be a mapped file)
-        state.originals.emplace_back(p, p.detach().clone());
+        const at::Tensor base = p.detach();  // kept as the attach-time value (maybe the mapped file)
+        p.set_data(base.clone());            // the trained copy, in its own memory
+        state.originals.emplace_back(p, base);
       }
     }
     RLFT_CHECK_OPTION(found, "modules_to_save", name, "no module of the model is named so");
@@ -120,36 +126,26 @@ void LoraOptions::validate() const {
 }
 
 std::vector<std::string> adaptable_modules(CausalLMImpl& model) {
-  const int64_t L = model.config().num_hidden_layers;
   std::vector<std::string> out;
-  for (const auto& item : model.named_modules()) {
-    const auto& path = item.key();
-    if (!dynamic_cast<LinearImpl*>(item.value().get())) continue;
-    if (path == "lm_head" || ends_with(path, ".lora_A") || ends_with(path, ".lora_B")) continue;
-    if (path.rfind("model.layers.", 0) == 0) {
-      const int64_t layer = std::stoll(path.substr(std::string("model.layers.").size()));
-      if (layer >= L) continue;  // an MTP module
-    }
-    out.push_back(path);
-  }
+  for (const auto& [path, layer] : adaptable_linears(model)) out.push_back(path);
   return out;
 }
 
 void attach_lora(CausalLMImpl& model, const LoraOptions& options, uint64_t seed) {
   options.validate();
   RLFT_CHECK(!model.lora, "LoRA: the model already has adapters");
-  const auto candidates = adaptable_modules(model);
+  const auto candidates = adaptable_linears(model);
   std::set<std::string> chosen;
   for (const auto& name : options.target_modules) {
     bool found = false;
-    for (const auto& path : candidates)
+    for (const auto& [path, layer] : candidates)
       if (name == "all-linear" || names_module(path, name)) {
         chosen.insert(path);
         found = true;
       }
     if (!found) {
       std::set<std::string> leaves;
-      for (const auto& path : candidates) leaves.insert(leaf(path));
+      for (const auto& [path, layer] : candidates) leaves.insert(leaf(path));
       throw OptionError("target_modules", name,
                         fmt::format("matches no linear module of this model; its linear modules: {} (or all-linear)",
                                     fmt::join(leaves, ", ")));
@@ -158,9 +154,8 @@ void attach_lora(CausalLMImpl& model, const LoraOptions& options, uint64_t seed)
   auto state = std::make_shared<LoraState>();
   state->options = options;
   at::NoGradGuard no_grad;
-  for (const auto& path : candidates) {
+  for (const auto& [path, l] : candidates) {
     if (!chosen.count(path)) continue;
-    auto* l = linear_at(model, path);
     l->attach_adapter(options.rank, options.scaling(), options.dropout);
     const double bound = 1.0 / std::sqrt(static_cast<double>(l->options().in_features));
     auto gen = at::make_generator<at::CPUGeneratorImpl>(name_seed(seed, path + ".lora_A.weight"));
@@ -168,6 +163,7 @@ void attach_lora(CausalLMImpl& model, const LoraOptions& options, uint64_t seed)
     a.copy_(at::empty(a.sizes(), at::kFloat).uniform_(-bound, bound, gen));
     l->lora_B_weight().zero_();
     state->adapted.push_back(path);
+    state->layers.push_back(l);
   }
   keep_saved_modules(model, *state);
   model.lora = state;
@@ -176,14 +172,14 @@ void attach_lora(CausalLMImpl& model, const LoraOptions& options, uint64_t seed)
 
 void set_adapters_enabled(CausalLMImpl& model, bool on) {
   if (!model.lora || model.lora->enabled == on) return;
-  for (auto& [path, l] : linear_modules(model))
-    if (l->has_adapter()) l->set_adapter_enabled(on);
-  // modules_to_save: swap the trained values with the attach-time ones (both ways the same).
+  for (auto* l : model.lora->layers) l->set_adapter_enabled(on);
+  // modules_to_save: the parameter takes the other tensor, the trained or the attach-time one
+  // (both ways the same; no copy).
   at::NoGradGuard no_grad;
   for (auto& [param, original] : model.lora->originals) {
-    auto trained = param.detach().clone();
-    param.detach().copy_(original);
-    original.copy_(trained);
+    const at::Tensor current = param.detach();
+    param.set_data(original);
+    original = current;
   }
   model.lora->enabled = on;
 }
@@ -201,8 +197,7 @@ AdaptersDisabled::~AdaptersDisabled() {
 void merge_lora(CausalLMImpl& model) {
   if (!model.lora) return;
   set_adapters_enabled(model, true);
-  for (auto& [path, l] : linear_modules(model))
-    if (l->has_adapter()) l->merge_adapter();
+  for (auto* l : model.lora->layers) l->merge_adapter();
   model.lora.reset();
   for (auto& p : model.parameters()) p.set_requires_grad(true);
 }
@@ -286,8 +281,8 @@ void load_adapter(CausalLMImpl& model, const std::string& dir) {
   const auto weights_path = (fs::path(dir) / kAdapterWeights).string();
   RLFT_CHECK(fs::is_regular_file(weights_path), "{}: no {} (the adapter's tensors)", dir, kAdapterWeights);
   const auto file = checkpoint::SafetensorsFile::open(weights_path);
-  const auto adaptable = adaptable_modules(model);
-  const std::set<std::string> adaptable_set(adaptable.begin(), adaptable.end());
+  const auto adaptable = adaptable_linears(model);
+  const std::map<std::string, LinearImpl*> layer_at(adaptable.begin(), adaptable.end());
   std::map<std::string, at::Tensor> params;
   for (const auto& item : model.named_parameters()) params[item.key()] = item.value();
 
@@ -304,7 +299,7 @@ void load_adapter(CausalLMImpl& model, const std::string& dir) {
     bool is_a = ends_with(rest, ".lora_A.weight"), is_b = ends_with(rest, ".lora_B.weight");
     if (is_a || is_b) {
       const auto path = rest.substr(0, rest.size() - std::string(".lora_A.weight").size());
-      if (!adaptable_set.count(path)) {
+      if (!layer_at.count(path)) {
         problems.push_back(fmt::format("{}: the model has no adaptable linear layer {}", name, path));
         continue;
       }
@@ -316,7 +311,7 @@ void load_adapter(CausalLMImpl& model, const std::string& dir) {
     }
   }
   for (const auto& [path, ab] : adapters) {
-    auto* l = linear_at(model, path);
+    const auto* l = layer_at.at(path);
     const std::vector<int64_t> want_a{options.rank, l->options().in_features},
         want_b{l->options().out_features, options.rank};
     if (ab.first.empty() || ab.second.empty()) {
@@ -356,20 +351,20 @@ void load_adapter(CausalLMImpl& model, const std::string& dir) {
   auto state = std::make_shared<LoraState>();
   state->options = options;
   at::NoGradGuard no_grad;
-  for (const auto& path : adaptable) {
+  for (const auto& [path, l] : adaptable) {
     const auto it = adapters.find(path);
     if (it == adapters.end()) continue;
-    auto* l = linear_at(model, path);
     l->attach_adapter(options.rank, options.scaling(), options.dropout);
     l->lora_A_weight().copy_(file.tensor(it->second.first));
     l->lora_B_weight().copy_(file.tensor(it->second.second));
     state->adapted.push_back(path);
+    state->layers.push_back(l);
   }
   // modules_to_save: the attach-time values are the base's, the trained ones the file's.
   std::set<std::string> saved_modules;
   for (const auto& [param, name] : saved) {
     auto& p = params[param];
-    state->originals.emplace_back(p, p.detach().clone());
+    state->originals.emplace_back(p, p.detach());                  // the base's tensor, kept
     p.set_data(file.tensor(name, {p.scalar_type(), p.device()}));  // its own memory, the file's values
     const auto dot = param.rfind('.');
     saved_modules.insert(param.substr(0, dot));
@@ -389,8 +384,9 @@ void write_adapter(CausalLMImpl& model, const std::string& dir, const std::strin
     // The trained values whatever the switch says.
     const bool was = state.enabled;
     set_adapters_enabled(model, true);
-    for (const auto& path : state.adapted) {
-      auto* l = linear_at(model, path);
+    for (size_t i = 0; i < state.adapted.size(); ++i) {
+      const auto& path = state.adapted[i];
+      const auto* l = state.layers[i];
       tensors[kPeftPrefix + path + ".lora_A.weight"] = l->lora_A_weight().detach().to(at::kCPU, at::kFloat);
       tensors[kPeftPrefix + path + ".lora_B.weight"] = l->lora_B_weight().detach().to(at::kCPU, at::kFloat);
       leaves.insert(leaf(path));

@@ -35,6 +35,7 @@ class ConfigView;
 namespace rlft::policy {
 
 class CausalLMImpl;
+class LinearImpl;
 
 /// The `lora:` section.
 struct LoraOptions {
@@ -55,7 +56,9 @@ struct LoraOptions {
 struct LoraState {
   LoraOptions options;
   std::vector<std::string> adapted;  ///< module paths with an adapter, in module order
-  std::vector<std::string> saved;    ///< modules_to_save module paths
+  /// Those layers, in the same order (owned by the model, as this state is).
+  std::vector<LinearImpl*> layers;
+  std::vector<std::string> saved;  ///< modules_to_save module paths
   /// Each modules_to_save parameter with its value at attach time (restored while adapters
   /// are off).
   std::vector<std::pair<at::Tensor, at::Tensor>> originals;

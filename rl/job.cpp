@@ -21,6 +21,7 @@
 #include "policy/checkpoint/file_io.h"
 #include "policy/model_io.h"
 #include "policy/tokenizer/trainer.h"
+#include "rl/optimizer.h"
 
 namespace rlft::rl {
 namespace fs = std::filesystem;
@@ -173,10 +174,8 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
   setup_policy();
   // What the run page shows about the policy (step 0; not charted).
   int64_t total = 0, trainable = 0;
-  for (const auto& p : model_->parameters()) {
-    total += p.numel();
-    if (p.requires_grad()) trainable += p.numel();
-  }
+  for (const auto& p : model_->parameters()) total += p.numel();
+  for (const auto& [name, p] : trainable_parameters(*model_)) trainable += p.numel();
   std::vector<std::pair<std::string, double>> about = {{"model/parameters", static_cast<double>(total)},
                                                        {"model/trainable_parameters", static_cast<double>(trainable)}};
   if (model_->lora) {
