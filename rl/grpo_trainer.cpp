@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "policy/checkpoint/safetensors.h"
 #include "rl/data_order.h"
 #include "rl/evaluate.h"
 #include "rl/grpo_collect.h"
@@ -80,6 +82,66 @@ policy::CausalLM frozen_reference(const Job& job) {
   ref->eval();
   for (auto& p : ref->parameters()) p.set_requires_grad(false);
   return ref;
+}
+
+// The reference's state by name: parameters and floating-point buffers (a DeepSeek-V3 router's
+// score-correction bias is a buffer, moved by the aux-loss-free steps).
+std::vector<std::pair<std::string, at::Tensor>> reference_state(const policy::CausalLM& model) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : model->named_parameters()) out.emplace_back(p.key(), p.value());
+  for (const auto& b : model->named_buffers())
+    if (at::isFloatingType(b.value().scalar_type())) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+// grpo.ref_reset_every: ref ← α · policy + (1 − α) · ref (α = 1 copies: the reference is the
+// policy, bitwise).
+void reset_reference(const policy::CausalLM& ref, const policy::CausalLM& policy, double alpha) {
+  torch::NoGradGuard ng;
+  auto target = reference_state(ref);
+  const auto source = reference_state(policy);
+  RLFT_CHECK(target.size() == source.size(), "the reference has {} tensors, the policy {}", target.size(),
+             source.size());
+  for (size_t i = 0; i < target.size(); ++i) {
+    auto& t = target[i].second;
+    const auto& p = source[i].second;
+    if (alpha == 1.0)
+      t.copy_(p);
+    else
+      t.mul_(1.0 - alpha).add_(p.to(t.scalar_type()), alpha);
+  }
+}
+
+constexpr const char* kReferenceFile = "reference.safetensors";
+
+// A reset reference is part of the run's state: checkpoints keep it beside the moments.
+void save_reference(const policy::CausalLM& ref, const std::string& trainer_state_dir) {
+  checkpoint::TensorMap tensors;
+  for (const auto& [name, t] : reference_state(ref)) tensors.emplace(name, t.detach().contiguous());
+  checkpoint::write_safetensors((std::filesystem::path(trainer_state_dir) / kReferenceFile).string(), tensors,
+                                {{"format", "rlft.kl_reference"}});
+}
+
+// On resume past the first reset: rank 0 reads the checkpoint's reference, every rank gets it.
+void restore_reference(Job& job, const policy::CausalLM& ref) {
+  auto state = reference_state(ref);
+  const auto path = (std::filesystem::path(job.resume_from()) / "trainer_state" / kReferenceFile).string();
+  job.dist().on_main("read the KL reference", [&] {
+    RLFT_CHECK(std::filesystem::exists(path),
+               "{}: missing; the run resets its KL reference (grpo.ref_reset_every) and this checkpoint was written "
+               "after a reset",
+               path);
+    const auto file = checkpoint::SafetensorsFile::open(path);
+    torch::NoGradGuard ng;
+    for (auto& [name, t] : state) {
+      RLFT_CHECK(file.contains(name), "{}: no tensor `{}`", path, name);
+      t.copy_(file.tensor(name));
+    }
+  });
+  std::vector<at::Tensor> tensors;
+  for (auto& [name, t] : state) tensors.push_back(t.detach());
+  torch::NoGradGuard ng;
+  job.dist().broadcast(tensors, 0);
 }
 
 // The step's work as the memory estimate sees it. Checks first that one sequence fits the
@@ -186,6 +248,14 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   setup.balance = g.balance.switch_coef > 0 || g.balance.seq_alpha > 0;
   // Under LoRA the reference is the policy itself with its adapters off: no second model.
   if (g.loss.kl_beta > 0) setup.ref = model->lora ? model : frozen_reference(job);
+  // parse_job refuses ref_reset_every without a reference or under LoRA.
+  const bool resets = g.ref_reset_every > 0 && setup.ref && !model->lora;
+  if (resets && state.step >= g.ref_reset_every) restore_reference(job, setup.ref);
+  ExtraWriter state_extra;
+  if (resets)
+    state_extra = [&setup, &state, &g](const std::string& dir) {
+      if (state.step >= g.ref_reset_every) save_reference(setup.ref, dir);
+    };
   const auto names = spec.rewards->names();
   setup.accuracy_part = spec.eval.accuracy_reward.empty()
                             ? 0
@@ -235,9 +305,14 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
     }
     job.log_metrics(state.step, m);
     log_step(m, state.step, total);
-    if (end_of_step(job, state, opt.optimizer(), total, stop_after, "train", result)) return result;
+    if (resets && state.step % g.ref_reset_every == 0 && !last) {
+      reset_reference(setup.ref, model, g.ref_mixup_alpha);
+      log::info("train: KL reference reset to the policy after step {} (ref_mixup_alpha {})", state.step,
+                g.ref_mixup_alpha);
+    }
+    if (end_of_step(job, state, opt.optimizer(), total, stop_after, "train", result, {}, state_extra)) return result;
   }
-  return finish_training(job, state, opt.optimizer());
+  return finish_training(job, state, opt.optimizer(), {}, state_extra);
 }
 
 }  // namespace rlft::rl

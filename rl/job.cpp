@@ -101,6 +101,12 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
   s.distributed = read_options<DistributedOptions>(view.section("distributed"));
   s.eval = read_options<EvalOptions>(view.section("eval"));
   if (kind == JobKind::kGrpo || view.has("grpo")) t.grpo = read_options<GrpoOptions>(view.section("grpo"));
+  // Under LoRA the reference is the base with adapters off; resetting it would change the base
+  // the adapter files describe their change from.
+  if (t.grpo && t.grpo->ref_reset_every > 0 && (s.lora || !s.policy.adapter.empty()))
+    view.section("grpo").check(false, "ref_reset_every",
+                               "must be 0 under LoRA: the KL reference is the adapters' base (adapters off), which "
+                               "stays what adapter_config.json names; train without `lora:` to reset the reference");
   if (kind == JobKind::kSft || view.has("sft")) t.sft = read_options<SftOptions>(view.section("sft"));
   if (kind == JobKind::kRm || view.has("rm")) t.rm = read_options<RmOptions>(view.section("rm"));
   if ((trains && kind != JobKind::kRm) || view.has("data"))

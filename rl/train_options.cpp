@@ -184,6 +184,8 @@ GrpoOptions GrpoOptions::from_config(const ConfigView& s) {
     throw Error("must be auto, true or false");
   });
   g.router_bias_gamma = s.get<double>("router_bias_gamma", g.router_bias_gamma);
+  g.ref_reset_every = s.get<int64_t>("ref_reset_every", g.ref_reset_every);
+  g.ref_mixup_alpha = s.get<double>("ref_mixup_alpha", g.ref_mixup_alpha);
   g.balance = policy::BalanceLossOptions::from_config(s.section("balance"));
   g.log_rollouts = s.get<int64_t>("log_rollouts", g.log_rollouts);
   return g;
@@ -216,6 +218,11 @@ void GrpoOptions::validate() const {
                     max_new_tokens);
   RLFT_CHECK_OPTION(max_resample_rounds >= 0, "max_resample_rounds", max_resample_rounds, "must be >= 0");
   RLFT_CHECK_OPTION(router_bias_gamma >= 0, "router_bias_gamma", router_bias_gamma, "must be >= 0");
+  RLFT_CHECK_OPTION(ref_reset_every >= 0, "ref_reset_every", ref_reset_every, "must be >= 0 (0 = never)");
+  RLFT_CHECK_OPTION(ref_reset_every == 0 || loss.kl_beta > 0, "ref_reset_every", ref_reset_every,
+                    "resets the KL reference, and loss.kl_beta = 0 has none: set loss.kl_beta > 0 or this to 0");
+  RLFT_CHECK_OPTION(ref_mixup_alpha > 0 && ref_mixup_alpha <= 1, "ref_mixup_alpha", ref_mixup_alpha,
+                    "must be in (0, 1]");
   validate_within("balance", balance);
   RLFT_CHECK_OPTION(log_rollouts >= 0, "log_rollouts", log_rollouts, "must be >= 0");
 }

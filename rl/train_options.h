@@ -159,7 +159,13 @@ struct GrpoOptions {
   double router_bias_gamma = 0.001;    ///< aux-loss-free bias step (γ, >= 0); 0 = off
   policy::BalanceLossOptions balance;  ///< `balance:`
   bool kl_in_reward = false;  ///< `loss.kl_in_reward`: KL penalty subtracted from rewards instead of in the loss
-  int64_t log_rollouts = 4;   ///< groups stored per step for `rlft serve` (>= 0)
+  /// Steps between resets of the KL reference to the current policy (>= 0; 0 = never): after
+  /// step k·N the reference becomes ref_mixup_alpha · policy + (1 − ref_mixup_alpha) · ref
+  /// (TRL's sync_ref_model, ref_model_sync_steps, ref_model_mixup_alpha). Needs kl_beta > 0;
+  /// not under LoRA (the reference there is the adapters' base).
+  int64_t ref_reset_every = 0;
+  double ref_mixup_alpha = 1.0;  ///< in (0, 1]; 1 = the reference becomes the policy
+  int64_t log_rollouts = 4;      ///< groups stored per step for `rlft serve` (>= 0)
   static GrpoOptions from_config(const ConfigView& section);
   /// Whether old log-probs are recomputed under `compute`: recompute_old_logp, or auto.
   bool recompute_old(Compute compute) const { return recompute_old_logp.value_or(compute != Compute::kFp32); }

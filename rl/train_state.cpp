@@ -54,7 +54,7 @@ void check_weights_agree(Job& job) {
 }  // namespace
 
 std::string save_training_checkpoint(Job& job, const TrainerState& s, const Optimizer& optimizer, int64_t keep,
-                                     const ExtraWriter& extra) {
+                                     const ExtraWriter& extra, const ExtraWriter& state_extra) {
   const fs::path root = fs::path(job.output_dir()) / "checkpoints";
   fs::create_directories(root);
   const fs::path dest = root / fmt::format("step-{:06d}", s.step);
@@ -65,6 +65,7 @@ std::string save_training_checkpoint(Job& job, const TrainerState& s, const Opti
     const fs::path ts = fs::path(out.path()) / "trainer_state";
     fs::create_directories(ts);
     optimizer.save_state((ts / "optimizer.safetensors").string());
+    if (state_extra) state_extra(ts.string());
     // state.json last: its presence marks a complete trainer state (latest_checkpoint).
     std::ofstream(ts / "state.json") << trainer_state_json(s, job.run_name(), job.spec().config_hash) << "\n";
     out.commit();
@@ -146,7 +147,7 @@ std::string save_final_model(Job& job, const ExtraWriter& extra) {
 }
 
 bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer, int64_t total, int64_t stop_after,
-                 const char* what, TrainResult& result, const ExtraWriter& extra) {
+                 const char* what, TrainResult& result, const ExtraWriter& extra, const ExtraWriter& state_extra) {
   if (state.step >= total) return false;
   // A signal may reach the ranks during different steps: they stop together, at the first
   // step end after any of them got it.
@@ -155,8 +156,9 @@ bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer
   const auto& c = job.spec().checkpoint;
   if (stop || (c.every > 0 && state.step % c.every == 0)) {
     check_weights_agree(job);
-    job.dist().on_main("write a checkpoint",
-                       [&] { result.checkpoint = save_training_checkpoint(job, state, optimizer, c.keep, extra); });
+    job.dist().on_main("write a checkpoint", [&] {
+      result.checkpoint = save_training_checkpoint(job, state, optimizer, c.keep, extra, state_extra);
+    });
   }
   if (!stop) return false;
   log::info("{}: stopped after step {} ({}); continue with --resume", what, state.step,
@@ -167,11 +169,12 @@ bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer
   return true;
 }
 
-TrainResult finish_training(Job& job, const TrainerState& state, const Optimizer& optimizer, const ExtraWriter& extra) {
+TrainResult finish_training(Job& job, const TrainerState& state, const Optimizer& optimizer, const ExtraWriter& extra,
+                            const ExtraWriter& state_extra) {
   TrainResult result;
   check_weights_agree(job);
   job.dist().on_main("write the final model", [&] {
-    result.checkpoint = save_training_checkpoint(job, state, optimizer, job.spec().checkpoint.keep, extra);
+    result.checkpoint = save_training_checkpoint(job, state, optimizer, job.spec().checkpoint.keep, extra, state_extra);
     result.final_dir = save_final_model(job, extra);
   });
   result.steps = state.step;

@@ -40,10 +40,12 @@ struct TrainerState {
 
 /// Writes OUT/checkpoints/step-NNNNNN atomically, records it in the store, deletes all but
 /// the newest `keep`. Returns the directory. `extra` writes more files into the model
-/// directory before it is committed (a reward model's head).
-using ExtraWriter = std::function<void(const std::string& model_dir)>;
+/// directory before it is committed (a reward model's head); `state_extra` into its
+/// trainer_state/ (what a resume needs beyond the weights and moments: a reset KL reference,
+/// DPO's reference log-probs).
+using ExtraWriter = std::function<void(const std::string& dir)>;
 std::string save_training_checkpoint(Job& job, const TrainerState& state, const Optimizer& optimizer, int64_t keep,
-                                     const ExtraWriter& extra = {});
+                                     const ExtraWriter& extra = {}, const ExtraWriter& state_extra = {});
 
 /// state.json's text (with the run and config hash when given), and back (errors name `origin`).
 std::string trainer_state_json(const TrainerState& state, const std::string& run = "",
@@ -64,10 +66,11 @@ std::string save_final_model(Job& job, const ExtraWriter& extra = {});
 /// In a multi-rank run every rank calls it: the stop is agreed over ranks (a signal on any
 /// stops all at the same step) and rank 0 alone writes, the others waiting for it.
 bool end_of_step(Job& job, const TrainerState& state, const Optimizer& optimizer, int64_t total, int64_t stop_after,
-                 const char* what, TrainResult& result, const ExtraWriter& extra = {});
+                 const char* what, TrainResult& result, const ExtraWriter& extra = {},
+                 const ExtraWriter& state_extra = {});
 
 /// After the last step: the last checkpoint, OUT/final (rank 0), the run marked finished.
 TrainResult finish_training(Job& job, const TrainerState& state, const Optimizer& optimizer,
-                            const ExtraWriter& extra = {});
+                            const ExtraWriter& extra = {}, const ExtraWriter& state_extra = {});
 
 }  // namespace rlft::rl

@@ -11,7 +11,7 @@ packages=(
   nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev
   libopenblas0-pthread
 )
-test_packages=(python3 python3-torch python3-numpy sqlite3 chromium clang-format git)
+test_packages=(python3 python3-torch python3-numpy python3-jinja2 sqlite3 chromium clang-format git)
 with_tests=0
 [[ "${1:-}" == "--test" ]] && with_tests=1
 ((with_tests)) && packages+=("${test_packages[@]}")

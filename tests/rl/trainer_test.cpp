@@ -179,6 +179,62 @@ TEST_CASE("a resumed GRPO run continues bitwise like the uninterrupted one: metr
       doctest::Contains("config differs"), Error);
 }
 
+TEST_CASE("grpo.ref_reset_every: the KL reference becomes the policy, and a resumed run restores it bitwise") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  const std::vector<std::string> common = {"grpo.steps=4",           "grpo.mini_batches=1", "grpo.micro_batch_rows=0",
+                                           "grpo.loss.kl_beta=0.05", "checkpoint.every=0",  "eval.enabled=false"};
+  auto with = [&common](std::vector<std::string> more) {
+    more.insert(more.begin(), common.begin(), common.end());
+    return more;
+  };
+  {
+    test::TinyRun run(test::tiny_job(tmp, "fixed", rl::JobKind::kGrpo, common), "train", false);
+    CHECK(run.grpo().steps == 4);
+  }
+  {
+    test::TinyRun run(test::tiny_job(tmp, "reset", rl::JobKind::kGrpo, with({"grpo.ref_reset_every=2"})), "train",
+                      false);
+    CHECK(run.grpo().steps == 4);
+  }
+  const auto db = tmp.file("rlft.db");
+  // Steps 1-2 are the same runs. Step 3 starts from the policy the reference was reset to: on
+  // policy (one epoch, one mini-batch), its KL to the reference is exactly 0.
+  CHECK(test::metric_at(db, "reset", "kl", 2) == test::metric_at(db, "fixed", "kl", 2));
+  CHECK(test::metric_at(db, "fixed", "kl", 2) > 0.0);
+  CHECK(test::metric_at(db, "fixed", "kl", 3) > 0.0);
+  CHECK(test::metric_at(db, "reset", "kl", 3) == 0.0);
+  CHECK(test::metric_at(db, "reset", "kl", 4) > 0.0);
+
+  // Stopped after step 3 (one reset behind it), resumed: the checkpoint holds the reference.
+  {
+    test::TinyRun run(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, with({"grpo.ref_reset_every=2"})), "train",
+                      false);
+    CHECK(run.grpo(3).interrupted);
+  }
+  CHECK(fs::exists(tmp.file("split/checkpoints/step-000003/trainer_state/reference.safetensors")));
+  {
+    test::TinyRun run(test::tiny_job(tmp, "split", rl::JobKind::kGrpo, with({"grpo.ref_reset_every=2"})), "train",
+                      true);
+    CHECK(run.grpo().steps == 4);
+  }
+  const auto a = test::comparable_metrics(db, "reset");
+  const auto b = test::comparable_metrics(db, "split");
+  CHECK(a.size() == b.size());
+  for (const auto& [key, value] : a)
+    CHECK_MESSAGE(b.at(key) == value, key.second << " at step " << key.first << ": " << b.at(key) << " vs " << value);
+
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad1", rl::JobKind::kGrpo, {"grpo.ref_reset_every=2"}),
+                       doctest::Contains("grpo.ref_reset_every = 2: resets the KL reference, and loss.kl_beta = 0"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad2", rl::JobKind::kGrpo,
+                                      {"grpo.ref_reset_every=2", "grpo.loss.kl_beta=0.1"}, "lora:\n  rank: 2\n"),
+                       doctest::Contains("grpo.ref_reset_every"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      test::tiny_job(tmp, "bad3", rl::JobKind::kGrpo, {"grpo.ref_mixup_alpha=0", "grpo.loss.kl_beta=0.1"}),
+      doctest::Contains("grpo.ref_mixup_alpha"), ConfigError);
+}
+
 TEST_CASE("a resumed SFT run of the default MoE (MTP, experts that get no tokens) continues bitwise") {
   test::TempDir tmp;
   const std::string cfg = std::string(RLFT_SOURCE_DIR) + "/configs/default/sft.yaml";
