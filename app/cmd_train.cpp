@@ -1,4 +1,5 @@
-// `rlft train CONFIG` (GRPO), `rlft sft CONFIG` (supervised warm start) and `rlft eval CONFIG`
+// `rlft train CONFIG` (GRPO), `rlft sft CONFIG` (supervised warm start), `rlft dpo CONFIG`
+// (preference optimisation), `rlft rm train CONFIG` (a reward model) and `rlft eval CONFIG`
 // (held-out evaluation of the config's policy): one run each, recorded in the store.
 //   --set a.b=v     override a key (repeatable)
 //   --resume        continue the run (run.name) from its newest checkpoint
@@ -23,6 +24,7 @@
 #include "core/threads.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "reward/reward_model.h"
+#include "rl/dpo_trainer.h"
 #include "rl/evaluate.h"
 #include "rl/grpo_trainer.h"
 #include "rl/job.h"
@@ -101,6 +103,23 @@ void add_train_commands(CLI::App& app) {
     });
   }
   {
+    auto o = std::make_shared<TrainCli>();
+    CLI::App* cmd =
+        app.add_subcommand("dpo", "Preference optimisation of the policy (DPO, IPO, SimPO) from a YAML config");
+    add_options(cmd, o, true);
+    cmd->callback([o] {
+      rl::PreferenceSet pairs;
+      auto run = open_job(*o, rl::JobKind::kDpo, "dpo", [&pairs](rl::JobSpec& spec, const rl::TrainerSections& t) {
+        pairs = rl::load_preference_texts(t.dpo->source, spec.run.store, "dpo");
+        rl::check_enough_pairs(pairs, "rlft dpo");
+        for (const auto& p : pairs.pairs) spec.tokenizer_corpus.push_back(p.prompt + p.chosen + p.rejected);
+        log::info("dpo: {} preference pairs from {}", pairs.pairs.size(),
+                  t.dpo->source.pairs == "store" ? spec.run.store : t.dpo->source.pairs);
+      });
+      report(*run.job, rl::run_dpo(*run.job, *run.trainers.dpo, pairs, o->stop_after));
+    });
+  }
+  {
     CLI::App* rm = app.add_subcommand("rm", "Train or score a preference reward model");
     rm->require_subcommand(1);
     auto o = std::make_shared<TrainCli>();
@@ -109,10 +128,12 @@ void add_train_commands(CLI::App& app) {
     train->callback([o] {
       std::vector<rl::PreferenceText> pairs;
       auto run = open_job(*o, rl::JobKind::kRm, "rm", [&pairs](rl::JobSpec& spec, const rl::TrainerSections& t) {
-        pairs = rl::load_preference_texts(*t.rm, spec.run.store);
+        auto set = rl::load_preference_texts(t.rm->source, spec.run.store, "rm");
+        rl::check_enough_pairs(set, "rlft rm train");
+        pairs = std::move(set.pairs);
         for (const auto& p : pairs) spec.tokenizer_corpus.push_back(p.prompt + p.chosen + p.rejected);
         log::info("rm: {} preference pairs from {}", pairs.size(),
-                  t.rm->pairs == "store" ? spec.run.store : t.rm->pairs);
+                  t.rm->source.pairs == "store" ? spec.run.store : t.rm->source.pairs);
       });
       report(*run.job, rl::run_rm(*run.job, *run.trainers.rm, pairs, o->stop_after));
     });

@@ -109,7 +109,10 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
                                "stays what adapter_config.json names; train without `lora:` to reset the reference");
   if (kind == JobKind::kSft || view.has("sft")) t.sft = read_options<SftOptions>(view.section("sft"));
   if (kind == JobKind::kRm || view.has("rm")) t.rm = read_options<RmOptions>(view.section("rm"));
-  if ((trains && kind != JobKind::kRm) || view.has("data"))
+  if (kind == JobKind::kDpo || view.has("dpo")) t.dpo = read_options<DpoOptions>(view.section("dpo"));
+  // Preference trainers learn from pairs, not from `data:`.
+  const bool pairs_only = kind == JobKind::kRm || kind == JobKind::kDpo;
+  if ((trains && !pairs_only) || view.has("data"))
     s.dataset = data::load_dataset(view.section("data"), data::builtin_sources());
   if (view.has("rewards")) {
     reward::RewardContext ctx;

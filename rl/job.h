@@ -6,7 +6,8 @@
 // encoded, the rewards.
 //
 // The trainers take a Job and their own options: run_grpo (rl/grpo_trainer.h), run_sft
-// (rl/sft_trainer.h), run_rm (rl/rm_trainer.h); evaluation (rl/evaluate.h) runs on a Job.
+// (rl/sft_trainer.h), run_rm (rl/rm_trainer.h), run_dpo (rl/dpo_trainer.h); evaluation
+// (rl/evaluate.h) runs on a Job.
 
 #include <cstdint>
 #include <memory>
@@ -30,7 +31,7 @@
 
 namespace rlft::rl {
 
-enum class JobKind { kGrpo, kSft, kRm, kAny };
+enum class JobKind { kGrpo, kSft, kRm, kDpo, kAny };
 
 /// The sections every job has, parsed and validated; data loaded, rewards built. A trainer's
 /// own section comes beside it (TrainerSections) and goes to the trainer, not to the Job.
@@ -64,6 +65,7 @@ struct TrainerSections {
   std::optional<GrpoOptions> grpo;  ///< `grpo:` (rlft train)
   std::optional<SftOptions> sft;    ///< `sft:` (rlft sft)
   std::optional<RmOptions> rm;      ///< `rm:` (rlft rm train)
+  std::optional<DpoOptions> dpo;    ///< `dpo:` (rlft dpo)
 };
 
 struct ParsedJob {

@@ -8,17 +8,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
-#include <map>
 
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/log.h"
-#include "core/sqlite.h"
-#include "data/feedback.h"
-#include "data/feedback_import.h"
-#include "data/jsonl.h"
-#include "data/store.h"
 #include "reward/reward_model.h"
 #include "rl/data_order.h"
 #include "rl/optimizer_step.h"
@@ -28,17 +21,6 @@
 
 namespace rlft::rl {
 namespace {
-
-std::string render(const data::Turns& t) {
-  if (!t.is_chat()) return t.text;
-  std::string out;
-  for (const auto& m : t.messages) out += m.role + ": " + m.content + "\n";
-  return out;
-}
-
-PreferenceText from_pair(const data::PreferencePair& p, const std::string& origin) {
-  return {render(p.prompt), render(p.chosen), render(p.rejected), p.margin.value_or(0.0), origin};
-}
 
 // Held-out figures of the reward model.
 struct RmEval {
@@ -54,81 +36,12 @@ struct Scored {
 
 }  // namespace
 
-std::vector<PreferenceText> load_preference_texts(const RmOptions& o, const std::string& store_path) {
-  std::vector<PreferenceText> out;
-  if (o.pairs != "store") {
-    std::ifstream in(o.pairs);
-    RLFT_CHECK(in.good(), "rm.pairs = {}: cannot read the file", o.pairs);
-    const auto formats = data::builtin_preference_formats();
-    const auto& format = formats.get(o.format);
-    data::ImportOptions io;
-    io.path = o.pairs;
-    io.format = o.format;
-    std::string line;
-    for (int64_t n = 1; std::getline(in, line); ++n) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      nlohmann::json row;
-      try {
-        row = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
-        throw data::InputError(o.pairs, n, 0, "", fmt::format("not JSON: {}", e.what()));
-      }
-      for (auto& p : format.parse(row, io, o.pairs, n)) {
-        data::unify_turns(p);
-        out.push_back(from_pair(p, fmt::format("{}:{}", o.pairs, n)));
-      }
-    }
-    return out;
-  }
-  auto store = data::Store::open(store_path, false);
-  data::FeedbackStore fb(store);
-  data::PairFilter filter;
-  filter.source_file = o.source_file;
-  std::map<int64_t, data::PreferencePair> by_id;
-  for (const auto& p : fb.pairs(filter)) {
-    by_id[p.id] = p;
-    out.push_back(from_pair(p, fmt::format("pair {}", p.id)));
-  }
-  // People's labels from `rlft serve`: each one a preference of its own.
-  for (const auto& l : fb.labels()) {
-    if (l.choice != "chosen" && l.choice != "rejected") continue;
-    const bool first_wins = l.choice == "chosen";
-    if (l.pair_id) {
-      auto it = by_id.find(*l.pair_id);
-      if (it == by_id.end()) continue;  // filtered out by source_file
-      auto t = from_pair(it->second, fmt::format("label {}", l.id));
-      if (!first_wins) std::swap(t.chosen, t.rejected);
-      out.push_back(std::move(t));
-    } else if (l.rollout_a && l.rollout_b) {
-      sqlite::Statement q(store.db(), "SELECT prompt, completion FROM rollouts WHERE id = ?");
-      std::string prompt, a, b;
-      q.bind(1, *l.rollout_a);
-      if (!q.step()) continue;
-      prompt = q.column_text(0);
-      a = q.column_text(1);
-      sqlite::Statement q2(store.db(), "SELECT completion FROM rollouts WHERE id = ?");
-      q2.bind(1, *l.rollout_b);
-      if (!q2.step()) continue;
-      b = q2.column_text(0);
-      out.push_back({prompt, first_wins ? a : b, first_wins ? b : a, 0.0, fmt::format("label {}", l.id)});
-    }
-  }
-  return out;
-}
-
 TrainResult run_rm(Job& job, const RmOptions& o, const std::vector<PreferenceText>& all, int64_t stop_after) {
   auto& spec = job.spec();
-  RLFT_CHECK(all.size() >= 2,
-             "rlft rm train: {} preference pairs; at least 2 are needed (import some with `rlft "
-             "feedback import`, or label some in `rlft serve`)",
-             all.size());
   check_precision(spec.precision, job.device());
-  // Seeded split: the held-out pairs never reach the optimizer.
-  const auto perm = data::epoch_order(static_cast<int64_t>(all.size()), static_cast<uint64_t>(spec.run.seed), -1);
-  const int64_t n_eval = static_cast<int64_t>(std::floor(o.eval_fraction * static_cast<double>(all.size())));
-  std::vector<const PreferenceText*> train, eval;
-  for (size_t i = 0; i < perm.size(); ++i) (static_cast<int64_t>(i) < n_eval ? eval : train).push_back(&all[perm[i]]);
-  RLFT_CHECK(!train.empty(), "rlft rm train: no training pairs left after holding out {}", n_eval);
+  const auto split = split_preferences(all, o.eval_fraction, static_cast<uint64_t>(spec.run.seed));
+  const auto& train = split.train;
+  const auto& eval = split.eval;
 
   auto& d = job.dist();
   const int64_t local = rank_share(d, o.batch_size, "rm.batch_size"), W = d.world_size(), R = d.rank();

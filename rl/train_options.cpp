@@ -249,11 +249,21 @@ void SftOptions::validate() const {
   RLFT_CHECK_OPTION(log_every >= 1, "log_every", log_every, "must be >= 1");
 }
 
-RmOptions RmOptions::from_config(const ConfigView& s) {
-  RmOptions o;
+PreferenceSource PreferenceSource::from_config(const ConfigView& s) {
+  PreferenceSource o;
   o.pairs = s.get<std::string>("pairs", o.pairs);
   o.format = s.get<std::string>("format", o.format);
   o.source_file = s.get<std::string>("source_file", o.source_file);
+  return o;
+}
+
+void PreferenceSource::validate() const {
+  RLFT_CHECK_OPTION(!pairs.empty(), "pairs", pairs, "\"store\" or a JSONL file");
+}
+
+RmOptions RmOptions::from_config(const ConfigView& s) {
+  RmOptions o;
+  o.source = PreferenceSource::from_config(s);
   o.steps = s.get<int64_t>("steps", o.steps);
   o.batch_size = s.get<int64_t>("batch_size", o.batch_size);
   o.eval_fraction = s.get<double>("eval_fraction", o.eval_fraction);
@@ -266,13 +276,51 @@ RmOptions RmOptions::from_config(const ConfigView& s) {
 }
 
 void RmOptions::validate() const {
-  RLFT_CHECK_OPTION(!pairs.empty(), "pairs", pairs, "\"store\" or a JSONL file");
+  source.validate();
   RLFT_CHECK_OPTION(steps >= 1, "steps", steps, "must be >= 1");
   RLFT_CHECK_OPTION(batch_size >= 1, "batch_size", batch_size, "must be >= 1");
   RLFT_CHECK_OPTION(eval_fraction >= 0 && eval_fraction < 1, "eval_fraction", eval_fraction, "must be in [0, 1)");
   RLFT_CHECK_OPTION(eval_every >= 0, "eval_every", eval_every, "must be >= 0 (0 = at the end only)");
   RLFT_CHECK_OPTION(center_coef >= 0, "center_coef", center_coef, "must be >= 0");
   RLFT_CHECK_OPTION(max_length >= 0, "max_length", max_length, "must be >= 0 (0 = no limit)");
+  RLFT_CHECK_OPTION(log_every >= 1, "log_every", log_every, "must be >= 1");
+}
+
+DpoOptions DpoOptions::from_config(const ConfigView& s) {
+  DpoOptions o;
+  o.source = PreferenceSource::from_config(s);
+  o.loss = DpoLossOptions::from_config(s);
+  o.sft_weight = s.get<double>("sft_weight", o.sft_weight);
+  o.steps = s.get<int64_t>("steps", o.steps);
+  o.epochs = s.get<double>("epochs", o.epochs);
+  o.batch_size = s.get<int64_t>("batch_size", o.batch_size);
+  o.micro_batch_pairs = s.get<int64_t>("micro_batch_pairs", o.micro_batch_pairs);
+  o.eval_fraction = s.get<double>("eval_fraction", o.eval_fraction);
+  o.eval_every = s.get<int64_t>("eval_every", o.eval_every);
+  o.max_prompt_tokens = s.get<int64_t>("max_prompt_tokens", o.max_prompt_tokens);
+  o.max_completion_tokens = s.get<int64_t>("max_completion_tokens", o.max_completion_tokens);
+  o.router_bias_gamma = s.get<double>("router_bias_gamma", o.router_bias_gamma);
+  o.balance = policy::BalanceLossOptions::from_config(s.section("balance"));
+  o.log_every = s.get<int64_t>("log_every", o.log_every);
+  return o;
+}
+
+void DpoOptions::validate() const {
+  source.validate();
+  loss.validate();
+  validate_within("balance", balance);
+  RLFT_CHECK_OPTION(sft_weight >= 0, "sft_weight", sft_weight, "must be >= 0 (0 = no SFT term)");
+  RLFT_CHECK_OPTION(steps >= 0, "steps", steps, "must be >= 0 (0 = epochs)");
+  RLFT_CHECK_OPTION(epochs > 0, "epochs", epochs, "must be > 0");
+  RLFT_CHECK_OPTION(batch_size >= 1, "batch_size", batch_size, "must be >= 1");
+  RLFT_CHECK_OPTION(micro_batch_pairs >= 0, "micro_batch_pairs", micro_batch_pairs,
+                    "must be >= 0 (0 = the whole batch)");
+  RLFT_CHECK_OPTION(eval_fraction >= 0 && eval_fraction < 1, "eval_fraction", eval_fraction, "must be in [0, 1)");
+  RLFT_CHECK_OPTION(eval_every >= 0, "eval_every", eval_every, "must be >= 0 (0 = at the end only)");
+  RLFT_CHECK_OPTION(max_prompt_tokens >= 0, "max_prompt_tokens", max_prompt_tokens, "must be >= 0 (0 = no limit)");
+  RLFT_CHECK_OPTION(max_completion_tokens >= 0, "max_completion_tokens", max_completion_tokens,
+                    "must be >= 0 (0 = no limit)");
+  RLFT_CHECK_OPTION(router_bias_gamma >= 0, "router_bias_gamma", router_bias_gamma, "must be >= 0");
   RLFT_CHECK_OPTION(log_every >= 1, "log_every", log_every, "must be >= 1");
 }
 

@@ -20,6 +20,8 @@
 //   eval:        held-out evaluation
 //   grpo:        the RL loop (rlft train)
 //   sft:         supervised fine-tuning (rlft sft)
+//   rm:          a preference reward model (rlft rm train)
+//   dpo:         preference optimisation of the policy (rlft dpo)
 //   distributed: the process group of a multi-rank run (rlft launch, torchrun, SLURM)
 
 #include <cstdint>
@@ -30,6 +32,7 @@
 #include "core/distributed.h"
 #include "policy/causal_lm.h"
 #include "rl/advantages.h"
+#include "rl/dpo_loss.h"
 #include "rl/loss_scale.h"
 #include "rl/losses.h"
 #include "rl/optimizer.h"
@@ -184,19 +187,47 @@ struct SftOptions {
   void validate() const;
 };
 
-struct RmOptions {
+/// Where preference pairs come from (the `rm:` and `dpo:` sections' `pairs`, `format`,
+/// `source_file`; rl/preference_pairs.h).
+struct PreferenceSource {
   std::string pairs = "store";   ///< "store" (feedback pairs and labels of run.store) or a JSONL file
   std::string format = "pairs";  ///< the file's format (data/feedback_import.h)
   std::string source_file;       ///< store: only pairs imported from this file ("" = all)
-  int64_t steps = 200;           ///< optimizer steps (>= 1)
-  int64_t batch_size = 32;       ///< pairs per step (>= 1)
-  double eval_fraction = 0.1;    ///< pairs held out for accuracy, in [0, 1)
-  int64_t eval_every = 50;       ///< steps between evaluations (>= 0; and at the end)
-  bool use_margin = true;        ///< subtract a pair's margin in the loss when it has one
-  double center_coef = 0.0;      ///< reward centring (>= 0): + coef · mean((r_c + r_r)²) (Eisenstein et al. 2023)
-  int64_t max_length = 256;      ///< tokens per scored text at most (>= 0, the end is kept; 0 = no limit)
-  int64_t log_every = 10;        ///< steps between log lines (>= 1)
+  static PreferenceSource from_config(const ConfigView& section);
+  void validate() const;
+};
+
+struct RmOptions {
+  PreferenceSource source;     ///< `pairs`, `format`, `source_file`
+  int64_t steps = 200;         ///< optimizer steps (>= 1)
+  int64_t batch_size = 32;     ///< pairs per step (>= 1)
+  double eval_fraction = 0.1;  ///< pairs held out for accuracy, in [0, 1)
+  int64_t eval_every = 50;     ///< steps between evaluations (>= 0; and at the end)
+  bool use_margin = true;      ///< subtract a pair's margin in the loss when it has one
+  double center_coef = 0.0;    ///< reward centring (>= 0): + coef · mean((r_c + r_r)²) (Eisenstein et al. 2023)
+  int64_t max_length = 256;    ///< tokens per scored text at most (>= 0, the end is kept; 0 = no limit)
+  int64_t log_every = 10;      ///< steps between log lines (>= 1)
   static RmOptions from_config(const ConfigView& section);
+  void validate() const;
+};
+
+/// `dpo:` — preference optimisation of the policy itself (rl/dpo_trainer.h).
+struct DpoOptions {
+  PreferenceSource source;              ///< `pairs`, `format`, `source_file`
+  DpoLossOptions loss;                  ///< `loss`, `beta`, `label_smoothing`, `simpo_gamma`
+  double sft_weight = 0.0;              ///< α of the SFT term on the chosen reply (RPO; >= 0; 0 = off)
+  int64_t steps = 0;                    ///< optimizer steps (>= 0); 0 = epochs × batches per epoch
+  double epochs = 1.0;                  ///< passes over the training pairs when steps = 0 (> 0)
+  int64_t batch_size = 32;              ///< pairs per step (>= 1)
+  int64_t micro_batch_pairs = 0;        ///< pairs per forward (gradient accumulation, >= 0); 0 = the whole batch
+  double eval_fraction = 0.1;           ///< pairs held out for the held-out accuracy, in [0, 1)
+  int64_t eval_every = 50;              ///< steps between evaluations (>= 0; and at the end)
+  int64_t max_prompt_tokens = 512;      ///< prompt tokens at most (>= 0, the end is kept; 0 = no limit)
+  int64_t max_completion_tokens = 512;  ///< reply tokens at most (>= 0, the start is kept; 0 = no limit)
+  double router_bias_gamma = 0.001;     ///< aux-loss-free bias step (γ, >= 0); 0 = off
+  policy::BalanceLossOptions balance;   ///< `balance:`
+  int64_t log_every = 10;               ///< steps between log lines (>= 1)
+  static DpoOptions from_config(const ConfigView& section);
   void validate() const;
 };
 

@@ -240,6 +240,52 @@ optim:
   }
 }
 
+TEST_CASE("DPO on two ranks equals one rank: reference log-probs, metrics, held-out accuracy, weights") {
+  rlft::test::TempDir tmp;
+  {
+    std::ofstream pairs(tmp.file("pairs.jsonl"));
+    for (int a = 0; a < 10; ++a)
+      for (int b = 0; b < 4; ++b)
+        pairs << fmt::format(R"({{"prompt": "{} + {} =", "chosen": " {}", "rejected": " {}"}})", a, b, a + b, a + b + 1)
+              << "\n";
+  }
+  const std::string cfg = tmp.file("dpo.yaml");
+  std::ofstream(cfg) << fmt::format(R"(run:
+  seed: 1
+  store: {0}/rlft.db
+  threads: 1
+  log_level: warn
+model:
+  architectures: [Qwen2ForCausalLM]
+  vocab_size: 300
+  hidden_size: 32
+  intermediate_size: 64
+  num_hidden_layers: 2
+  num_attention_heads: 2
+  num_key_value_heads: 1
+  max_position_embeddings: 64
+tokenizer:
+  vocab_size: 290
+dpo:
+  pairs: {0}/pairs.jsonl
+  steps: 4
+  batch_size: 8
+  micro_batch_pairs: 3
+  sft_weight: 0.2
+  eval_fraction: 0.25
+  eval_every: 2
+optim:
+  lr: 1.0e-3
+)",
+                                    tmp.path());
+  const auto one = rlft::test::run_rlft(args({"dpo", cfg}, named(tmp, "one")));
+  REQUIRE_MESSAGE(one.exit_code == 0, one.out << one.err);
+  const auto two = rlft::test::run_rlft(args({"launch", "--nproc", "2", "--", "dpo", cfg}, named(tmp, "two")));
+  REQUIRE_MESSAGE(two.exit_code == 0, two.out << two.err);
+  check_same_metrics(tmp.file("rlft.db"), "one", "two");
+  check_same_weights(tmp.file("one/final"), tmp.file("two/final"));
+}
+
 TEST_CASE("a run started on two ranks resumes on one and ends as the uninterrupted run") {
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp);

@@ -14,6 +14,7 @@
 #include "reward/combine.h"
 #include "reward/reward_model.h"
 #include "rl/rm_trainer.h"
+#include "tests/rl/preference_test_util.h"
 #include "tests/rl/trainer_test_util.h"
 #include "tests/support/process.h"
 
@@ -23,43 +24,9 @@
 namespace fs = std::filesystem;
 using namespace rlft;
 
-namespace {
-
-// Prompt "What is a + b?"; chosen: the right answer in the tag; rejected: a wrong answer
-// (off by 1..5) or the right one followed by chatter. Pairs repeat (100 prompts), so fewer than
-// `n` distinct ones are stored.
-void add_synthetic_pairs(const std::string& store_path, int n, uint32_t seed) {
-  auto store = data::Store::open(store_path, true);
-  data::FeedbackStore fb(store);
-  std::mt19937 rng(seed);
-  const auto import_id = fb.begin_import("synthetic", "pairs");
-  int added = 0;
-  for (int i = 0; added < n && i < 50 * n; ++i) {
-    const int a = static_cast<int>(rng() % 10), b = static_cast<int>(rng() % 10);
-    data::PreferencePair p;
-    p.prompt.text = fmt::format("What is {} + {}?\n", a, b);
-    p.chosen.text = fmt::format("<answer>{}</answer>", a + b);
-    if (rng() % 2) {
-      int off = static_cast<int>(rng() % 5) + 1;
-      if (rng() % 2) off = -off;
-      p.rejected.text = fmt::format("<answer>{}</answer>", a + b + off);
-    } else {
-      p.rejected.text = fmt::format("<answer>{}</answer> I added the two numbers and I am fairly sure.", a + b);
-    }
-    p.import_id = import_id;
-    p.source_file = "synthetic";
-    p.source_line = i + 1;
-    p.source_format = "pairs";
-    added += fb.add_pair(p);
-  }
-  fb.finish_import(import_id, n, added, 0, 0);
-}
-
-}  // namespace
-
 TEST_CASE("a tiny reward model learns a synthetic preference to >= 90% held-out accuracy and scores as a RewardFn") {
   test::TempDir tmp;
-  add_synthetic_pairs(tmp.file("rlft.db"), 3000, 5);
+  test::add_synthetic_pairs(tmp.file("rlft.db"), 3000, 5);
   // configs/rm/example.yaml at a smaller size, through the real command line.
   const auto r = test::run_rlft({"rm",
                                  "train",
