@@ -123,6 +123,42 @@ std::map<std::string, std::string> rank_env(int rank, int world, int port) {
           {"MASTER_PORT", std::to_string(port)}};
 }
 
+// A pairs file ("a + b =" → " a+b" over " a+b+1") and a tiny Qwen2 job learning from it with
+// the trainer section `trainer` (its `pairs:` key is added).
+std::string write_pairs_job(const rlft::test::TempDir& tmp, const std::string& trainer) {
+  {
+    std::ofstream pairs(tmp.file("pairs.jsonl"));
+    for (int a = 0; a < 10; ++a)
+      for (int b = 0; b < 4; ++b)
+        pairs << fmt::format(R"({{"prompt": "{} + {} =", "chosen": " {}", "rejected": " {}"}})", a, b, a + b, a + b + 1)
+              << "\n";
+  }
+  const std::string cfg = tmp.file("pairs.yaml");
+  std::ofstream(cfg) << fmt::format(R"(run:
+  seed: 1
+  store: {0}/rlft.db
+  threads: 1
+  log_level: warn
+model:
+  architectures: [Qwen2ForCausalLM]
+  vocab_size: 300
+  hidden_size: 32
+  intermediate_size: 64
+  num_hidden_layers: 2
+  num_attention_heads: 2
+  num_key_value_heads: 1
+  max_position_embeddings: 64
+tokenizer:
+  vocab_size: 290
+optim:
+  lr: 1.0e-3
+{1}
+  pairs: {0}/pairs.jsonl
+)",
+                                    tmp.path(), trainer);
+  return cfg;
+}
+
 }  // namespace
 
 TEST_CASE("GRPO on two ranks gives the metrics and weights of one rank with the same global batch") {
@@ -193,40 +229,8 @@ TEST_CASE("SFT on two ranks equals one rank; an indivisible batch is a config er
 
 TEST_CASE("reward-model training on two ranks equals one rank") {
   rlft::test::TempDir tmp;
-  {
-    std::ofstream pairs(tmp.file("pairs.jsonl"));
-    for (int a = 0; a < 10; ++a)
-      for (int b = 0; b < 4; ++b)
-        pairs << fmt::format(R"({{"prompt": "{} + {} =", "chosen": " {}", "rejected": " {}"}})", a, b, a + b, a + b + 1)
-              << "\n";
-  }
-  const std::string cfg = tmp.file("rm.yaml");
-  std::ofstream(cfg) << fmt::format(R"(run:
-  seed: 1
-  store: {0}/rlft.db
-  threads: 1
-  log_level: warn
-model:
-  architectures: [Qwen2ForCausalLM]
-  vocab_size: 300
-  hidden_size: 32
-  intermediate_size: 64
-  num_hidden_layers: 2
-  num_attention_heads: 2
-  num_key_value_heads: 1
-  max_position_embeddings: 64
-tokenizer:
-  vocab_size: 290
-rm:
-  pairs: {0}/pairs.jsonl
-  steps: 4
-  batch_size: 8
-  eval_fraction: 0.25
-  eval_every: 2
-optim:
-  lr: 1.0e-3
-)",
-                                    tmp.path());
+  const std::string cfg =
+      write_pairs_job(tmp, "rm:\n  steps: 4\n  batch_size: 8\n  eval_fraction: 0.25\n  eval_every: 2");
   const auto one = rlft::test::run_rlft(args({"rm", "train", cfg}, named(tmp, "one")));
   REQUIRE_MESSAGE(one.exit_code == 0, one.out << one.err);
   const auto two = rlft::test::run_rlft(args({"launch", "--nproc", "2", "--", "rm", "train", cfg}, named(tmp, "two")));
@@ -242,42 +246,9 @@ optim:
 
 TEST_CASE("DPO on two ranks equals one rank: reference log-probs, metrics, held-out accuracy, weights") {
   rlft::test::TempDir tmp;
-  {
-    std::ofstream pairs(tmp.file("pairs.jsonl"));
-    for (int a = 0; a < 10; ++a)
-      for (int b = 0; b < 4; ++b)
-        pairs << fmt::format(R"({{"prompt": "{} + {} =", "chosen": " {}", "rejected": " {}"}})", a, b, a + b, a + b + 1)
-              << "\n";
-  }
-  const std::string cfg = tmp.file("dpo.yaml");
-  std::ofstream(cfg) << fmt::format(R"(run:
-  seed: 1
-  store: {0}/rlft.db
-  threads: 1
-  log_level: warn
-model:
-  architectures: [Qwen2ForCausalLM]
-  vocab_size: 300
-  hidden_size: 32
-  intermediate_size: 64
-  num_hidden_layers: 2
-  num_attention_heads: 2
-  num_key_value_heads: 1
-  max_position_embeddings: 64
-tokenizer:
-  vocab_size: 290
-dpo:
-  pairs: {0}/pairs.jsonl
-  steps: 4
-  batch_size: 8
-  micro_batch_pairs: 3
-  sft_weight: 0.2
-  eval_fraction: 0.25
-  eval_every: 2
-optim:
-  lr: 1.0e-3
-)",
-                                    tmp.path());
+  const std::string cfg = write_pairs_job(tmp,
+                                          "dpo:\n  steps: 4\n  batch_size: 8\n  micro_batch_pairs: 3\n  sft_weight: "
+                                          "0.2\n  eval_fraction: 0.25\n  eval_every: 2");
   const auto one = rlft::test::run_rlft(args({"dpo", cfg}, named(tmp, "one")));
   REQUIRE_MESSAGE(one.exit_code == 0, one.out << one.err);
   const auto two = rlft::test::run_rlft(args({"launch", "--nproc", "2", "--", "dpo", cfg}, named(tmp, "two")));

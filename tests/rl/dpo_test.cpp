@@ -8,10 +8,13 @@
 
 #include "core/config.h"
 #include "core/threads.h"
+#include "data/feedback.h"
+#include "data/store.h"
 #include "policy/arch/arch.h"
 #include "policy/checkpoint/checkpoint.h"
 #include "policy/model_io.h"
 #include "rl/dpo_loss.h"
+#include "rl/preference_pairs.h"
 #include "tests/rl/preference_test_util.h"
 #include "tests/rl/trainer_test_util.h"
 #include "tests/support/process.h"
@@ -29,12 +32,7 @@ namespace {
 rl::DpoLossInput dpo_one_pair(bool grad = false) {
   auto c = at::tensor({-10.0f});
   if (grad) c.set_requires_grad(true);
-  return {c,
-          at::tensor({-15.0f}),
-          at::tensor({-12.0f}),
-          at::tensor({-14.0f}),
-          at::tensor({4.0f}),
-          at::tensor({5.0f})};
+  return {c, at::tensor({-15.0f}), at::tensor({-12.0f}), at::tensor({-14.0f}), at::tensor({4.0f}), at::tensor({5.0f})};
 }
 
 double dpo_value(const at::Tensor& t) {
@@ -44,18 +42,10 @@ double dpo_value(const at::Tensor& t) {
 // The command line of a DPO run: configs/dpo/example.yaml at a tiny size.
 std::vector<std::string> dpo_args(const test::TempDir& tmp, const std::string& name, std::vector<std::string> more) {
   std::vector<std::string> a = {"dpo", std::string(RLFT_SOURCE_DIR) + "/configs/dpo/example.yaml"};
-  for (const auto& s : std::vector<std::string>{"run.store=" + tmp.file("rlft.db"),
-                                                "run.name=" + name,
-                                                "run.output_dir=" + tmp.file(name),
-                                                "run.threads=1",
-                                                "run.log_level=warn",
-                                                "model.num_hidden_layers=2",
-                                                "model.hidden_size=64",
-                                                "model.intermediate_size=128",
-                                                "model.vocab_size=300",
-                                                "tokenizer.vocab_size=300",
-                                                "dpo.eval_fraction=0.2",
-                                                "optim.warmup_steps=5"}) {
+  for (const auto& s : std::vector<std::string>{
+           "run.store=" + tmp.file("rlft.db"), "run.name=" + name, "run.output_dir=" + tmp.file(name), "run.threads=1",
+           "run.log_level=warn", "model.num_hidden_layers=2", "model.hidden_size=64", "model.intermediate_size=128",
+           "model.vocab_size=300", "tokenizer.vocab_size=300", "dpo.eval_fraction=0.2", "optim.warmup_steps=5"}) {
     a.push_back("--set");
     a.push_back(s);
   }
@@ -111,11 +101,68 @@ TEST_CASE("DPO losses on hand-worked values") {
   }
 }
 
+TEST_CASE("preference pairs from the store: imported pairs, labels on pairs and on rollouts, ties left out") {
+  test::TempDir tmp;
+  auto store = data::Store::open(tmp.file("rlft.db"), true);
+  data::FeedbackStore fb(store);
+  data::PreferencePair p;
+  p.prompt.text = "What is 1 + 1?";
+  p.chosen.text = "2";
+  p.rejected.text = "3";
+  p.source_file = "a.jsonl";
+  p.source_line = 1;
+  p.source_format = "pairs";
+  p.import_id = fb.begin_import("a.jsonl", "pairs");
+  REQUIRE(fb.add_pair(p));
+  const int64_t pair_id = fb.pairs()[0].id;
+  const int64_t run = store.create_run({0, "r", "train", "running", "", "", "", 0, std::nullopt, ""});
+  data::RolloutRecord a, b, c;
+  a.prompt = b.prompt = c.prompt = "<rendered prompt>";
+  a.completion = "good";
+  b.completion = "bad";
+  c.completion = "good";  // the same text as a
+  store.add_rollouts(run, {a, b, c});
+  auto label = [&fb](std::optional<int64_t> pair, std::optional<int64_t> ra, std::optional<int64_t> rb,
+                     const std::string& choice) {
+    data::FeedbackLabel l;
+    l.annotator = "ann";
+    l.pair_id = pair;
+    l.rollout_a = ra;
+    l.rollout_b = rb;
+    l.choice = choice;
+    fb.add_label(l);
+  };
+  label(pair_id, {}, {}, "rejected");  // the person prefers the pair's rejected reply
+  label(pair_id, {}, {}, "tie");
+  label({}, 2, 1, "rejected");  // rollout 1 (shown second) is better
+  label({}, 1, 3, "chosen");    // two rollouts of the same text
+  label({}, 1, 2, "both_bad");
+  const auto set = rl::load_preference_texts(rl::PreferenceSource{}, tmp.file("rlft.db"), "dpo");
+  REQUIRE(set.pairs.size() == 3);
+  CHECK(set.identical == 1);
+  CHECK(set.pairs[0].origin == "pair 1");
+  CHECK(set.pairs[0].chosen_reply == "2");
+  CHECK(set.pairs[0].prompt_messages.size() == 1);
+  CHECK(set.pairs[0].prompt_messages[0].content == "What is 1 + 1?");
+  CHECK_FALSE(set.pairs[0].prompt_rendered);
+  CHECK(set.pairs[1].chosen_reply == "3");  // the label turned the pair round
+  CHECK(set.pairs[1].rejected_reply == "2");
+  CHECK(set.pairs[2].chosen_reply == "good");
+  CHECK(set.pairs[2].rejected_reply == "bad");
+  CHECK(set.pairs[2].prompt == "<rendered prompt>");
+  CHECK(set.pairs[2].prompt_rendered);
+  // The split is seeded: the same seed holds out the same pairs.
+  const auto s1 = rl::split_preferences(set.pairs, 0.34, 7), s2 = rl::split_preferences(set.pairs, 0.34, 7);
+  REQUIRE(s1.eval.size() == 1);
+  CHECK(s1.eval[0] == s2.eval[0]);
+  CHECK(s1.train.size() == 2);
+}
+
 TEST_CASE("rlft dpo: a tiny policy learns the synthetic preference to >= 85% held-out accuracy") {
   test::TempDir tmp;
   test::add_synthetic_pairs(tmp.file("rlft.db"), 3000, 5);
-  const auto r = test::run_rlft(
-      dpo_args(tmp, "dpo", {"run.threads=2", "dpo.steps=300", "dpo.eval_every=100", "optim.lr=2e-3", "checkpoint.every=0"}));
+  const auto r = test::run_rlft(dpo_args(
+      tmp, "dpo", {"run.threads=2", "dpo.steps=300", "dpo.eval_every=100", "optim.lr=2e-3", "checkpoint.every=0"}));
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   const auto db = tmp.file("rlft.db");
   const double pairs = test::metric_at(db, "dpo", "data/pairs", 0);
@@ -142,13 +189,12 @@ TEST_CASE("rlft dpo resumed after an interruption continues bitwise; SimPO needs
   const std::vector<std::string> common = {"dpo.steps=4", "dpo.batch_size=8", "dpo.eval_every=2", "dpo.sft_weight=0.5",
                                            "checkpoint.every=0"};
   REQUIRE(test::run_rlft(dpo_args(tmp, "whole", common)).exit_code == 0);
-  const auto first = test::run_rlft(
-      [&] {
-        auto a = dpo_args(tmp, "split", common);
-        a.push_back("--stop-after");
-        a.push_back("2");
-        return a;
-      }());
+  const auto first = test::run_rlft([&] {
+    auto a = dpo_args(tmp, "split", common);
+    a.push_back("--stop-after");
+    a.push_back("2");
+    return a;
+  }());
   REQUIRE_MESSAGE(first.exit_code == 0, first.err);
   CHECK(fs::exists(tmp.file("split/checkpoints/step-000002/trainer_state/reference_logps.safetensors")));
   const auto rest = test::run_rlft([&] {
@@ -172,8 +218,8 @@ TEST_CASE("rlft dpo resumed after an interruption continues bitwise; SimPO needs
   for (const auto& [name, t] : wa) CHECK_MESSAGE(t.equal(wb.at(name)), name);
 
   // SimPO: no reference log-probs anywhere.
-  const auto simpo = test::run_rlft(dpo_args(tmp, "simpo", {"dpo.loss=simpo", "dpo.steps=2", "dpo.batch_size=8",
-                                                             "checkpoint.every=1"}));
+  const auto simpo = test::run_rlft(
+      dpo_args(tmp, "simpo", {"dpo.loss=simpo", "dpo.steps=2", "dpo.batch_size=8", "checkpoint.every=1"}));
   REQUIRE_MESSAGE(simpo.exit_code == 0, simpo.err);
   CHECK_FALSE(fs::exists(tmp.file("simpo/checkpoints/step-000002/trainer_state/reference_logps.safetensors")));
   CHECK(test::metric_at(db, "simpo", "rewards/chosen", 1) < 0.0);  // β · mean log-prob per token
@@ -182,8 +228,8 @@ TEST_CASE("rlft dpo resumed after an interruption continues bitwise; SimPO needs
 TEST_CASE("rlft dpo with LoRA: the reference is the policy with its adapters off; the result is an adapter") {
   test::TempDir tmp;
   test::add_synthetic_pairs(tmp.file("rlft.db"), 200, 9);
-  const auto r = test::run_rlft(dpo_args(
-      tmp, "lora", {"dpo.steps=3", "dpo.batch_size=8", "checkpoint.every=0", "lora.rank=4", "lora.alpha=8"}));
+  const auto r = test::run_rlft(
+      dpo_args(tmp, "lora", {"dpo.steps=3", "dpo.batch_size=8", "checkpoint.every=0", "lora.rank=4", "lora.alpha=8"}));
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   const auto db = tmp.file("rlft.db");
   // B = 0 at the start: the policy is its base, so step 1's implicit rewards are 0.
@@ -197,13 +243,13 @@ TEST_CASE("rlft dpo with LoRA: the reference is the policy with its adapters off
 
 TEST_CASE("rlft dpo bad input: unknown loss, beta <= 0, identical pairs counted, an empty store") {
   test::TempDir tmp;
-  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad1", rl::JobKind::kDpo, {"dpo.loss=kto"}),
-                       doctest::Contains("dpo.loss = kto: unknown DPO loss 'kto': known losses are ipo, sigmoid, simpo"),
-                       ConfigError);
+  CHECK_THROWS_WITH_AS(
+      test::tiny_job(tmp, "bad1", rl::JobKind::kDpo, {"dpo.loss=kto"}),
+      doctest::Contains("dpo.loss = kto: unknown DPO loss 'kto': known losses are ipo, sigmoid, simpo"), ConfigError);
   CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad2", rl::JobKind::kDpo, {"dpo.beta=0"}),
                        doctest::Contains("dpo.beta = 0: must be > 0"), ConfigError);
-  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad3", rl::JobKind::kDpo, {"dpo.beta=-0.5"}),
-                       doctest::Contains("dpo.beta"), ConfigError);
+  CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad3", rl::JobKind::kDpo, {"dpo.beta=-0.5"}), doctest::Contains("dpo.beta"),
+                       ConfigError);
   CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad4", rl::JobKind::kDpo, {"dpo.loss=ipo", "dpo.label_smoothing=0.1"}),
                        doctest::Contains("dpo.label_smoothing"), ConfigError);
   CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad5", rl::JobKind::kDpo, {"dpo.label_smoothing=0.5"}),
@@ -212,14 +258,18 @@ TEST_CASE("rlft dpo bad input: unknown loss, beta <= 0, identical pairs counted,
   // A pairs file with a pair whose two replies are the same: skipped, counted, the rest trains.
   {
     std::ofstream f(tmp.file("pairs.jsonl"));
-    f << R"({"prompt": "What is 1 + 1?\n", "chosen": "<answer>2</answer>", "rejected": "<answer>3</answer>"})" << "\n";
-    f << R"({"prompt": "What is 2 + 2?\n", "chosen": "<answer>4</answer>", "rejected": "<answer>4</answer>"})" << "\n";
-    f << R"({"prompt": "What is 3 + 1?\n", "chosen": "<answer>4</answer>", "rejected": "<answer>5</answer>"})" << "\n";
-    f << R"({"prompt": "What is 2 + 3?\n", "chosen": "<answer>5</answer>", "rejected": "<answer>1</answer>"})" << "\n";
+    f << R"({"prompt": "What is 1 + 1?\n", "chosen": "<answer>2</answer>", "rejected": "<answer>3</answer>"})"
+      << "\n";
+    f << R"({"prompt": "What is 2 + 2?\n", "chosen": "<answer>4</answer>", "rejected": "<answer>4</answer>"})"
+      << "\n";
+    f << R"({"prompt": "What is 3 + 1?\n", "chosen": "<answer>4</answer>", "rejected": "<answer>5</answer>"})"
+      << "\n";
+    f << R"({"prompt": "What is 2 + 3?\n", "chosen": "<answer>5</answer>", "rejected": "<answer>1</answer>"})"
+      << "\n";
   }
-  const auto r = test::run_rlft(dpo_args(tmp, "file", {"dpo.pairs=" + tmp.file("pairs.jsonl"), "dpo.steps=1",
-                                                       "dpo.batch_size=2", "dpo.eval_fraction=0.0",
-                                                       "run.log_level=info"}));
+  const auto r = test::run_rlft(dpo_args(tmp, "file",
+                                         {"dpo.pairs=" + tmp.file("pairs.jsonl"), "dpo.steps=1", "dpo.batch_size=2",
+                                          "dpo.eval_fraction=0.0", "run.log_level=info"}));
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK(r.err.find("1 preference pairs skipped: their chosen and rejected replies are the same text") !=
         std::string::npos);
@@ -229,7 +279,9 @@ TEST_CASE("rlft dpo bad input: unknown loss, beta <= 0, identical pairs counted,
   // A line that is not JSON names the file and line.
   {
     std::ofstream f(tmp.file("broken.jsonl"));
-    f << R"({"prompt": "p", "chosen": "a", "rejected": "b"})" << "\n" << "{not json\n";
+    f << R"({"prompt": "p", "chosen": "a", "rejected": "b"})"
+      << "\n"
+      << "{not json\n";
   }
   const auto broken = test::run_rlft(dpo_args(tmp, "broken", {"dpo.pairs=" + tmp.file("broken.jsonl")}));
   CHECK(broken.exit_code != 0);
