@@ -160,7 +160,9 @@ struct PairSums {
     logp_rejected += r.rejected.detach().sum().item<double>();
     tokens += (r.chosen_tokens.sum() + r.rejected_tokens.sum()).item<double>();
   }
-  std::vector<double> values() const { return {loss, sft, chosen, rejected, correct, logp_chosen, logp_rejected, tokens}; }
+  std::vector<double> values() const {
+    return {loss, sft, chosen, rejected, correct, logp_chosen, logp_rejected, tokens};
+  }
 };
 
 DpoLossInput loss_input(const ReplyLogps& r, const at::Tensor& ref, const std::vector<int64_t>& idx) {
@@ -253,9 +255,10 @@ TrainResult run_dpo(Job& job, const DpoOptions& o, const PreferenceSet& set, int
                    {"eval/rewards/accuracies", v[4] / k}};
   };
 
-  log::info("dpo: {} loss (beta {}), {} steps of {} pairs ({} training pairs, {} held out, {:.2f} epochs), run '{}' -> {}",
-            dpo_loss_name(o.loss.type), beta, total, o.batch_size, n, eval.size(),
-            static_cast<double>(total * o.batch_size) / static_cast<double>(n), job.run_name(), job.output_dir());
+  log::info(
+      "dpo: {} loss (beta {}), {} steps of {} pairs ({} training pairs, {} held out, {:.2f} epochs), run '{}' -> {}",
+      dpo_loss_name(o.loss.type), beta, total, o.batch_size, n, eval.size(),
+      static_cast<double>(total * o.batch_size) / static_cast<double>(n), job.run_name(), job.output_dir());
   install_stop_handlers();
   EpochOrder order(n, seed);
   TrainResult result;

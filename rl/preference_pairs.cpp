@@ -33,8 +33,8 @@ std::string reply_text(const data::Turns& t) {
 }
 
 PreferenceText from_pair(const data::PreferencePair& p, const std::string& origin) {
-  PreferenceText t{render_turns(p.prompt), render_turns(p.chosen), render_turns(p.rejected),
-                   p.margin.value_or(0.0), origin};
+  PreferenceText t{render_turns(p.prompt), render_turns(p.chosen), render_turns(p.rejected), p.margin.value_or(0.0),
+                   origin};
   t.prompt_messages = p.prompt.as_messages("user");
   t.chosen_reply = reply_text(p.chosen);
   t.rejected_reply = reply_text(p.rejected);
