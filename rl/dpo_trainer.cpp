@@ -73,8 +73,10 @@ struct ReplyLogps {
 ReplyLogps reply_logps(policy::CausalLM& model, const std::vector<EncodedPair>& enc, const std::vector<int64_t>& idx,
                        const PolicyForwardOptions& fo, Compute compute, const at::Device& device) {
   std::vector<Sequence> rows;
-  for (const auto i : idx) rows.push_back({enc[static_cast<size_t>(i)].prompt, enc[static_cast<size_t>(i)].chosen});
-  for (const auto i : idx) rows.push_back({enc[static_cast<size_t>(i)].prompt, enc[static_cast<size_t>(i)].rejected});
+  for (const auto i : idx)
+    rows.push_back({enc[static_cast<size_t>(i)].prompt, enc[static_cast<size_t>(i)].chosen, {}, {}});
+  for (const auto i : idx)
+    rows.push_back({enc[static_cast<size_t>(i)].prompt, enc[static_cast<size_t>(i)].rejected, {}, {}});
   const auto batch = make_sequence_batch(rows, device);
   ReplyLogps r;
   {

@@ -33,8 +33,12 @@ std::string reply_text(const data::Turns& t) {
 }
 
 PreferenceText from_pair(const data::PreferencePair& p, const std::string& origin) {
-  PreferenceText t{render_turns(p.prompt), render_turns(p.chosen), render_turns(p.rejected), p.margin.value_or(0.0),
-                   origin};
+  PreferenceText t;
+  t.prompt = render_turns(p.prompt);
+  t.chosen = render_turns(p.chosen);
+  t.rejected = render_turns(p.rejected);
+  t.margin = p.margin.value_or(0.0);
+  t.origin = origin;
   t.prompt_messages = p.prompt.as_messages("user");
   t.chosen_reply = reply_text(p.chosen);
   t.rejected_reply = reply_text(p.rejected);
