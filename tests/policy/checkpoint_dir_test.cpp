@@ -7,7 +7,6 @@
 #include "tests/policy/checkpoint_test_util.h"
 #include "tests/support/temp_dir.h"
 
-#include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -21,6 +20,9 @@
 #include <sstream>
 #include <thread>
 #include "tests/support/text_util.h"
+
+// Last: LibTorch defines CHECK too (a unity batch may have included it before this file).
+#include "tests/support/doctest_last.h"
 
 using rlft::test::contains;
 using rlft::test::error_of;
