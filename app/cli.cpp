@@ -56,6 +56,7 @@ int run(int argc, char** argv) {
   add_generate_command(app);
   add_serve_command(app);
   add_tokenize_commands(app);
+  add_template_command(app);
   add_train_commands(app);
   add_launch_command(app);
   app.parse_complete_callback([&] { log::set_level(log::parse_level(log_level)); });

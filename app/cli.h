@@ -38,7 +38,9 @@ void add_bench_tokenizer(CLI::App& bench);
 void add_bench_train(CLI::App& bench);
 /// `rlft bench allreduce`, added to the `bench` command by add_bench_command (app/cmd_bench_allreduce.cpp).
 void add_bench_allreduce(CLI::App& bench);
-/// `rlft train`, `rlft sft`, `rlft eval` (app/cmd_train.cpp).
+/// `rlft template render` (app/cmd_template.cpp).
+void add_template_command(CLI::App& app);
+/// `rlft train`, `rlft sft`, `rlft dpo`, `rlft rm`, `rlft eval` (app/cmd_train.cpp).
 void add_train_commands(CLI::App& app);
 /// `rlft launch --nproc N -- COMMAND …` (app/cmd_launch.cpp).
 void add_launch_command(CLI::App& app);

@@ -23,6 +23,7 @@
 #include "core/threads.h"
 #include "policy/arch/arch.h"
 #include "policy/model_io.h"
+#include "policy/tokenizer/chat_template.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "rollout/beam.h"
 #include "rollout/generator.h"
@@ -33,7 +34,8 @@ namespace {
 namespace fs = std::filesystem;
 
 struct GenerateCli {
-  std::string dir, prompts_file, out, dtype = "float32";
+  std::string dir, prompts_file, out, dtype = "float32", system;
+  bool chat = false;
   std::vector<std::string> prompts, ids, stops;
   std::vector<int64_t> stop_ids;
   rollout::SamplingOptions sampling;
@@ -75,10 +77,26 @@ void run_generate(const GenerateCli& o) {
                 o.dir);
   std::vector<rollout::Request> requests;
   std::vector<std::string> shown;
+  // --chat: each prompt is a user message, rendered with the model's own chat template (which
+  // writes its special tokens itself).
+  std::optional<tokenizer::ChatTemplate> chat;
+  if (o.chat) {
+    chat = tokenizer::ChatTemplate::from_tokenizer_dir(o.dir);
+    RLFT_CHECK_AS(UsageError, chat.has_value(),
+                  "--chat: {} has no chat template (chat_template.jinja or tokenizer_config.json's chat_template)",
+                  o.dir);
+  }
   for (const auto& t : texts) {
-    const auto ids = tok->encode(t);
+    std::string text = t;
+    if (chat) {
+      std::vector<tokenizer::ChatMessage> messages;
+      if (!o.system.empty()) messages.push_back({"system", o.system});
+      messages.push_back({"user", t});
+      text = chat->render(messages, true);
+    }
+    const auto ids = tok->encode(text, !chat.has_value());
     requests.push_back({std::vector<int64_t>(ids.begin(), ids.end()), o.num_samples, requests.size()});
-    shown.push_back(t);
+    shown.push_back(text);
   }
   for (const auto& s : o.ids) {
     requests.push_back({parse_token_ids(s, "--ids"), o.num_samples, requests.size()});
@@ -171,6 +189,9 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("dir", o->dir, "model directory (config.json, model.safetensors[, tokenizer.json])")->required();
   cmd->add_option("--prompt,-p", o->prompts, "prompt text (repeatable; needs tokenizer.json)");
   cmd->add_option("--prompts-file", o->prompts_file, "one prompt per line; - = stdin");
+  cmd->add_flag("--chat", o->chat,
+                "render each prompt as a user message with the model's chat template (and the generation prompt)");
+  cmd->add_option("--system", o->system, "with --chat: a system message first");
   cmd->add_option("--ids", o->ids, "a prompt as token ids, e.g. 1,2,3 (repeatable)");
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "new tokens per completion at most")->capture_default_str();
   cmd->add_option("--num-samples,-n", o->num_samples, "completions per prompt (beam: hypotheses returned)")

@@ -36,20 +36,23 @@ struct EncodedPair {
 
 EncodedPair encode_pair(const Job& job, const PreferenceText& p, const DpoOptions& o) {
   EncodedPair e;
-  if (p.prompt_rendered) {
-    const auto ids = job.tok().encode(p.prompt, true);
+  if (p.prompt_rendered) {  // a label on two rollouts: the prompt as the policy saw it
+    const auto ids = job.tok().encode(p.prompt, job.chat_template() == nullptr);
     e.prompt.assign(ids.begin(), ids.end());
+    e.chosen = job.encode_completion(p.chosen_reply);
+    e.rejected = job.encode_completion(p.rejected_reply);
   } else {
     data::Example example;
     example.id = p.origin;
     example.messages = p.prompt_messages;
     e.prompt = job.encode_prompt(example);
+    // Each reply as the policy writes it (under a chat template: its assistant turn).
+    e.chosen = job.encode_reply(example, p.chosen_reply);
+    e.rejected = job.encode_reply(example, p.rejected_reply);
   }
   RLFT_CHECK(!e.prompt.empty(), "preference pair {}: the prompt encodes to no tokens", p.origin);
   if (o.max_prompt_tokens > 0 && static_cast<int64_t>(e.prompt.size()) > o.max_prompt_tokens)
     e.prompt.erase(e.prompt.begin(), e.prompt.end() - o.max_prompt_tokens);
-  e.chosen = job.encode_completion(p.chosen_reply);
-  e.rejected = job.encode_completion(p.rejected_reply);
   for (auto* reply : {&e.chosen, &e.rejected})
     if (o.max_completion_tokens > 0 && static_cast<int64_t>(reply->size()) > o.max_completion_tokens)
       reply->resize(static_cast<size_t>(o.max_completion_tokens));

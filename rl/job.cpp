@@ -1,5 +1,7 @@
 #include "rl/job.h"
 
+#include <nlohmann/json.hpp>
+
 #include <ATen/Parallel.h>
 #include <malloc.h>
 #include <torch/cuda.h>
@@ -180,6 +182,7 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
   dist_->broadcast_string(resume_from_);
   if (spec_.prompt.chat) chat_ = std::make_unique<tokenizer::ChatFormat>(*spec_.prompt.chat);
   setup_tokenizer();
+  setup_chat_template();
   setup_policy();
   // What the run page shows about the policy (step 0; not charted).
   int64_t total = 0, trainable = 0;
@@ -323,7 +326,40 @@ void Job::setup_tokenizer_file() {
     RLFT_CHECK(in.good(), "tokenizer.path = {}: cannot read {}", t.path, src.string());
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     checkpoint::write_file_atomic(run_copy.string(), text);
+    // What the tokenizer's directory says beside it: special tokens, the chat template.
+    for (const char* name : {"tokenizer_config.json", "chat_template.jinja"})
+      if (fs::exists(src.parent_path() / name))
+        fs::copy_file(src.parent_path() / name, fs::path(out_dir_) / name, fs::copy_options::overwrite_existing);
   }
+}
+
+void Job::setup_chat_template() {
+  const auto& p = spec_.prompt;
+  chat_template_kwargs_ = nlohmann::ordered_json::parse(p.chat_template_kwargs);
+  // auto: the checkpoint's template, unless the config chose a hand-written format.
+  const bool from_file = p.chat_template != "auto" && p.chat_template != "none";
+  if (p.chat_template == "none" || (p.chat_template == "auto" && (p.chat || p.template_given))) return;
+  std::string source, origin, specials;
+  dist_->on_main("read the chat template", [&] {
+    auto files = tokenizer::read_chat_template_files(out_dir_);
+    if (from_file) {
+      std::ifstream in(p.chat_template, std::ios::binary);
+      RLFT_CHECK(in.good(), "prompt.chat_template = {}: cannot read it", p.chat_template);
+      files.source.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      files.origin = p.chat_template;
+      // The run (and its checkpoints) keep the template they render with.
+      checkpoint::write_file_atomic((fs::path(out_dir_) / "chat_template.jinja").string(), files.source);
+    }
+    source = files.source;
+    origin = files.origin;
+    specials = files.special_tokens.dump();
+  });
+  dist_->broadcast_string(source);
+  dist_->broadcast_string(origin);
+  dist_->broadcast_string(specials);
+  if (source.empty()) return;  // the tokenizer has no template: prompt.template renders
+  chat_template_ = std::make_unique<tokenizer::ChatTemplate>(source, origin, nlohmann::ordered_json::parse(specials));
+  log::info("prompt: chat data rendered with the chat template of {}", origin);
 }
 
 void Job::setup_policy() {
@@ -436,6 +472,15 @@ policy::CausalLM Job::initial_policy() const {
 }
 
 std::string Job::prompt_text(const data::Example& example) const {
+  if (chat_template_) {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    for (const auto& m : example.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+    try {
+      return chat_template_->render(messages, true, nullptr, chat_template_kwargs_);
+    } catch (const Error& e) {
+      throw Error(fmt::format("example {}: {}", example.id, e.what()));
+    }
+  }
   if (chat_) {
     std::vector<tokenizer::ChatMessage> msgs;
     for (const auto& m : example.messages) msgs.push_back({m.role, m.content});
@@ -445,7 +490,29 @@ std::string Job::prompt_text(const data::Example& example) const {
 }
 
 std::vector<int64_t> Job::encode_prompt(const data::Example& example) const {
-  const auto ids = tok_->encode(prompt_text(example), true);
+  // A chat template writes its own special tokens (BOS …): the tokenizer adds none.
+  const auto ids = tok_->encode(prompt_text(example), chat_template_ == nullptr);
+  return {ids.begin(), ids.end()};
+}
+
+std::vector<int64_t> Job::encode_reply(const data::Example& example, const std::string& reply) const {
+  if (!chat_template_) return encode_completion(reply);
+  const std::string prompt = prompt_text(example);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  for (const auto& m : example.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+  messages.push_back({{"role", "assistant"}, {"content", reply}});
+  std::string full;
+  try {
+    full = chat_template_->render(messages, false, nullptr, chat_template_kwargs_);
+  } catch (const Error& e) {
+    throw Error(fmt::format("example {}: {}", example.id, e.what()));
+  }
+  RLFT_CHECK(full.compare(0, prompt.size(), prompt) == 0,
+             "example {}: the chat template ({}) renders the conversation differently before the assistant's reply "
+             "once the reply follows, so the reply's tokens cannot be told apart; set prompt.chat_template: none "
+             "or give prompt.chat",
+             example.id, chat_template_->origin());
+  const auto ids = tok_->encode(std::string_view(full).substr(prompt.size()), false);
   return {ids.begin(), ids.end()};
 }
 

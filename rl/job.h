@@ -24,6 +24,7 @@
 #include "policy/causal_lm.h"
 #include "policy/lora.h"
 #include "policy/model_config.h"
+#include "policy/tokenizer/chat_template.h"
 #include "policy/tokenizer/prompt.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "reward/combine.h"
@@ -83,6 +84,7 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind);
 /// With LoRA both hold a PEFT adapter directory instead (adapter_config.json,
 /// adapter_model.safetensors) naming the base; a base built from `model:` is OUT/base/.
 ///   OUT/tokenizer.json             the tokenizer the run uses
+///   OUT/tokenizer_config.json, OUT/chat_template.jinja   the tokenizer's, when it has them
 class Job {
  public:
   /// Joins the process group the environment describes (a world of one without a launcher),
@@ -110,11 +112,19 @@ class Job {
   /// The newest checkpoint directory when resuming ("" otherwise).
   const std::string& resume_from() const { return resume_from_; }
 
-  /// The prompt as the policy sees it: the example's chat or prompt, rendered.
+  /// The prompt as the policy sees it: the example's chat rendered with the chat template (or
+  /// prompt.chat's format), else its prompt in prompt.template.
   std::string prompt_text(const data::Example& example) const;
   std::vector<int64_t> encode_prompt(const data::Example& example) const;
-  /// A demonstration's ids followed by EOS.
+  /// A text's ids followed by EOS.
   std::vector<int64_t> encode_completion(const std::string& text) const;
+  /// The assistant's `reply` to `example` as the policy would write it: under a chat template,
+  /// what rendering the chat with the reply adds after the rendered prompt (the template's own
+  /// end-of-turn tokens included); otherwise encode_completion(reply). Throws rlft::Error naming
+  /// the example when the template renders the prompt differently once the reply follows.
+  std::vector<int64_t> encode_reply(const data::Example& example, const std::string& reply) const;
+  /// The chat template chat data is rendered with (null: prompt.chat or prompt.template).
+  const tokenizer::ChatTemplate* chat_template() const { return chat_template_.get(); }
   std::string decode(const std::vector<int64_t>& ids) const;
 
   /// Writes the store's metrics for `step` and nothing else (nothing on ranks other than 0).
@@ -135,6 +145,7 @@ class Job {
  private:
   void setup_tokenizer();
   void setup_tokenizer_file();  // rank 0: OUT/tokenizer.json found, copied or trained
+  void setup_chat_template();   // the checkpoint's (or prompt.chat_template's) Jinja template
   void setup_policy();
   void setup_adapters();  // LoRA: see job.cpp
   void open_run(const std::string& kind_name, bool resume);
@@ -147,6 +158,8 @@ class Job {
   bool finished_ = false;
   std::unique_ptr<tokenizer::Tokenizer> tok_;
   std::unique_ptr<tokenizer::ChatFormat> chat_;
+  std::unique_ptr<tokenizer::ChatTemplate> chat_template_;
+  nlohmann::ordered_json chat_template_kwargs_;
   std::string tokenizer_path_;
   policy::CausalLM model_{nullptr};
   at::Device device_{at::kCPU};

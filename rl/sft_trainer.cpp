@@ -54,7 +54,7 @@ TrainResult run_sft(Job& job, const SftOptions& o, int64_t stop_after) {
     std::vector<Sequence> seqs;
     for (int64_t i = R * local; i < (R + 1) * local; ++i) {
       const auto& e = train[static_cast<size_t>(order.at(state.cursor + i))];
-      seqs.push_back({job.encode_prompt(e), job.encode_completion(e.completion), {}, {}});
+      seqs.push_back({job.encode_prompt(e), job.encode_reply(e, e.completion), {}, {}});
     }
     state.cursor += o.batch_size;
     const auto batch = make_sequence_batch(seqs, job.device());

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "core/interrupt.h"
@@ -28,16 +29,27 @@ std::string read_all(const fs::path& p) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+// The tokenizer's files of the run: tokenizer.json, and tokenizer_config.json and
+// chat_template.jinja where the tokenizer came with them (transformers reads the chat
+// template from either).
+std::map<std::string, std::string> tokenizer_files(const Job& job) {
+  std::map<std::string, std::string> files = {{"tokenizer.json", job.tokenizer_path()}};
+  for (const char* name : {"tokenizer_config.json", "chat_template.jinja"})
+    if (fs::exists(fs::path(job.output_dir()) / name)) files[name] = (fs::path(job.output_dir()) / name).string();
+  return files;
+}
+
 void write_model_dir(Job& job, const std::string& dir) {
   if (job.model()->lora) {
     // LoRA: a PEFT adapter directory naming its base.
     policy::write_adapter(*job.model(), dir, job.adapter_base());
-    fs::copy_file(job.tokenizer_path(), fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+    for (const auto& [name, from] : tokenizer_files(job))
+      fs::copy_file(from, fs::path(dir) / name, fs::copy_options::overwrite_existing);
     return;
   }
   policy::SaveModelOptions o;
   o.dtype = at::kFloat;
-  o.copy_files["tokenizer.json"] = job.tokenizer_path();
+  o.copy_files = tokenizer_files(job);
   policy::save_model(job.model(), dir, o, policy::builtin_architectures());
 }
 

@@ -1,10 +1,13 @@
 // Prompt templates and chat formats (see prompt.h).
 #include "policy/tokenizer/prompt.h"
 
+#include <nlohmann/json.hpp>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -180,6 +183,7 @@ std::string ChatFormat::render(const std::vector<ChatMessage>& messages, bool ad
 
 PromptOptions parse_prompt_options(const ConfigView& view) {
   PromptOptions o;
+  o.template_given = view.has("template");
   const std::string spec = view.get<std::string>("template", "plain");
   try {
     o.prompt_template = PromptTemplate::from_spec(spec);
@@ -187,6 +191,20 @@ PromptOptions parse_prompt_options(const ConfigView& view) {
     view.check(false, "template", e.what());
   }
   if (view.has("chat")) o.chat = read_options<ChatFormatOptions>(view.section("chat"));
+  o.chat_template = view.get<std::string>("chat_template", o.chat_template);
+  view.check(!o.chat_template.empty(), "chat_template", "auto, none or a .jinja file");
+  if (o.chat_template != "auto" && o.chat_template != "none")
+    view.check(std::filesystem::exists(o.chat_template), "chat_template",
+               fmt::format("no such file: {} (auto, none or a .jinja file)", o.chat_template));
+  o.chat_template_kwargs = view.get<std::string>("chat_template_kwargs", o.chat_template_kwargs);
+  nlohmann::json kwargs;
+  try {
+    kwargs = nlohmann::json::parse(o.chat_template_kwargs);
+  } catch (const nlohmann::json::exception& e) {
+    view.check(false, "chat_template_kwargs", fmt::format("not JSON: {}", e.what()));
+  }
+  view.check(kwargs.is_object(), "chat_template_kwargs",
+             "a JSON object of template arguments, e.g. '{\"enable_thinking\": false}'");
   view.reject_unknown_keys();
   return o;
 }

@@ -16,6 +16,12 @@
 //       prefix: "…"                # before the first message
 //       generation_prompt: "…"     # opens the assistant's turn when generating
 //       system: "…"                # a system message for chats that have none
+//     chat_template: auto          # auto | none | FILE.jinja: the checkpoint's own Jinja template
+//     chat_template_kwargs: '{}'   # extra template arguments (JSON), e.g. '{"enable_thinking": false}'
+//
+// Chat data is rendered with the checkpoint's Jinja chat template (chat_template.h) unless the
+// config gives `template` or `chat:` (hand-written formats, kept for checkpoints without one) or
+// sets chat_template: none.
 
 #include <map>
 #include <optional>
@@ -103,7 +109,13 @@ class ChatFormat {
 
 struct PromptOptions {
   PromptTemplate prompt_template;
+  bool template_given = false;  ///< `template` is in the config (not the default)
   std::optional<ChatFormatOptions> chat;
+  /// `chat_template`: "auto" (the checkpoint's Jinja template, when it has one and neither
+  /// `template` nor `chat` is given), "none", or a .jinja file (policy/tokenizer/chat_template.h).
+  std::string chat_template = "auto";
+  /// `chat_template_kwargs`: extra template arguments as JSON text, e.g. {"enable_thinking": false}.
+  std::string chat_template_kwargs = "{}";
 };
 
 /// Reads a `prompt:` section (see the top of this file); errors name the dotted key.
