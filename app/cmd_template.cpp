@@ -54,12 +54,12 @@ int render_lines(const TemplateRenderCli& o) {
     for (const auto& [k, v] : row.items())
       if (k != "messages" && k != "tools") kwargs[k] = v;
     try {
-      const auto text = tmpl->render(row["messages"], o.add_generation_prompt, row.value("tools", nlohmann::ordered_json()),
-                                     kwargs);
+      const auto text =
+          tmpl->render(row["messages"], o.add_generation_prompt, row.value("tools", nlohmann::ordered_json()), kwargs);
       std::cout << nlohmann::ordered_json(text).dump() << "\n";
     } catch (const tokenizer::jinja::RaisedError& e) {
-      throw Error(fmt::format("{}:{}: the chat template refused the conversation: TemplateError: {}", name, n,
-                              e.what()));
+      throw Error(
+          fmt::format("{}:{}: the chat template refused the conversation: TemplateError: {}", name, n, e.what()));
     } catch (const Error& e) {
       throw Error(fmt::format("{}:{}: {}", name, n, e.what()));
     }
@@ -75,7 +75,8 @@ void add_template_command(CLI::App& app) {
   auto o = std::make_shared<TemplateRenderCli>();
   CLI::App* r = t->add_subcommand("render", "Render JSONL conversations with a tokenizer's chat template");
   r->add_option("input", o->input, "a JSONL file of {\"messages\": [...]} lines, or - for standard input")->required();
-  r->add_option("--tokenizer", o->tokenizer, "a model or tokenizer directory (chat_template.jinja or tokenizer_config.json)");
+  r->add_option("--tokenizer", o->tokenizer,
+                "a model or tokenizer directory (chat_template.jinja or tokenizer_config.json)");
   r->add_option("--template", o->template_file, "a .jinja file instead of the directory's template");
   r->add_flag("--add-generation-prompt", o->add_generation_prompt, "open the assistant's turn after the messages");
   r->callback([o] { render_lines(*o); });

@@ -358,8 +358,18 @@ void Job::setup_chat_template() {
   dist_->broadcast_string(origin);
   dist_->broadcast_string(specials);
   if (source.empty()) return;  // the tokenizer has no template: prompt.template renders
-  chat_template_ = std::make_unique<tokenizer::ChatTemplate>(source, origin, nlohmann::ordered_json::parse(specials));
+  const auto special_tokens = nlohmann::ordered_json::parse(specials);
+  chat_template_ = std::make_unique<tokenizer::ChatTemplate>(source, origin, special_tokens);
   log::info("prompt: chat data rendered with the chat template of {}", origin);
+  // The template ends an assistant turn with the checkpoint's eos_token (Qwen's <|im_end|>): so
+  // do completions, unless the config names another.
+  if (!spec_.tokenizer.eos_given && special_tokens.contains("eos_token")) {
+    const auto name = special_tokens["eos_token"].get<std::string>();
+    const auto id = tok_->token_to_id(name);
+    RLFT_CHECK(id.has_value(), "{}: eos_token '{}' is not a token of {}", origin, name, tokenizer_path_);
+    eos_id_ = *id;
+    log::info("prompt: completions end at the chat template's eos_token {} (id {})", name, eos_id_);
+  }
 }
 
 void Job::setup_policy() {

@@ -21,6 +21,7 @@ TokenizerSource TokenizerSource::from_config(const ConfigView& s) {
   t.path = s.get<std::string>("path", t.path);
   t.vocab_size = s.get<int>("vocab_size", t.vocab_size);
   t.special_tokens = s.get<std::vector<std::string>>("special_tokens", t.special_tokens);
+  t.eos_given = s.has("eos_token");
   t.eos_token = s.get<std::string>("eos_token", t.eos_token);
   return t;
 }

@@ -60,6 +60,9 @@ struct TokenizerSource {
   int vocab_size = 512;  ///< when training: ids in all (>= 257)
   std::vector<std::string> special_tokens = {"<|endoftext|>"};  ///< when training: ids 0, 1, …
   std::string eos_token = "<|endoftext|>";                      ///< ends completions and demonstrations (not empty)
+  /// `eos_token` is in the config. When it is not and chat data renders with the checkpoint's
+  /// chat template, tokenizer_config.json's eos_token (the template's end of turn) ends completions.
+  bool eos_given = false;
   static TokenizerSource from_config(const ConfigView& section);
   void validate() const;
 };

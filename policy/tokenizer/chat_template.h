@@ -26,7 +26,8 @@ class ChatTemplate {
   /// `source`: the template text; `origin` names it in errors ("DIR/tokenizer_config.json");
   /// `special_tokens`: {"bos_token": "<s>", …}. Throws jinja::TemplateError for a template that
   /// does not parse (origin:line:column).
-  ChatTemplate(std::string source, std::string origin, nlohmann::ordered_json special_tokens = nlohmann::ordered_json::object());
+  ChatTemplate(std::string source, std::string origin,
+               nlohmann::ordered_json special_tokens = nlohmann::ordered_json::object());
 
   /// The template of tokenizer directory `dir` (or the directory of a tokenizer.json path);
   /// nullopt when it has none.

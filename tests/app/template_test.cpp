@@ -35,8 +35,8 @@ std::string qwen3_tokenizer_dir(const TempDir& tmp) {
   fs::create_directories(dir);
   TemplateJson cfg = {{"eos_token", "<|im_end|>"},
                       {"pad_token", "<|endoftext|>"},
-                      {"chat_template",
-                       template_test_read(std::string(RLFT_SOURCE_DIR) + "/tests/fixtures/chat_templates/qwen3.jinja")}};
+                      {"chat_template", template_test_read(std::string(RLFT_SOURCE_DIR) +
+                                                           "/tests/fixtures/chat_templates/qwen3.jinja")}};
   std::ofstream(dir + "/tokenizer_config.json") << cfg.dump(2);
   return dir;
 }
@@ -69,12 +69,9 @@ TEST_CASE("rlft template render: the checkpoint's template as transformers rende
     // The reference: Jinja2 with the context transformers passes.
     std::string requests;
     for (const auto& row : rows) {
-      TemplateJson context = {{"messages", row["messages"]},
-                              {"tools", row.value("tools", TemplateJson())},
-                              {"documents", nullptr},
-                              {"add_generation_prompt", gen},
-                              {"eos_token", "<|im_end|>"},
-                              {"pad_token", "<|endoftext|>"}};
+      TemplateJson context = {{"messages", row["messages"]}, {"tools", row.value("tools", TemplateJson())},
+                              {"documents", nullptr},        {"add_generation_prompt", gen},
+                              {"eos_token", "<|im_end|>"},   {"pad_token", "<|endoftext|>"}};
       if (row.contains("enable_thinking")) context["enable_thinking"] = row["enable_thinking"];
       requests += TemplateJson{{"config_file", dir + "/tokenizer_config.json"}, {"context", context}}.dump() + "\n";
     }
@@ -102,20 +99,22 @@ TEST_CASE("rlft template render: bad input names the file and line; a template's
   auto r = rlft::test::run_rlft({"template", "render", "--tokenizer", dir, tmp.file("bad.jsonl")});
   CHECK(r.exit_code != 0);
   CHECK_MESSAGE(r.err.find(tmp.file("bad.jsonl") + ":2: not JSON") != std::string::npos, r.err);
-  std::ofstream(tmp.file("roles.jsonl")) << R"({"messages": [{"content": "no role"}]})" << "\n";
+  std::ofstream(tmp.file("roles.jsonl")) << R"({"messages": [{"content": "no role"}]})"
+                                         << "\n";
   r = rlft::test::run_rlft({"template", "render", "--tokenizer", dir, tmp.file("roles.jsonl")});
   CHECK(r.exit_code != 0);
   CHECK_MESSAGE(r.err.find(":1: messages[0] must be an object with a string \"role\"") != std::string::npos, r.err);
   // Gemma 3's template refuses turns that do not alternate: its own message, as transformers shows it.
-  std::ofstream(tmp.file("twice.jsonl")) << R"({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]})"
-                                         << "\n";
+  std::ofstream(tmp.file("twice.jsonl"))
+      << R"({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]})"
+      << "\n";
   r = rlft::test::run_rlft({"template", "render", "--template",
                             std::string(RLFT_SOURCE_DIR) + "/tests/fixtures/chat_templates/gemma3.jinja",
                             tmp.file("twice.jsonl")});
   CHECK(r.exit_code != 0);
-  CHECK_MESSAGE(r.err.find(tmp.file("twice.jsonl") + ":1: the chat template refused the conversation: TemplateError: "
-                                                     "Conversation roles must alternate user/assistant/user/assistant/...") !=
-                    std::string::npos,
+  CHECK_MESSAGE(r.err.find(tmp.file("twice.jsonl") +
+                           ":1: the chat template refused the conversation: TemplateError: "
+                           "Conversation roles must alternate user/assistant/user/assistant/...") != std::string::npos,
                 r.err);
   // A template that does not parse: its line and column.
   std::ofstream(tmp.file("broken.jinja")) << "{% for m in messages %}\n{{ m.content }\n{% endfor %}";
@@ -133,7 +132,10 @@ TEST_CASE("a run renders chat prompts and SFT replies with the tokenizer's chat 
   TempDir tmp;
   // A first run trains a tokenizer; a directory with it and a chat template stands for a checkpoint's.
   {
-    rlft::test::TinyRun run(rlft::test::tiny_job(tmp, "base", rlft::rl::JobKind::kSft, {"sft.steps=1"}), "sft", false);
+    rlft::test::TinyRun run(
+        rlft::test::tiny_job(tmp, "base", rlft::rl::JobKind::kSft,
+                             {"sft.steps=1", "tokenizer.special_tokens=[\"<|endoftext|>\", \"<|im_end|>\"]"}),
+        "sft", false);
     CHECK(run.job.chat_template() == nullptr);  // a trained tokenizer has none
   }
   const std::string dir = tmp.file("tok");
@@ -142,7 +144,8 @@ TEST_CASE("a run renders chat prompts and SFT replies with the tokenizer's chat 
   const std::string tmpl =
       "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>\n{% endfor %}"
       "{% if add_generation_prompt %}<assistant>{% endif %}";
-  std::ofstream(dir + "/tokenizer_config.json") << TemplateJson{{"chat_template", tmpl}}.dump();
+  std::ofstream(dir + "/tokenizer_config.json")
+      << TemplateJson{{"chat_template", tmpl}, {"eos_token", "<|im_end|>"}}.dump();
   // The tiny job sets prompt.template, which keeps the hand-written format: drop it to use the template.
   auto yaml = rlft::test::tiny_job_yaml(tmp.path(), "chat", "");
   yaml.replace(yaml.find("prompt:\n"), std::string("prompt:\n  template: \"{prompt}\\n\"\n").size(), "");
@@ -151,6 +154,8 @@ TEST_CASE("a run renders chat prompts and SFT replies with the tokenizer's chat 
                                     rlft::rl::JobKind::kSft);
   rlft::test::TinyRun run(std::move(parsed), "sft", false);
   REQUIRE(run.job.chat_template() != nullptr);
+  // Completions end where the template's turns end: tokenizer_config.json's eos_token.
+  CHECK(run.job.eos_id() == *run.job.tok().token_to_id("<|im_end|>"));
   rlft::data::Example e;
   e.id = "x";
   e.messages = {{"user", "1 + 2 ="}};

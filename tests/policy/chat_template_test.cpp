@@ -38,7 +38,8 @@ TEST_CASE("a chat template from a tokenizer directory, rendered with transformer
         "<s>[system] s</s>[user] u</s>");
 
   // Named templates: the "default" one.
-  cfg["chat_template"] = ChatJson::parse(R"([{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}])");
+  cfg["chat_template"] =
+      ChatJson::parse(R"([{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}])");
   std::ofstream(dir + "/tokenizer_config.json") << cfg.dump();
   CHECK(ChatTemplate::from_tokenizer_dir(dir)->render(messages, false) == "D");
   // chat_template.jinja wins over tokenizer_config.json, as in transformers.
@@ -53,5 +54,6 @@ TEST_CASE("a chat template from a tokenizer directory, rendered with transformer
                     doctest::Contains("messages[1] must be an object with a string \"role\""));
   // A template that does not parse names its file, line and column.
   std::ofstream(dir + "/chat_template.jinja") << "ok\n{% if %}";
-  CHECK_THROWS_WITH(ChatTemplate::from_tokenizer_dir(dir), doctest::Contains((dir + "/chat_template.jinja:2:").c_str()));
+  CHECK_THROWS_WITH(ChatTemplate::from_tokenizer_dir(dir),
+                    doctest::Contains((dir + "/chat_template.jinja:2:").c_str()));
 }
