@@ -8,12 +8,56 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "core/config.h"
 #include "core/error.h"
 
 namespace rlft::tokenizer {
 namespace {
+
+// `chat_template_kwargs`: a mapping (YAML scalars as JSON booleans, numbers or strings), or the
+// same as JSON text. Returned as JSON text.
+std::string read_template_kwargs(const ConfigView& view) {
+  if (!view.has("chat_template_kwargs")) return "{}";
+  nlohmann::json kwargs = nlohmann::json::object();
+  std::optional<ConfigView> map;
+  try {
+    map = view.section("chat_template_kwargs");
+  } catch (const ConfigError&) {  // not a mapping: JSON text
+  }
+  if (map) {
+    for (const auto& key : map->keys()) {
+      // The first type the scalar reads as: bool, integer, number, else string.
+      try {
+        kwargs[key] = map->get<bool>(key, false);
+        continue;
+      } catch (const ConfigError&) {
+      }
+      try {
+        kwargs[key] = map->get<int64_t>(key, 0);
+        continue;
+      } catch (const ConfigError&) {
+      }
+      try {
+        kwargs[key] = map->get<double>(key, 0.0);
+        continue;
+      } catch (const ConfigError&) {
+      }
+      kwargs[key] = map->get<std::string>(key, "");
+    }
+    return kwargs.dump();
+  }
+  const auto text = view.get<std::string>("chat_template_kwargs", "{}");
+  try {
+    kwargs = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    view.check(false, "chat_template_kwargs", fmt::format("a mapping of template arguments, or JSON: {}", e.what()));
+  }
+  view.check(kwargs.is_object(), "chat_template_kwargs",
+             "a mapping of template arguments, e.g. {enable_thinking: false}");
+  return kwargs.dump();
+}
 
 // DeepSeek-R1-Zero's template ([R1v1] Table 1, algorithms.md §3.4), verbatim, one paragraph.
 const char* const kR1Preamble =
@@ -196,15 +240,7 @@ PromptOptions parse_prompt_options(const ConfigView& view) {
   if (o.chat_template != "auto" && o.chat_template != "none")
     view.check(std::filesystem::exists(o.chat_template), "chat_template",
                fmt::format("no such file: {} (auto, none or a .jinja file)", o.chat_template));
-  o.chat_template_kwargs = view.get<std::string>("chat_template_kwargs", o.chat_template_kwargs);
-  nlohmann::json kwargs;
-  try {
-    kwargs = nlohmann::json::parse(o.chat_template_kwargs);
-  } catch (const nlohmann::json::exception& e) {
-    view.check(false, "chat_template_kwargs", fmt::format("not JSON: {}", e.what()));
-  }
-  view.check(kwargs.is_object(), "chat_template_kwargs",
-             "a JSON object of template arguments, e.g. '{\"enable_thinking\": false}'");
+  o.chat_template_kwargs = read_template_kwargs(view);
   view.reject_unknown_keys();
   return o;
 }

@@ -17,7 +17,7 @@
 //       generation_prompt: "…"     # opens the assistant's turn when generating
 //       system: "…"                # a system message for chats that have none
 //     chat_template: auto          # auto | none | FILE.jinja: the checkpoint's own Jinja template
-//     chat_template_kwargs: '{}'   # extra template arguments (JSON), e.g. '{"enable_thinking": false}'
+//     chat_template_kwargs: {}     # extra template arguments, e.g. {enable_thinking: false}
 //
 // Chat data is rendered with the checkpoint's Jinja chat template (chat_template.h) unless the
 // config gives `template` or `chat:` (hand-written formats, kept for checkpoints without one) or
@@ -114,7 +114,8 @@ struct PromptOptions {
   /// `chat_template`: "auto" (the checkpoint's Jinja template, when it has one and neither
   /// `template` nor `chat` is given), "none", or a .jinja file (policy/tokenizer/chat_template.h).
   std::string chat_template = "auto";
-  /// `chat_template_kwargs`: extra template arguments as JSON text, e.g. {"enable_thinking": false}.
+  /// `chat_template_kwargs`: extra template arguments (a mapping, kept as JSON text), e.g.
+  /// {enable_thinking: false}.
   std::string chat_template_kwargs = "{}";
 };
 

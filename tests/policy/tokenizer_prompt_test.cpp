@@ -105,3 +105,21 @@ TEST_CASE("prompt options come from a run's YAML with errors that name the key")
   CHECK_THROWS_WITH_AS(rlft::tokenizer::parse_prompt_options(preset.section("prompt")),
                        doctest::Contains("prompt.chat.preset"), rlft::ConfigError);
 }
+
+TEST_CASE("prompt.chat_template and its arguments: a mapping of YAML scalars, or JSON text") {
+  auto parse = [](const std::string& yaml) {
+    return rlft::tokenizer::parse_prompt_options(rlft::ConfigView::parse(yaml, "run.yaml").section("prompt"));
+  };
+  const auto o = parse("prompt:\n  chat_template_kwargs: {enable_thinking: false, n: 3, x: 0.5, s: hi}\n");
+  CHECK(o.chat_template == "auto");
+  CHECK_FALSE(o.template_given);
+  CHECK(o.chat_template_kwargs == R"({"enable_thinking":false,"n":3,"s":"hi","x":0.5})");
+  CHECK(parse("prompt:\n  template: plain\n  chat_template_kwargs: '{\"a\": [1, 2]}'\n").chat_template_kwargs ==
+        R"({"a":[1,2]})");
+  CHECK(parse("prompt:\n  template: plain\n").template_given);
+  CHECK_THROWS_WITH_AS(parse("prompt:\n  chat_template_kwargs: '[1]'\n"),
+                       doctest::Contains("prompt.chat_template_kwargs"), rlft::ConfigError);
+  CHECK_THROWS_WITH_AS(parse("prompt:\n  chat_template: /no/such/template.jinja\n"),
+                       doctest::Contains("prompt.chat_template = /no/such/template.jinja: no such file"),
+                       rlft::ConfigError);
+}
