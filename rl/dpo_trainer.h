@@ -6,9 +6,9 @@
 //        + dpo.sft_weight · mean over pairs of −log π(y_c|x) / |y_c|     (RPO, Pang et al. 2024)
 //        + balance losses                                               (dpo.balance)
 //
-// A pair is two rows of one forward: the prompt (rendered as the policy sees prompts:
-// prompt.chat / prompt.template) followed by each reply and EOS; the log-probs summed over a
-// reply's tokens are its sequence log-prob. The reference log-probs (sigmoid, ipo) are computed
+// A pair is two rows of one forward: the prompt rendered as the policy sees prompts (the chat
+// template, prompt.chat or prompt.template) followed by each reply as Job::encode_reply writes
+// it; the log-probs summed over a reply's tokens are its sequence log-prob. The reference log-probs (sigmoid, ipo) are computed
 // once per pair before the first step — by the policy as the run starts, or under LoRA by the
 // policy with its adapters off — and kept in each checkpoint (trainer_state/
 // reference_logps.safetensors), so a resumed run needs no reference model. A seeded
