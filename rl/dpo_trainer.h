@@ -8,13 +8,13 @@
 //
 // A pair is two rows of one forward: the prompt rendered as the policy sees prompts (the chat
 // template, prompt.chat or prompt.template) followed by each reply as Job::encode_reply writes
-// it; the log-probs summed over a reply's tokens are its sequence log-prob. The reference log-probs (sigmoid, ipo) are computed
-// once per pair before the first step — by the policy as the run starts, or under LoRA by the
-// policy with its adapters off — and kept in each checkpoint (trainer_state/
-// reference_logps.safetensors), so a resumed run needs no reference model. A seeded
-// dpo.eval_fraction of the pairs is held out: eval/rewards/accuracies is the share of
-// held-out pairs whose chosen reply gets the larger implicit reward. Checkpoints, resume,
-// SIGINT/SIGTERM and data parallelism as in every trainer (rl/train_state.h).
+// it; the log-probs summed over a reply's tokens are its sequence log-prob. The reference
+// log-probs (sigmoid, ipo) are computed once per pair before the first step — by the policy as
+// the run starts, or under LoRA by the policy with its adapters off — and kept in each
+// checkpoint (trainer_state/reference_logps.safetensors), so a resumed run needs no reference
+// model. A seeded dpo.eval_fraction of the pairs is held out: eval/rewards/accuracies is the
+// share of held-out pairs whose chosen reply gets the larger implicit reward. Checkpoints,
+// resume, SIGINT/SIGTERM and data parallelism as in every trainer (rl/train_state.h).
 
 #include <cstdint>
 
