@@ -61,6 +61,13 @@ void check_adapter_matches(const policy::LoraOptions& yaml, const policy::LoraOp
   if (yaml.rslora != file.rslora) fail("rslora", yaml.rslora ? "true" : "false", file.rslora ? "true" : "false");
 }
 
+// An example's chat as a chat template takes it.
+nlohmann::ordered_json chat_messages(const data::Example& example) {
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  for (const auto& m : example.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+  return messages;
+}
+
 std::string default_run_name(const std::string& config_file) {
   const auto stem = fs::path(config_file).stem().string();
   const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -483,10 +490,8 @@ policy::CausalLM Job::initial_policy() const {
 
 std::string Job::prompt_text(const data::Example& example) const {
   if (chat_template_) {
-    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-    for (const auto& m : example.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
     try {
-      return chat_template_->render(messages, true, nullptr, chat_template_kwargs_);
+      return chat_template_->render(chat_messages(example), true, nullptr, chat_template_kwargs_);
     } catch (const Error& e) {
       throw Error(fmt::format("example {}: {}", example.id, e.what()));
     }
@@ -508,8 +513,7 @@ std::vector<int64_t> Job::encode_prompt(const data::Example& example) const {
 std::vector<int64_t> Job::encode_reply(const data::Example& example, const std::string& reply) const {
   if (!chat_template_) return encode_completion(reply);
   const std::string prompt = prompt_text(example);
-  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-  for (const auto& m : example.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+  auto messages = chat_messages(example);
   messages.push_back({{"role", "assistant"}, {"content", reply}});
   std::string full;
   try {

@@ -17,17 +17,27 @@ std::string chat_template_read(const fs::path& p) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// A special token's string: "…" or {"content": "…", …} (AddedToken); nullopt when absent.
-std::optional<std::string> chat_template_token(const nlohmann::json& cfg, const char* key) {
+}  // namespace
+
+std::optional<std::string> config_special_token(const nlohmann::json& cfg, const char* key, const std::string& file) {
   auto it = cfg.find(key);
   if (it == cfg.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) return it->get<std::string>();
   if (it->is_object() && it->contains("content") && (*it)["content"].is_string())
     return (*it)["content"].get<std::string>();
-  return std::nullopt;
+  throw Error(fmt::format("{}: {}: expected a token string or {{\"content\": …}}", file, key));
 }
 
-}  // namespace
+std::string config_chat_template(const nlohmann::json& cfg) {
+  auto it = cfg.find("chat_template");
+  if (it == cfg.end()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_array())  // [{"name": "default", "template": …}, …]
+    for (const auto& e : *it)
+      if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+        return e["template"].get<std::string>();
+  return "";
+}
 
 ChatTemplateFiles read_chat_template_files(const std::string& path) {
   const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
@@ -42,25 +52,20 @@ ChatTemplateFiles read_chat_template_files(const std::string& path) {
     }
     RLFT_CHECK(cfg.is_object(), "{}: expected a JSON object", config_path.string());
     for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token"})
-      if (auto t = chat_template_token(cfg, key)) f.special_tokens[key] = *t;
+      if (auto t = config_special_token(cfg, key, config_path.string())) f.special_tokens[key] = *t;
   }
   if (fs::exists(dir / "chat_template.jinja")) {
     f.origin = (dir / "chat_template.jinja").string();
     f.source = chat_template_read(dir / "chat_template.jinja");
     return f;
   }
-  if (auto it = cfg.find("chat_template"); it != cfg.end()) {
+  f.source = config_chat_template(cfg);
+  if (!f.source.empty()) {
     f.origin = config_path.string();
-    if (it->is_string()) {
-      f.source = it->get<std::string>();
-    } else if (it->is_array()) {  // [{"name": "default", "template": …}, …]
-      for (const auto& e : *it)
-        if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
-          f.source = e["template"].get<std::string>();
-      RLFT_CHECK(!f.source.empty(), "{}: chat_template is a list without a \"default\" template", f.origin);
-    } else if (!it->is_null()) {
-      throw Error(fmt::format("{}: chat_template must be a string or a list of named templates", f.origin));
-    }
+  } else if (auto it = cfg.find("chat_template"); it != cfg.end() && !it->is_null()) {
+    // Present but unusable: say so rather than render without a template.
+    RLFT_CHECK(!it->is_array(), "{}: chat_template is a list without a \"default\" template", config_path.string());
+    throw Error(fmt::format("{}: chat_template must be a string or a list of named templates", config_path.string()));
   }
   return f;
 }

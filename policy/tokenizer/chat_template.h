@@ -51,6 +51,13 @@ class ChatTemplate {
   nlohmann::ordered_json special_tokens_;
 };
 
+/// tokenizer_config.json's reading, shared with Tokenizer::load: a special token's string
+/// ("…" or an AddedToken {"content": "…"}; nullopt when absent; rlft::Error naming `file` for
+/// anything else), and the chat template (a string, or the "default" of a list of named
+/// templates; "" when there is none of those).
+std::optional<std::string> config_special_token(const nlohmann::json& cfg, const char* key, const std::string& file);
+std::string config_chat_template(const nlohmann::json& cfg);
+
 /// The template text and the special tokens' strings of a tokenizer directory, as read from
 /// its files; empty source when it has none.
 struct ChatTemplateFiles {

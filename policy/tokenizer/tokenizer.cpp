@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "policy/tokenizer/chat_template.h"
 #include "policy/tokenizer/json_util.h"
 #include "policy/tokenizer/normalizer.h"
 #include "policy/tokenizer/pre_tokenizer.h"
@@ -62,16 +63,6 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-/// A token named in tokenizer_config.json: a string, {"content": …} or null.
-std::optional<std::string> config_token(const nlohmann::json& cfg, const char* key, const std::string& file) {
-  auto it = cfg.find(key);
-  if (it == cfg.end() || it->is_null()) return std::nullopt;
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_object() && it->contains("content") && (*it)["content"].is_string())
-    return (*it)["content"].get<std::string>();
-  throw Error(fmt::format("{}: {}: expected a token string or {{\"content\": …}}", file, key));
-}
-
 }  // namespace
 
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -96,7 +87,7 @@ Tokenizer Tokenizer::load(const std::string& path, const TokenizerOptions& optio
   RLFT_CHECK(cfg.is_object(), "{}: expected a JSON object", cfg_name);
   SpecialTokens& s = t.impl_->specials;
   const auto resolve = [&](const char* key, std::optional<std::string>& name, std::optional<TokenId>& id) {
-    name = config_token(cfg, key, cfg_name);
+    name = config_special_token(cfg, key, cfg_name);
     if (!name) return;
     id = t.token_to_id(*name);
     RLFT_CHECK(id.has_value(), "{}: {} '{}' is not a token of {}", cfg_name, key, *name, file.string());
@@ -107,15 +98,7 @@ Tokenizer Tokenizer::load(const std::string& path, const TokenizerOptions& optio
   resolve("unk_token", s.unk_token, s.unk);
   s.add_bos = json_bool(cfg, "add_bos_token", cfg_name, false);
   s.add_eos = json_bool(cfg, "add_eos_token", cfg_name, false);
-  if (auto it = cfg.find("chat_template"); it != cfg.end()) {
-    if (it->is_string()) {
-      s.chat_template = it->get<std::string>();
-    } else if (it->is_array()) {  // [{"name": "default", "template": …}, …]
-      for (const auto& e : *it)
-        if (e.is_object() && e.value("name", "") == "default" && e.contains("template"))
-          s.chat_template = e["template"].get<std::string>();
-    }
-  }
+  s.chat_template = config_chat_template(cfg);
   return t;
 }
 

@@ -61,7 +61,7 @@ struct SpecialTokens {
   /// rendering (prompt.h) may.
   bool add_bos = false;
   bool add_eos = false;
-  /// The Jinja chat template, verbatim (rlft renders chats with prompt.h's ChatFormat instead).
+  /// The Jinja chat template, verbatim (chat_template.h renders it).
   std::string chat_template;
 };
 

@@ -1,9 +1,10 @@
 #include "policy/tokenizer/jinja/pystr.h"
 
-#include "policy/tokenizer/unicode.h"
+#include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdio>
+
+#include "policy/tokenizer/unicode.h"
 
 #include "policy/tokenizer/jinja/value.h"
 
@@ -383,7 +384,6 @@ std::string repr(std::string_view s) {
   const bool has_double = u.find(U'"') != std::u32string::npos;
   const char32_t quote = has_single && !has_double ? U'"' : U'\'';
   std::string out(1, static_cast<char>(quote));
-  char buf[16];
   for (char32_t c : u) {
     if (c == quote || c == U'\\') {
       out.push_back('\\');
@@ -397,14 +397,10 @@ std::string repr(std::string_view s) {
     } else if (is_printable(c)) {
       append_utf8(out, c);
     } else {
-      if (c <= 0xFF) {
-        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-      } else if (c <= 0xFFFF) {
-        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-      } else {
-        std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
-      }
-      out += buf;
+      const auto u = static_cast<unsigned>(c);
+      out += c <= 0xFF     ? fmt::format("\\x{:02x}", u)
+             : c <= 0xFFFF ? fmt::format("\\u{:04x}", u)
+                           : fmt::format("\\U{:08x}", u);
     }
   }
   out.push_back(static_cast<char>(quote));

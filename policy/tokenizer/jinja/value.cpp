@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 
 #include "policy/tokenizer/jinja/pystr.h"
 
@@ -554,7 +553,6 @@ namespace {
 
 void value_json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out.push_back('"');
-  char buf[16];
   for (char32_t c : pystr::decode(s)) {
     switch (c) {
       case '"':
@@ -580,14 +578,13 @@ void value_json_string(std::string& out, const std::string& s, bool ensure_ascii
         break;
       default:
         if (c < 0x20 || (ensure_ascii && c > 0x7E)) {
-          if (c > 0xFFFF) {
+          if (c > 0xFFFF) {  // a UTF-16 surrogate pair, as json.dumps writes it
             const char32_t v = c - 0x10000;
-            std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", static_cast<unsigned>(0xD800 | (v >> 10)),
-                          static_cast<unsigned>(0xDC00 | (v & 0x3FF)));
+            out += fmt::format("\\u{:04x}\\u{:04x}", static_cast<unsigned>(0xD800 | (v >> 10)),
+                               static_cast<unsigned>(0xDC00 | (v & 0x3FF)));
           } else {
-            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+            out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
           }
-          out += buf;
         } else {
           pystr::append_utf8(out, c);
         }
