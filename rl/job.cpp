@@ -530,6 +530,41 @@ std::vector<int64_t> Job::encode_reply(const data::Example& example, const std::
   return {ids.begin(), ids.end()};
 }
 
+Sequence Job::encode_conversation(const data::Example& example, const std::string& reply) const {
+  RLFT_CHECK(chat_template_ != nullptr, "example {}: training on every assistant turn needs a chat template",
+             example.id);
+  auto messages = chat_messages(example);
+  messages.push_back({{"role", "assistant"}, {"content", reply}});
+  tokenizer::ChatTemplate::Conversation c;
+  try {
+    c = chat_template_->render_conversation(messages, chat_template_kwargs_);
+  } catch (const Error& e) {
+    throw Error(fmt::format("example {}: {}", example.id, e.what()));
+  }
+  auto spans = c.assistant_spans;
+  std::sort(spans.begin(), spans.end());
+  RLFT_CHECK(!spans.empty(), "example {}: the chat template ({}) marks no assistant text in the conversation",
+             example.id, chat_template_->origin());
+  RLFT_CHECK(spans.front().first > 0, "example {}: the conversation begins with assistant text: there is no prompt",
+             example.id);
+  Sequence s;
+  auto add = [&](std::size_t begin, std::size_t end, bool trained) {
+    if (begin >= end) return;
+    const auto ids = tok_->encode(std::string_view(c.text).substr(begin, end - begin), false);
+    auto& to = s.completion.empty() && !trained ? s.prompt : s.completion;
+    to.insert(to.end(), ids.begin(), ids.end());
+    if (&to == &s.completion) s.token_mask.insert(s.token_mask.end(), ids.size(), trained ? 1 : 0);
+  };
+  std::size_t at = 0;
+  for (const auto& [begin, end] : spans) {  // nested or overlapping blocks: their union
+    add(at, std::max(at, begin), false);
+    add(std::max(at, begin), std::max(at, end), true);
+    at = std::max(at, end);
+  }
+  add(at, c.text.size(), false);
+  return s;
+}
+
 std::vector<int64_t> Job::encode_completion(const std::string& text) const {
   const auto ids = tok_->encode(text, false);
   std::vector<int64_t> out(ids.begin(), ids.end());

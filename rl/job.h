@@ -28,6 +28,7 @@
 #include "policy/tokenizer/prompt.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "reward/combine.h"
+#include "rl/sequence_batch.h"
 #include "rl/train_options.h"
 
 namespace rlft::rl {
@@ -123,8 +124,17 @@ class Job {
   /// end-of-turn tokens included); otherwise encode_completion(reply). Throws rlft::Error naming
   /// the example when the template renders the prompt differently once the reply follows.
   std::vector<int64_t> encode_reply(const data::Example& example, const std::string& reply) const;
+  /// The whole conversation, `reply` its last assistant turn, for training on every assistant
+  /// turn (sft.train_on: assistant_turns): the prompt is what precedes the first assistant text,
+  /// the completion the rest, its token_mask 1 on the assistant text that the chat template
+  /// marks (tokenizer::ChatTemplate::render_conversation). Each stretch is encoded on its own.
+  /// Needs a chat template; rlft::Error naming the example otherwise or when the template marks
+  /// no assistant text.
+  Sequence encode_conversation(const data::Example& example, const std::string& reply) const;
   /// The chat template chat data is rendered with (null: prompt.chat or prompt.template).
   const tokenizer::ChatTemplate* chat_template() const { return chat_template_.get(); }
+  /// prompt.chat_template_kwargs (an object; empty when none).
+  const nlohmann::ordered_json& chat_template_kwargs() const { return chat_template_kwargs_; }
   std::string decode(const std::vector<int64_t>& ids) const;
 
   /// Writes the store's metrics for `step` and nothing else (nothing on ranks other than 0).

@@ -30,6 +30,11 @@ TrainResult run_sft(Job& job, const SftOptions& o, int64_t stop_after) {
   const int64_t total =
       o.steps > 0 ? o.steps : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.epochs * n / o.batch_size)));
   check_precision(spec.precision, job.device());
+  if (o.train_on == "assistant_turns" && job.chat_template() == nullptr)
+    throw ConfigError(
+        "sft.train_on = assistant_turns: the assistant turns are located by the chat template, and this run has none "
+        "(the tokenizer has no chat_template, or prompt.chat_template is none, or prompt.chat/prompt.template "
+        "chose a hand-written format); give prompt.chat_template: FILE or train on the completion");
   auto& d = job.dist();
   const int64_t local = rank_share(d, o.batch_size, "sft.batch_size"), R = d.rank();
   auto& model = job.model();
@@ -54,7 +59,10 @@ TrainResult run_sft(Job& job, const SftOptions& o, int64_t stop_after) {
     std::vector<Sequence> seqs;
     for (int64_t i = R * local; i < (R + 1) * local; ++i) {
       const auto& e = train[static_cast<size_t>(order.at(state.cursor + i))];
-      seqs.push_back({job.encode_prompt(e), job.encode_reply(e, e.completion), {}, {}});
+      if (o.train_on == "assistant_turns")
+        seqs.push_back(job.encode_conversation(e, e.completion));
+      else
+        seqs.push_back({job.encode_prompt(e), job.encode_reply(e, e.completion), {}, {}});
     }
     state.cursor += o.batch_size;
     const auto batch = make_sequence_batch(seqs, job.device());

@@ -236,6 +236,7 @@ SftOptions SftOptions::from_config(const ConfigView& s) {
   o.mtp_weight = s.get<double>("mtp_weight", o.mtp_weight);
   o.router_bias_gamma = s.get<double>("router_bias_gamma", o.router_bias_gamma);
   o.log_every = s.get<int64_t>("log_every", o.log_every);
+  o.train_on = s.get<std::string>("train_on", o.train_on);
   o.balance = policy::BalanceLossOptions::from_config(s.section("balance"));
   return o;
 }
@@ -248,6 +249,8 @@ void SftOptions::validate() const {
   RLFT_CHECK_OPTION(mtp_weight >= 0, "mtp_weight", mtp_weight, "must be >= 0");
   RLFT_CHECK_OPTION(router_bias_gamma >= 0, "router_bias_gamma", router_bias_gamma, "must be >= 0");
   RLFT_CHECK_OPTION(log_every >= 1, "log_every", log_every, "must be >= 1");
+  RLFT_CHECK_OPTION(train_on == "completion" || train_on == "assistant_turns", "train_on", train_on,
+                    "must be completion or assistant_turns");
 }
 
 PreferenceSource PreferenceSource::from_config(const ConfigView& s) {

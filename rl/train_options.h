@@ -186,6 +186,10 @@ struct SftOptions {
   policy::BalanceLossOptions balance;  ///< `balance:`
   double router_bias_gamma = 0.001;    ///< aux-loss-free bias step (γ, >= 0); 0 = off
   int64_t log_every = 10;              ///< steps between log lines (>= 1)
+  /// Which tokens the loss counts: "completion" (the final reply, the default) or
+  /// "assistant_turns" (every assistant turn of a chat, as the chat template marks them:
+  /// its {% generation %} blocks, else by rendering prefixes; needs a chat template).
+  std::string train_on = "completion";
   static SftOptions from_config(const ConfigView& section);
   void validate() const;
 };

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "core/error.h"
 
@@ -72,7 +74,9 @@ ChatTemplateFiles read_chat_template_files(const std::string& path) {
 
 ChatTemplate::ChatTemplate(std::string source, std::string origin, nlohmann::ordered_json special_tokens)
     : template_(jinja::Template::parse(std::move(source), std::move(origin))),
-      special_tokens_(std::move(special_tokens)) {}
+      special_tokens_(std::move(special_tokens)),
+      has_generation_blocks_(std::regex_search(template_.source(), std::regex(R"(\{%[-+]?\s*generation\s*[-+]?%\})"))) {
+}
 
 std::optional<ChatTemplate> ChatTemplate::from_tokenizer_dir(const std::string& dir) {
   auto f = read_chat_template_files(dir);
@@ -86,8 +90,9 @@ ChatTemplate ChatTemplate::from_file(const std::string& path, const std::string&
   return ChatTemplate(chat_template_read(path), path, std::move(specials));
 }
 
-std::string ChatTemplate::render(const nlohmann::ordered_json& messages, bool add_generation_prompt,
-                                 const nlohmann::ordered_json& tools, const nlohmann::ordered_json& kwargs) const {
+nlohmann::ordered_json ChatTemplate::context(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                             const nlohmann::ordered_json& tools,
+                                             const nlohmann::ordered_json& kwargs) const {
   RLFT_CHECK(messages.is_array(), "messages must be a list of {{\"role\", \"content\"}} objects, got {}",
              messages.type_name());
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -103,7 +108,45 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, bool ad
   context["add_generation_prompt"] = add_generation_prompt;
   for (const auto& [k, v] : special_tokens_.items()) context[k] = v;
   for (const auto& [k, v] : kwargs.items()) context[k] = v;
-  return template_.render(context);
+  return context;
+}
+
+std::string ChatTemplate::render(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                 const nlohmann::ordered_json& tools, const nlohmann::ordered_json& kwargs) const {
+  return template_.render(context(messages, add_generation_prompt, tools, kwargs));
+}
+
+ChatTemplate::Conversation ChatTemplate::render_conversation(const nlohmann::ordered_json& messages,
+                                                             const nlohmann::ordered_json& kwargs) const {
+  Conversation c;
+  if (has_generation_blocks_) {
+    jinja::RenderOptions options;
+    options.generation_spans = &c.assistant_spans;
+    c.text = template_.render(context(messages, false, nullptr, kwargs), options);
+    // Empty blocks mark nothing.
+    c.assistant_spans.erase(std::remove_if(c.assistant_spans.begin(), c.assistant_spans.end(),
+                                           [](const auto& s) { return s.first == s.second; }),
+                            c.assistant_spans.end());
+    return c;
+  }
+  c.text = render(messages, false, nullptr, kwargs);
+  auto starts = [&](const std::string& prefix) { return c.text.compare(0, prefix.size(), prefix) == 0; };
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].value("role", "") != "assistant") continue;
+    nlohmann::ordered_json before = nlohmann::ordered_json::array(), through;
+    for (size_t j = 0; j < i; ++j) before.push_back(messages[j]);
+    through = before;
+    through.push_back(messages[i]);
+    const std::string head = render(before, true, nullptr, kwargs);
+    const std::string turn = render(through, false, nullptr, kwargs);
+    RLFT_CHECK(starts(head) && starts(turn) && turn.size() >= head.size(),
+               "{}: the template renders the conversation before assistant turn messages[{}] differently once later "
+               "turns follow, so the turn's text cannot be located by rendering prefixes; a template with "
+               "{{% generation %}} blocks marks it instead",
+               origin(), i);
+    if (turn.size() > head.size()) c.assistant_spans.emplace_back(head.size(), turn.size());
+  }
+  return c;
 }
 
 std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {

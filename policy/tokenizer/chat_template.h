@@ -14,6 +14,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy/tokenizer/jinja/jinja.h"
@@ -43,12 +44,33 @@ class ChatTemplate {
                      const nlohmann::ordered_json& kwargs = nlohmann::ordered_json::object()) const;
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 
+  /// A whole conversation rendered for training on its assistant turns: the text (no
+  /// generation prompt) and the byte ranges [begin, end) of what the assistant says in it.
+  struct Conversation {
+    std::string text;
+    std::vector<std::pair<std::size_t, std::size_t>> assistant_spans;
+  };
+  /// With {% generation %} blocks in the template, their spans (what transformers'
+  /// return_assistant_tokens_mask marks). Without, each assistant turn i by rendering prefixes:
+  /// from the end of messages[0, i) rendered with the generation prompt to the end of
+  /// messages[0, i] rendered without it; both must begin the whole rendering, or rlft::Error
+  /// naming the turn (a template that renders earlier turns differently once later ones follow,
+  /// as Qwen3 drops earlier turns' reasoning, cannot be split this way).
+  Conversation render_conversation(const nlohmann::ordered_json& messages,
+                                   const nlohmann::ordered_json& kwargs = nlohmann::ordered_json::object()) const;
+  /// Whether the template marks assistant text with {% generation %} blocks.
+  bool has_generation_blocks() const { return has_generation_blocks_; }
+
   const std::string& source() const { return template_.source(); }
   const std::string& origin() const { return template_.origin(); }
 
  private:
+  nlohmann::ordered_json context(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                 const nlohmann::ordered_json& tools, const nlohmann::ordered_json& kwargs) const;
+
   jinja::Template template_;
   nlohmann::ordered_json special_tokens_;
+  bool has_generation_blocks_ = false;
 };
 
 /// tokenizer_config.json's reading, shared with Tokenizer::load: a special token's string

@@ -8,9 +8,11 @@ Run with Debian's /usr/bin/python3 (python3-jinja2). Reads JSON lines on stdin, 
   {"template_file": "x.jinja", "context": {...}}   a template file
   {"config_file": "tokenizer_config.json", ...}    its "chat_template" (a string)
   optional "now": "2024-07-26T10:00:00"            the time strftime_now() sees (default: now)
+  optional "generation": true                      also report what {% generation %} blocks wrote
 
-and writes one JSON line per input: {"output": text}, or {"raised": message} when the template
-called raise_exception(message), or {"error": "Type: message"} for any other failure.
+and writes one JSON line per input: {"output": text} (with "generation": [the text of each
+block's span], in order, when asked), or {"raised": message} when the template called
+raise_exception(message), or {"error": "Type: message"} for any other failure.
 
 The environment is transformers' (utils/chat_template_utils.py, _compile_jinja_template):
 ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[AssistantTracker,
@@ -32,10 +34,16 @@ class RaisedByTemplate(jinja2.exceptions.TemplateError):
 
 
 class GenerationTag(jinja2.ext.Extension):
-    """transformers' AssistantTracker as it renders when no assistant mask is asked for:
-    {% generation %}...{% endgeneration %} is a call block that outputs its body."""
+    """transformers' AssistantTracker: {% generation %}...{% endgeneration %} is a call block
+    that outputs its body; while tracking, each block's span starts at the length of what the
+    template has output so far (the chunks render() has yielded) and covers the body."""
 
     tags = {"generation"}
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        self.chunks = None  # while tracking: the chunks yielded so far
+        self.spans = []
 
     def parse(self, parser):
         lineno = next(parser.stream).lineno
@@ -44,7 +52,11 @@ class GenerationTag(jinja2.ext.Extension):
         return jinja2.nodes.CallBlock(call, [], [], body).set_lineno(lineno)
 
     def _generation_support(self, caller):
-        return caller()
+        rv = caller()
+        if self.chunks is not None:
+            start = len("".join(self.chunks))
+            self.spans.append((start, start + len(rv)))
+        return rv
 
 
 def make_environment(now):
@@ -79,8 +91,16 @@ def template_text(request):
 def render(request):
     now = datetime.fromisoformat(request["now"]) if request.get("now") else None
     try:
-        template = make_environment(now).from_string(template_text(request))
-        return {"output": template.render(**request.get("context", {}))}
+        env = make_environment(now)
+        template = env.from_string(template_text(request))
+        if not request.get("generation"):
+            return {"output": template.render(**request.get("context", {}))}
+        tracker = env.extensions[GenerationTag.identifier]
+        tracker.chunks, tracker.spans = [], []
+        for chunk in template.generate(**request.get("context", {})):
+            tracker.chunks.append(chunk)
+        text = "".join(tracker.chunks)
+        return {"output": text, "generation": [text[a:b] for a, b in tracker.spans]}
     except RaisedByTemplate as e:
         return {"raised": e.message}
     except Exception as e:  # every failure is reported, the next line still rendered

@@ -387,4 +387,73 @@ TEST_SUITE("policy") {
     MESSAGE(cases.size() << " snippets compared: " << tally.outputs << " identical outputs, " << tally.errors
                          << " errors of the same type");
   }
+
+  TEST_CASE("{% generation %} blocks mark the same text as transformers' AssistantTracker") {
+    if (!jinja_ref_have_jinja2()) {
+      MESSAGE("skipped: " << kJinjaRefPython << " has no jinja2 (apt install python3-jinja2)");
+      return;
+    }
+    // ChatML with the assistant's text in generation blocks, three ways of writing it.
+    const char* const kTemplates[] = {
+        "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' }}{% if m.role == 'assistant' %}"
+        "{% generation %}{{ m.content + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
+        "{% else %}{{ m.content + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+        "{%- for m in messages -%}\n  {%- if m.role == 'assistant' -%}\n    <A>\n    {%- generation -%}\n"
+        "      {{ m.content | trim }}</A>\n    {%- endgeneration %}\n\n  {% else -%}\n    [{{ m.role }}] {{ m.content "
+        "}}\n  {% endif -%}\n{%- endfor -%}",
+        "{% set ns = namespace(n=0) %}{% for m in messages %}{% if m.role == 'assistant' %}{% set ns.n = ns.n + 1 "
+        "%}#{{ ns.n }} {% generation %}{% if m.content %}{{ m.content }}{% endif %}{% endgeneration %};"
+        "{% else %}{{ m.role }}: {{ m.content }};{% endif %}{% endfor %}",
+    };
+    std::vector<JinjaRefCase> cases;
+    std::vector<std::vector<std::string>> spans_here;
+    for (const char* source : kTemplates) {
+      const auto t = jinja::Template::parse(source, "generation");
+      for (const JinjaRefChat& chat : kJinjaRefChats) {
+        JinjaRefCase c;
+        c.name = std::string(chat.name) + " | " + source;
+        c.request = {{"template", source},
+                     {"context", {{"messages", JinjaRefJson::parse(chat.messages)}, {"add_generation_prompt", false}}},
+                     {"generation", true}};
+        std::vector<std::pair<std::size_t, std::size_t>> spans;
+        jinja::RenderOptions options;
+        options.generation_spans = &spans;
+        std::vector<std::string> texts;
+        try {
+          c.output = t.render(c.request["context"], options);
+          for (const auto& [b, e] : spans) texts.push_back(c.output.substr(b, e - b));
+        } catch (const jinja::TemplateError& e) {
+          c.error = e.what();
+        }
+        cases.push_back(std::move(c));
+        spans_here.push_back(std::move(texts));
+      }
+    }
+    const auto reference = jinja_ref_run(cases);
+    const JinjaRefTally tally = jinja_ref_compare(cases, reference);
+    int blocks = 0;
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      if (!reference[i].contains("generation")) continue;
+      CAPTURE(cases[i].name);
+      CHECK(spans_here[i] == reference[i]["generation"].get<std::vector<std::string>>());
+      blocks += static_cast<int>(spans_here[i].size());
+    }
+    CHECK(blocks > 20);
+    MESSAGE(cases.size() << " renders (" << tally.outputs << " identical, " << tally.errors
+                         << " failing alike: list contents), " << blocks << " generation blocks marked identically");
+
+    // A block whose output goes to a macro's return value has no place in the output yet:
+    // an error when spans are asked for, the plain text otherwise.
+    const auto in_macro = jinja::Template::parse(
+        "{% macro turn(m) %}{% generation %}{{ m }}{% endgeneration %}{% endmacro %}x{{ turn('y') }}", "macro");
+    CHECK(in_macro.render(JinjaRefJson::object()) == "xy");
+    std::vector<std::pair<std::size_t, std::size_t>> spans;
+    jinja::RenderOptions options;
+    options.generation_spans = &spans;
+    CHECK_THROWS_WITH_AS(
+        in_macro.render(JinjaRefJson::object(), options),
+        doctest::Contains("unsupported by rlft's Jinja engine: a {% generation %} block inside a macro"),
+        jinja::TemplateError);
+  }
 }

@@ -12,7 +12,8 @@
 //                revindex/revindex0/first/last/length/previtem/nextitem/depth/cycle/changed);
 //                break/continue; set (names, tuples, namespace attributes, {% set x | f %}…
 //                {% endset %}); macro (defaults, varargs, kwargs, caller); call; filter; with;
-//                print; raw; generation (transformers' tag, rendered as is); comments;
+//                print; raw; generation (transformers' tag: its body, and
+//                its span when RenderOptions asks); comments;
 //                whitespace control (-, +, trim_blocks, lstrip_blocks) and newline handling
 //   expressions  literals, lists, tuples, dicts, + - * / // % ** ~, chained comparisons,
 //                and/or/not, in/not in, a if c else b, subscripts and slices, attribute and
@@ -49,6 +50,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -93,6 +96,12 @@ struct RenderOptions {
   /// The local time that strftime_now() formats (date and time of day; the weekday and day of
   /// the year are derived); empty: the current local time.
   std::function<std::tm()> now;
+  /// When set, receives the byte range [begin, end) of the output that each {% generation %}
+  /// block wrote, in rendering order (transformers' AssistantTracker, which
+  /// apply_chat_template(return_assistant_tokens_mask=True) reads). A generation block whose
+  /// output does not go straight to the template's output (inside a macro, call, filter or set
+  /// block) has no place in it: TemplateError.
+  std::vector<std::pair<std::size_t, std::size_t>>* generation_spans = nullptr;
 };
 
 struct TemplateImpl;

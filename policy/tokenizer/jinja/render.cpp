@@ -45,7 +45,9 @@ Interpreter::~Interpreter() {
 
 std::string Interpreter::render(const Body& body, const ScopePtr& globals) {
   std::string out;
+  top_ = &out;
   exec(body, render_child(globals), out);
+  top_ = nullptr;
   return out;
 }
 
@@ -138,9 +140,16 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const ScopePtr& scope, s
         for (const auto& [target, value] : s.assigns) assign(*target, eval(*value, scope), inner);
         return exec(s.body, inner, out);
       }
-      case StmtType::kScope:
+      case StmtType::kScope: {  // {% generation %}
+        if (options_.generation_spans != nullptr && &out != top_)
+          throw_py("unsupported",
+                   "a {% generation %} block inside a macro, call, filter or set block: its place in the output "
+                   "is not known while it renders");
+        const std::size_t begin = out.size();
         exec(s.body, render_child(scope), out);
+        if (options_.generation_spans != nullptr) options_.generation_spans->emplace_back(begin, out.size());
         return Flow::kNormal;
+      }
       case StmtType::kBreak:
         return Flow::kBreak;
       case StmtType::kContinue:

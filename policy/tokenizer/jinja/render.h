@@ -71,6 +71,7 @@ class Interpreter {
 
   const RenderOptions& options_;
   const std::string& origin_;
+  std::string* top_ = nullptr;          ///< the template's own output (generation spans index it)
   int depth_ = 0;                       ///< nested macro calls, bounded to catch runaway recursion
   std::vector<ScopePtr> macro_scopes_;  ///< scopes that macros captured, cleared at the end
 };
