@@ -147,12 +147,22 @@ void add_train_commands(CLI::App& app) {
     score->add_option("dir", so->dir, "a reward-model directory (from rlft rm train)")->required();
     score->add_option("--prompt", so->prompt, "the prompt (with --completion)");
     score->add_option("--completion", so->completions, "a completion to score (repeatable)");
-    score->add_option("--jsonl", so->jsonl, "a file of {\"prompt\", \"completion\"} lines (- = stdin)");
+    score->add_option("--jsonl", so->jsonl,
+                      "a file of {\"prompt\": str, \"completion\": str} or {\"messages\": [...], \"completion\": "
+                      "str} lines (- = stdin)");
     score->add_option("--batch-size", so->batch_size, "rows scored together")->capture_default_str();
     score->add_option("--max-length", so->max_length, "keep the last N tokens (0 = all)")->capture_default_str();
     score->callback([so] {
-      std::vector<std::string> prompts, completions;
-      for (const auto& c : so->completions) prompts.push_back(so->prompt), completions.push_back(c);
+      // Each line's prompt as chat messages (a text prompt is one user message), as the
+      // reward model reads it (reward::RewardInput), and the line echoed with its score.
+      std::vector<std::vector<data::ChatMessage>> prompts;
+      std::vector<std::string> completions;
+      std::vector<nlohmann::json> echo;
+      for (const auto& c : so->completions) {
+        prompts.push_back({{"user", so->prompt}});
+        completions.push_back(c);
+        echo.push_back({{"prompt", so->prompt}, {"completion", c}});
+      }
       if (!so->jsonl.empty()) {
         std::ifstream file;
         if (so->jsonl != "-") {
@@ -163,14 +173,30 @@ void add_train_commands(CLI::App& app) {
         std::string line;
         for (int64_t n = 1; std::getline(in, line); ++n) {
           if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+          const auto fail = [&](const std::string& field, const std::string& what) {
+            throw UsageError(fmt::format("{}:{}: {}: {}", so->jsonl, n, field, what));
+          };
+          nlohmann::json j;
           try {
-            const auto j = nlohmann::json::parse(line);
-            prompts.push_back(j.at("prompt").get<std::string>());
-            completions.push_back(j.at("completion").get<std::string>());
+            j = nlohmann::json::parse(line);
           } catch (const nlohmann::json::exception& e) {
-            throw UsageError(
-                fmt::format("{}:{}: expected {{\"prompt\": str, \"completion\": str}}: {}", so->jsonl, n, e.what()));
+            fail("line", fmt::format("not JSON: {}", e.what()));
           }
+          if (!j.is_object()) fail("line", "expected {\"prompt\" or \"messages\", \"completion\"}");
+          if (!j.contains("completion") || !j["completion"].is_string()) fail("completion", "a string is required");
+          std::vector<data::ChatMessage> messages;
+          if (j.contains("messages")) {
+            if (!j["messages"].is_array() || j["messages"].empty()) fail("messages", "must be a non-empty list");
+            for (size_t i = 0; i < j["messages"].size(); ++i)
+              messages.push_back(data::parse_chat_message(j["messages"][i], fmt::format("messages[{}]", i), fail));
+          } else if (j.contains("prompt") && j["prompt"].is_string()) {
+            messages.push_back({"user", j["prompt"].get<std::string>()});
+          } else {
+            fail("prompt", "a string prompt or a messages list is required");
+          }
+          prompts.push_back(std::move(messages));
+          completions.push_back(j["completion"].get<std::string>());
+          echo.push_back(std::move(j));
         }
       }
       RLFT_CHECK_AS(UsageError, !completions.empty(), "nothing to score: give --prompt and --completion, or --jsonl");
@@ -180,11 +206,14 @@ void add_train_commands(CLI::App& app) {
       const auto tok = tokenizer::Tokenizer::load(so->dir);
       const auto& eos = model->backbone->config().eos_token_id;
       RLFT_CHECK(!eos.empty(), "{}/config.json has no eos_token_id", so->dir);
-      const auto scores =
-          reward::score_texts(model, tok, eos.front(), prompts, completions, so->batch_size, so->max_length);
-      for (size_t i = 0; i < scores.size(); ++i)
-        std::cout << nlohmann::json{{"prompt", prompts[i]}, {"completion", completions[i]}, {"score", scores[i]}}.dump()
-                  << "\n";
+      const auto input = reward::RewardInput::of_dir(so->dir, eos.front(), so->max_length);
+      std::vector<std::vector<int64_t>> rows;
+      for (size_t i = 0; i < prompts.size(); ++i) rows.push_back(input.ids(tok, prompts[i], completions[i]));
+      const auto scores = reward::score_ids(model, rows, so->batch_size);
+      for (size_t i = 0; i < scores.size(); ++i) {
+        echo[i]["score"] = scores[i];
+        std::cout << echo[i].dump() << "\n";
+      }
     });
   }
   {

@@ -54,15 +54,18 @@ RewardModel load_reward_model(const std::string& dir, const policy::ModelOptions
   return rm;
 }
 
-void save_reward_head(const RewardModel& model, const std::string& dir) {
+void save_reward_head(const RewardModel& model, const std::string& dir, const RewardInput& input) {
   checkpoint::TensorMap t;
   t["score.weight"] = model->score_weight.detach().to(at::kCPU).contiguous();
   t["score.bias"] = model->score_bias.detach().to(at::kCPU).contiguous();
   checkpoint::write_safetensors((fs::path(dir) / "score.safetensors").string(), t, {{"format", "pt"}});
-  const nlohmann::json j = {{"format", "rlft-reward-model-1"},
-                            {"pooling", "last_token"},
-                            {"append_eos", true},
-                            {"head", "score.safetensors"}};
+  nlohmann::ordered_json j = {{"format", "rlft-reward-model-1"},
+                              {"pooling", "last_token"},
+                              {"append_eos", true},
+                              {"head", "score.safetensors"},
+                              {"input", input.chat_template ? "chat_template" : "text"},
+                              {"eos_token_id", input.eos_id}};
+  if (input.chat_template) j["chat_template_kwargs"] = input.chat_template_kwargs;
   checkpoint::write_file_atomic((fs::path(dir) / "reward_model.json").string(), j.dump(2) + "\n");
 }
 
@@ -79,13 +82,70 @@ void load_reward_head(RewardModel& model, const std::string& dir) {
   model->score_bias.copy_(t.at("score.bias").to(at::kFloat).reshape({1}));
 }
 
-std::vector<int64_t> reward_input_ids(const tokenizer::Tokenizer& tok, const std::string& prompt,
-                                      const std::string& completion, int64_t eos_id, int64_t max_length) {
-  const auto ids = tok.encode(prompt + completion, true);
+std::string reward_prompt_text(const std::vector<data::ChatMessage>& prompt) {
+  if (prompt.size() == 1 && prompt.front().role == "user") return prompt.front().content;
+  std::string out;
+  for (const auto& m : prompt) out += m.role + ": " + m.content + "\n";
+  return out;
+}
+
+namespace {
+
+std::vector<int64_t> reward_row(const std::vector<tokenizer::TokenId>& ids, int64_t eos_id, int64_t max_length) {
   std::vector<int64_t> out(ids.begin(), ids.end());
   out.push_back(eos_id);
   if (max_length > 0 && static_cast<int64_t>(out.size()) > max_length) out.erase(out.begin(), out.end() - max_length);
   return out;
+}
+
+}  // namespace
+
+std::vector<int64_t> RewardInput::ids(const tokenizer::Tokenizer& tok, const std::vector<data::ChatMessage>& prompt,
+                                      const std::string& reply) const {
+  if (!chat_template) return reward_row(tok.encode(reward_prompt_text(prompt) + reply, true), eos_id, max_length);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  for (const auto& m : prompt) messages.push_back({{"role", m.role}, {"content", m.content}});
+  messages.push_back({{"role", "assistant"}, {"content", reply}});
+  return reward_row(tok.encode(chat_template->render(messages, false, nullptr, chat_template_kwargs), false), eos_id,
+                    max_length);
+}
+
+std::vector<int64_t> RewardInput::ids_after(const tokenizer::Tokenizer& tok, const std::string& rendered_prompt,
+                                            const std::string& reply) const {
+  return reward_row(tok.encode(rendered_prompt + reply, !chat_template), eos_id, max_length);
+}
+
+RewardInput RewardInput::of_dir(const std::string& dir, int64_t eos_id, int64_t max_length) {
+  RewardInput in;
+  in.eos_id = eos_id;
+  in.max_length = max_length;
+  const auto meta_path = (fs::path(dir) / "reward_model.json").string();
+  std::ifstream f(meta_path);
+  RLFT_CHECK(f.good(), "cannot read {}", meta_path);
+  nlohmann::ordered_json meta;
+  try {
+    meta = nlohmann::ordered_json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: not JSON: {}", meta_path, e.what()));
+  }
+  RLFT_CHECK(meta.is_object(), "{}: expected a JSON object", meta_path);
+  if (meta.contains("eos_token_id")) {
+    RLFT_CHECK(meta["eos_token_id"].is_number_integer(), "{}: eos_token_id must be an integer", meta_path);
+    in.eos_id = meta["eos_token_id"].get<int64_t>();
+  }
+  const auto mode = meta.value("input", std::string("text"));
+  RLFT_CHECK(mode == "text" || mode == "chat_template", "{}: input is '{}': expected text or chat_template", meta_path,
+             mode);
+  if (mode == "chat_template") {
+    in.chat_template = tokenizer::ChatTemplate::from_tokenizer_dir(dir);
+    RLFT_CHECK(in.chat_template.has_value(),
+               "{}: the model reads chat-template renderings, and {} has no chat template (chat_template.jinja or "
+               "tokenizer_config.json's chat_template)",
+               meta_path, dir);
+    in.chat_template_kwargs = meta.value("chat_template_kwargs", nlohmann::ordered_json::object());
+    RLFT_CHECK(in.chat_template_kwargs.is_object(), "{}: chat_template_kwargs must be an object", meta_path);
+  }
+  return in;
 }
 
 std::pair<at::Tensor, at::Tensor> left_pad(const std::vector<std::vector<int64_t>>& rows, const at::Device& device) {
@@ -102,20 +162,16 @@ std::pair<at::Tensor, at::Tensor> left_pad(const std::vector<std::vector<int64_t
   return {tokens.to(device), mask.to(device)};
 }
 
-std::vector<double> score_texts(RewardModel& model, const tokenizer::Tokenizer& tok, int64_t eos_id,
-                                const std::vector<std::string>& prompts, const std::vector<std::string>& completions,
-                                int64_t batch_size, int64_t max_length) {
-  RLFT_CHECK(prompts.size() == completions.size(), "score_texts: {} prompts for {} completions", prompts.size(),
-             completions.size());
+std::vector<double> score_ids(RewardModel& model, const std::vector<std::vector<int64_t>>& rows, int64_t batch_size) {
   torch::NoGradGuard ng;
   const auto device = model->backbone->options().device;
   std::vector<double> out;
-  for (size_t b = 0; b < prompts.size(); b += static_cast<size_t>(batch_size)) {
-    const size_t e = std::min(prompts.size(), b + static_cast<size_t>(batch_size));
-    std::vector<std::vector<int64_t>> rows;
-    for (size_t i = b; i < e; ++i)
-      rows.push_back(reward_input_ids(tok, prompts[i], completions[i], eos_id, max_length));
-    const auto [tokens, mask] = left_pad(rows, device);
+  for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(batch_size)) {
+    const size_t e = std::min(rows.size(), b + static_cast<size_t>(batch_size));
+    const auto [tokens, mask] =
+        left_pad(std::vector<std::vector<int64_t>>(rows.begin() + static_cast<std::ptrdiff_t>(b),
+                                                   rows.begin() + static_cast<std::ptrdiff_t>(e)),
+                 device);
     const auto s = model->forward(tokens, mask).to(at::kCPU, at::kDouble);
     for (int64_t i = 0; i < s.size(0); ++i) out.push_back(s[i].item<double>());
   }
@@ -128,29 +184,26 @@ class RewardModelReward : public RewardFn {
  public:
   RewardModelReward(const std::string& name, std::string dir, int64_t batch_size, int64_t max_length,
                     const std::string& device)
-      : RewardFn(name),
-        tok_(tokenizer::Tokenizer::load(dir)),
-        batch_size_(batch_size),
-        max_length_(max_length),
-        model_(nullptr) {
+      : RewardFn(name), tok_(tokenizer::Tokenizer::load(dir)), batch_size_(batch_size), model_(nullptr) {
     policy::ModelOptions mo;
     mo.device = at::Device(device);
     model_ = load_reward_model(dir, mo);
     model_->eval();
     const auto& eos = model_->backbone->config().eos_token_id;
     RLFT_CHECK(!eos.empty(), "{}/config.json: the reward model needs an eos_token_id", dir);
-    eos_ = eos.front();
+    input_ = RewardInput::of_dir(dir, eos.front(), max_length);
   }
   std::vector<double> score(const ScoreBatch& batch) override {
-    std::vector<std::string> prompts;
-    for (const auto* e : batch.examples) prompts.push_back(e->prompt());
-    return score_texts(model_, tok_, eos_, prompts, batch.completions, batch_size_, max_length_);
+    std::vector<std::vector<int64_t>> rows;
+    for (size_t i = 0; i < batch.examples.size(); ++i)
+      rows.push_back(input_.ids(tok_, batch.examples[i]->messages, batch.completions[i]));
+    return score_ids(model_, rows, batch_size_);
   }
 
  private:
   tokenizer::Tokenizer tok_;
-  int64_t batch_size_, max_length_;
-  int64_t eos_ = 0;
+  int64_t batch_size_;
+  RewardInput input_;
   RewardModel model_;
 };
 

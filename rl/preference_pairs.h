@@ -16,13 +16,15 @@
 namespace rlft::rl {
 
 struct PreferenceText {
-  /// Rendered as text (a chat as "role: content" lines): what a reward model scores.
+  /// As text (a chat as "role: content" lines; a label on two rollouts: the prompt as the policy
+  /// saw it): what a trained tokenizer learns from and what tells identical replies apart.
   std::string prompt, chosen, rejected;
   double margin = 0.0;
   std::string origin;  ///< "pair 12", "label 3", "file.jsonl:7"
-  /// What a policy trained on the pair sees: the prompt as chat messages (a text prompt is
-  /// one user message), or — for a label on two rollouts — `prompt` already rendered as the
-  /// policy saw it; and the replies' text (a chat reply's contents, without roles).
+  /// What a model trained on the pair reads (a policy in `rlft dpo`, a reward model through
+  /// reward::RewardInput): the prompt as chat messages (a text prompt is one user message),
+  /// or — for a label on two rollouts — `prompt` already rendered as the policy saw it; and the
+  /// replies' text (a chat reply's contents, without roles).
   std::vector<data::ChatMessage> prompt_messages;
   bool prompt_rendered = false;
   std::string chosen_reply, rejected_reply;

@@ -58,12 +58,27 @@ TrainResult run_rm(Job& job, const RmOptions& o, const std::vector<PreferenceTex
                     spec.distributed.bucket_mb);
   TrainerState state = resume_trainer_state(job.resume_from(), job.dist(), opt);
   const auto& tok = job.tok();
-  const int64_t eos = job.eos_id();
+  // The model reads conversations as the run's chat template renders them (the template the
+  // output directory keeps), or text where the run has none: reward_model.json records which.
+  reward::RewardInput input;
+  if (job.chat_template() != nullptr) {
+    input.chat_template = *job.chat_template();
+    input.chat_template_kwargs = job.chat_template_kwargs();
+  }
+  input.eos_id = job.eos_id();
+  input.max_length = o.max_length;
   const auto device = job.device();
   auto batch_tensors = [&](const std::vector<const PreferenceText*>& pairs, bool chosen) {
     std::vector<std::vector<int64_t>> rows;
-    for (const auto* p : pairs)
-      rows.push_back(reward::reward_input_ids(tok, p->prompt, chosen ? p->chosen : p->rejected, eos, o.max_length));
+    for (const auto* p : pairs) {
+      const auto& reply = chosen ? p->chosen_reply : p->rejected_reply;
+      try {
+        rows.push_back(p->prompt_rendered ? input.ids_after(tok, p->prompt, reply)
+                                          : input.ids(tok, p->prompt_messages, reply));
+      } catch (const Error& e) {
+        throw Error(fmt::format("preference pair {}: {}", p->origin, e.what()));
+      }
+    }
     return reward::left_pad(rows, device);
   };
   auto score = [&](const std::vector<const PreferenceText*>& pairs) {
@@ -105,7 +120,7 @@ TrainResult run_rm(Job& job, const RmOptions& o, const std::vector<PreferenceTex
     ev.margin_mean = diff / ev.pairs;
     return ev;
   };
-  auto write_head = [&rm](const std::string& dir) { reward::save_reward_head(rm, dir); };
+  auto write_head = [&rm, &input](const std::string& dir) { reward::save_reward_head(rm, dir, input); };
 
   log::info("rm: {} steps of {} pairs ({} training pairs, {} held out), run '{}' -> {}", o.steps, o.batch_size,
             train.size(), eval.size(), job.run_name(), job.output_dir());

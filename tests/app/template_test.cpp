@@ -4,11 +4,15 @@
 // the template in its checkpoints; bad input names the file and line.
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "policy/tokenizer/chat_template.h"
+#include "reward/combine.h"
+#include "reward/reward_model.h"
+#include "tests/rl/preference_test_util.h"
 #include "tests/rl/trainer_test_util.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -39,6 +43,31 @@ std::string qwen3_tokenizer_dir(const TempDir& tmp) {
                                                            "/tests/fixtures/chat_templates/qwen3.jinja")}};
   std::ofstream(dir + "/tokenizer_config.json") << cfg.dump(2);
   return dir;
+}
+
+// A tokenizer trained by a tiny SFT run, in its own directory with `tmpl` as its chat template:
+// what a checkpoint with a template looks like, at the tiny size.
+std::string chat_tokenizer_dir(const TempDir& tmp, const std::string& name, const std::string& tmpl) {
+  if (!fs::exists(tmp.file("base/tokenizer.json"))) {
+    rlft::test::TinyRun run(
+        rlft::test::tiny_job(tmp, "base", rlft::rl::JobKind::kSft,
+                             {"sft.steps=1", "tokenizer.special_tokens=[\"<|endoftext|>\", \"<|im_end|>\"]"}),
+        "sft", false);
+    CHECK(run.job.chat_template() == nullptr);  // a trained tokenizer has none
+  }
+  const std::string dir = tmp.file(name);
+  fs::create_directories(dir);
+  fs::copy_file(tmp.file("base/tokenizer.json"), dir + "/tokenizer.json", fs::copy_options::overwrite_existing);
+  std::ofstream(dir + "/tokenizer_config.json")
+      << TemplateJson{{"chat_template", tmpl}, {"eos_token", "<|im_end|>"}}.dump();
+  return dir;
+}
+
+// The tiny job's YAML without its prompt.template (which keeps the hand-written format).
+std::string chat_job_yaml(const TempDir& tmp, const std::string& name) {
+  auto yaml = rlft::test::tiny_job_yaml(tmp.path(), name, "");
+  yaml.replace(yaml.find("prompt:\n"), std::string("prompt:\n  template: \"{prompt}\\n\"\n").size(), "");
+  return tmp.write(name + ".yaml", yaml);
 }
 
 }  // namespace
@@ -130,26 +159,11 @@ TEST_CASE("rlft template render: bad input names the file and line; a template's
 
 TEST_CASE("a run renders chat prompts and SFT replies with the tokenizer's chat template and keeps it") {
   TempDir tmp;
-  // A first run trains a tokenizer; a directory with it and a chat template stands for a checkpoint's.
-  {
-    rlft::test::TinyRun run(
-        rlft::test::tiny_job(tmp, "base", rlft::rl::JobKind::kSft,
-                             {"sft.steps=1", "tokenizer.special_tokens=[\"<|endoftext|>\", \"<|im_end|>\"]"}),
-        "sft", false);
-    CHECK(run.job.chat_template() == nullptr);  // a trained tokenizer has none
-  }
-  const std::string dir = tmp.file("tok");
-  fs::create_directories(dir);
-  fs::copy_file(tmp.file("base/tokenizer.json"), dir + "/tokenizer.json");
   const std::string tmpl =
       "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>\n{% endfor %}"
       "{% if add_generation_prompt %}<assistant>{% endif %}";
-  std::ofstream(dir + "/tokenizer_config.json")
-      << TemplateJson{{"chat_template", tmpl}, {"eos_token", "<|im_end|>"}}.dump();
-  // The tiny job sets prompt.template, which keeps the hand-written format: drop it to use the template.
-  auto yaml = rlft::test::tiny_job_yaml(tmp.path(), "chat", "");
-  yaml.replace(yaml.find("prompt:\n"), std::string("prompt:\n  template: \"{prompt}\\n\"\n").size(), "");
-  const auto path = tmp.write("chat.yaml", yaml);
+  const std::string dir = chat_tokenizer_dir(tmp, "tok", tmpl);
+  const auto path = chat_job_yaml(tmp, "chat");
   auto parsed = rlft::rl::parse_job(rlft::ConfigView::load(path, {"tokenizer.path=" + dir, "sft.steps=2"}),
                                     rlft::rl::JobKind::kSft);
   rlft::test::TinyRun run(std::move(parsed), "sft", false);
@@ -171,4 +185,135 @@ TEST_CASE("a run renders chat prompts and SFT replies with the tokenizer's chat 
   REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   CHECK(TemplateJson::parse(g.out.substr(0, g.out.find('\n')))["prompt"].get<std::string>() ==
         "<system>S</system>\n<user>1 + 2 =</user>\n<assistant>");
+}
+
+TEST_CASE("SFT on every assistant turn: the loss counts what the chat template marks as the assistant's") {
+  TempDir tmp;
+  rlft::data::Example e;
+  e.id = "x";
+  e.messages = {{"system", "S"}, {"user", "1 + 2 ="}, {"assistant", "3"}, {"user", "and 2 + 2 ="}};
+  // The decoded text of a sequence's untrained and trained completion tokens.
+  auto split = [](const rlft::rl::Job& job, const rlft::rl::Sequence& s) {
+    REQUIRE(s.token_mask.size() == s.completion.size());
+    std::string trained, other;
+    for (size_t i = 0; i < s.completion.size(); ++i)
+      (s.token_mask[i] ? trained : other) += job.decode({s.completion[i]});
+    return std::make_pair(trained, other);
+  };
+  {  // No generation blocks: the turns are found by rendering prefixes.
+    const std::string dir =
+        chat_tokenizer_dir(tmp, "plain",
+                           "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>\n{% endfor %}"
+                           "{% if add_generation_prompt %}<assistant>{% endif %}");
+    auto parsed = rlft::rl::parse_job(
+        rlft::ConfigView::load(chat_job_yaml(tmp, "turns"),
+                               {"tokenizer.path=" + dir, "sft.steps=2", "sft.train_on=assistant_turns"}),
+        rlft::rl::JobKind::kSft);
+    rlft::test::TinyRun run(std::move(parsed), "sft", false);
+    const auto s = run.job.encode_conversation(e, "4");
+    CHECK(run.job.decode(s.prompt) == "<system>S</system>\n<user>1 + 2 =</user>\n<assistant>");
+    const auto [trained, other] = split(run.job, s);
+    CHECK(trained == "3</assistant>\n4</assistant>\n");
+    CHECK(other == "<user>and 2 + 2 =</user>\n<assistant>");
+    // The whole conversation, token for token, is the prompt then the completion.
+    CHECK(run.job.decode(s.prompt) + run.job.decode(s.completion) ==
+          "<system>S</system>\n<user>1 + 2 =</user>\n<assistant>3</assistant>\n<user>and 2 + 2 =</user>\n"
+          "<assistant>4</assistant>\n");
+    // An SFT run trains on them.
+    CHECK(run.sft().steps == 2);
+  }
+  {  // Generation blocks: exactly their text (here without the newline after each turn).
+    const std::string dir = chat_tokenizer_dir(
+        tmp, "marked",
+        "{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' %}{% generation %}{{ m.content }}"
+        "</assistant>{% endgeneration %}{% else %}{{ m.content }}</{{ m.role }}>{% endif %}{{ '\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}");
+    auto parsed = rlft::rl::parse_job(
+        rlft::ConfigView::load(chat_job_yaml(tmp, "marked_run"),
+                               {"tokenizer.path=" + dir, "sft.steps=1", "sft.train_on=assistant_turns"}),
+        rlft::rl::JobKind::kSft);
+    rlft::test::TinyRun run(std::move(parsed), "sft", false);
+    const auto [trained, other] = split(run.job, run.job.encode_conversation(e, "4"));
+    CHECK(trained == "3</assistant>4</assistant>");
+    CHECK(other == "\n<user>and 2 + 2 =</user>\n<assistant>\n");
+  }
+  // Without a chat template there are no turns to find: a config error naming the key.
+  auto parsed = rlft::test::tiny_job(tmp, "none", rlft::rl::JobKind::kSft, {"sft.train_on=assistant_turns"});
+  rlft::test::TinyRun run(std::move(parsed), "sft", false);
+  CHECK_THROWS_WITH_AS(run.sft(), doctest::Contains("sft.train_on = assistant_turns"), rlft::ConfigError);
+  CHECK_THROWS_WITH_AS(rlft::test::tiny_job(tmp, "bad", rlft::rl::JobKind::kSft, {"sft.train_on=everything"}),
+                       doctest::Contains("sft.train_on"), rlft::ConfigError);
+}
+
+TEST_CASE("a reward model trained under a chat template reads conversations as the template renders them") {
+  TempDir tmp;
+  const std::string tmpl =
+      "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>\n{% endfor %}"
+      "{% if add_generation_prompt %}<assistant>{% endif %}";
+  const std::string dir = chat_tokenizer_dir(tmp, "tok", tmpl);
+  rlft::test::add_synthetic_pairs(tmp.file("rlft.db"), 200, 3);
+  const auto r = rlft::test::run_rlft({"rm",
+                                       "train",
+                                       std::string(RLFT_SOURCE_DIR) + "/configs/rm/example.yaml",
+                                       "--set",
+                                       "run.store=" + tmp.file("rlft.db"),
+                                       "--set",
+                                       "run.output_dir=" + tmp.file("rm"),
+                                       "--set",
+                                       "tokenizer.path=" + dir,
+                                       "--set",
+                                       "model.vocab_size=512",
+                                       "--set",
+                                       "model.num_hidden_layers=1",
+                                       "--set",
+                                       "model.hidden_size=32",
+                                       "--set",
+                                       "rm.steps=2",
+                                       "--set",
+                                       "rm.eval_every=2",
+                                       "--set",
+                                       "checkpoint.every=0"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const std::string final_dir = tmp.file("rm/final");
+  const auto meta = TemplateJson::parse(template_test_read(final_dir + "/reward_model.json"));
+  CHECK(meta["input"] == "chat_template");
+  const auto tok = rlft::tokenizer::Tokenizer::load(final_dir);
+  // The EOS each scored text ends with: the config's tokenizer.eos_token, recorded.
+  CHECK(meta["eos_token_id"].get<int64_t>() == *tok.token_to_id("<|endoftext|>"));
+  const auto input = rlft::reward::RewardInput::of_dir(final_dir, 0, 0);
+  REQUIRE(input.chat_template.has_value());
+  const std::vector<rlft::data::ChatMessage> prompt = {{"system", "S"}, {"user", "What is 4 + 5?"}};
+  const auto ids = input.ids(tok, prompt, "<answer>9</answer>");
+  CHECK(ids.back() == input.eos_id);
+  CHECK(tok.decode({ids.begin(), ids.end() - 1}, false) ==
+        "<system>S</system>\n<user>What is 4 + 5?</user>\n<assistant><answer>9</answer></assistant>\n");
+
+  // In a GRPO run's reward set, and through `rlft rm score --jsonl` with messages, the same scores.
+  auto model = rlft::reward::load_reward_model(final_dir, {});
+  model->eval();
+  const auto direct = rlft::reward::score_ids(model, {ids}, 1);
+  const auto cfg =
+      tmp.write("rewards.yaml", "rewards:\n  pref:\n    type: reward_model\n    path: " + final_dir + "\n");
+  auto set = rlft::reward::RewardSet::from_config(rlft::ConfigView::load(cfg).section("rewards"),
+                                                  rlft::reward::builtin_rewards());
+  rlft::data::Example ex;
+  ex.id = "x";
+  ex.messages = prompt;
+  rlft::reward::ScoreBatch batch;
+  batch.add(ex, "<answer>9</answer>");
+  CHECK(std::abs(set.score(batch).total[0] - direct[0]) < 1e-5);
+  const auto lines = tmp.write(
+      "score.jsonl",
+      R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "What is 4 + 5?"}], "completion": "<answer>9</answer>"})"
+      "\n{\"prompt\": \"What is 4 + 5?\", \"completion\": \"<answer>9</answer>\"}\n");
+  const auto out = rlft::test::run_rlft({"rm", "score", final_dir, "--jsonl", lines});
+  REQUIRE_MESSAGE(out.exit_code == 0, out.err);
+  const auto first = TemplateJson::parse(out.out.substr(0, out.out.find('\n')));
+  CHECK(first.contains("messages"));
+  CHECK(std::abs(first["score"].get<double>() - direct[0]) < 1e-5);
+  const auto bad =
+      tmp.write("bad.jsonl", "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}], \"completion\": \"y\"}\n");
+  const auto b = rlft::test::run_rlft({"rm", "score", final_dir, "--jsonl", bad});
+  CHECK(b.exit_code != 0);
+  CHECK_MESSAGE(b.err.find("bad.jsonl:1: messages[0].role") != std::string::npos, b.err);
 }

@@ -90,8 +90,17 @@ TEST_CASE("a tiny reward model learns a synthetic preference to >= 90% held-out 
   auto model = reward::load_reward_model(final_dir, mo);
   model->eval();
   const auto tok = tokenizer::Tokenizer::load(final_dir);
-  const auto direct = reward::score_texts(model, tok, model->backbone->config().eos_token_id.front(),
-                                          std::vector<std::string>(4, ex.prompt()), batch.completions, 4, 0);
+  // Trained without a chat template (the tiny tokenizer has none): the prompt's text, then the reply.
+  const auto input = reward::RewardInput::of_dir(final_dir, model->backbone->config().eos_token_id.front(), 0);
+  CHECK_FALSE(input.chat_template.has_value());
+  std::vector<std::vector<int64_t>> rows;
+  for (const auto& c : batch.completions) {
+    rows.push_back(input.ids(tok, ex.messages, c));
+    auto text = tok.encode(ex.prompt() + c, true);
+    text.push_back(static_cast<tokenizer::TokenId>(input.eos_id));
+    CHECK(rows.back() == std::vector<int64_t>(text.begin(), text.end()));
+  }
+  const auto direct = reward::score_ids(model, rows, 4);
   for (size_t i = 0; i < 4; ++i) CHECK(std::abs(direct[i] - scores.total[i]) < 1e-4);
 
   // rlft rm score prints one JSON line per completion, with the same scores.
