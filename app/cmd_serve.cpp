@@ -73,6 +73,8 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   serve->add_option("--refresh-s", o->refresh_s, "pages of running runs refresh this often (0: never)")
       ->capture_default_str();
+  serve->add_option("--chat-template", o->chat_template,
+                    "show imported chat pairs as this template renders them: a tokenizer directory or a .jinja file");
   add_token_commands(*serve);
   serve->callback([serve, o] {
     if (serve->got_subcommand("token")) return;

@@ -62,7 +62,25 @@ std::optional<Comparison> load_rollouts(data::Store& store, int64_t a, int64_t b
   return c;
 }
 
-std::optional<Comparison> load_pair(data::Store& store, int64_t pair_id, const std::string& annotator) {
+// A chat pair as `tmpl` renders it: the prompt with the generation prompt, each reply as what
+// rendering the conversation with it adds (all of it where the prompt renders differently).
+void render_pair(const tokenizer::ChatTemplate& tmpl, const std::string& prompt, const std::string& chosen,
+                 const std::string& rejected, std::string& prompt_out, std::string& chosen_out,
+                 std::string& rejected_out) {
+  const auto messages = nlohmann::ordered_json::parse(prompt);
+  prompt_out = tmpl.render(messages, true);
+  auto reply = [&](const std::string& stored) {
+    auto conversation = messages;
+    for (const auto& m : nlohmann::ordered_json::parse(stored)) conversation.push_back(m);
+    const std::string full = tmpl.render(conversation, false);
+    return full.compare(0, prompt_out.size(), prompt_out) == 0 ? full.substr(prompt_out.size()) : full;
+  };
+  chosen_out = reply(chosen);
+  rejected_out = reply(rejected);
+}
+
+std::optional<Comparison> load_pair(data::Store& store, int64_t pair_id, const std::string& annotator,
+                                    const tokenizer::ChatTemplate* chat_template) {
   sqlite::Statement q(
       store.db(), "SELECT prompt, chosen, rejected, chat, source_file, source_line FROM feedback_pairs WHERE id = ?");
   q.bind(1, pair_id);
@@ -72,10 +90,19 @@ std::optional<Comparison> load_pair(data::Store& store, int64_t pair_id, const s
   c.pair_id = pair_id;
   c.swapped = pair_swapped(annotator, pair_id);
   c.prompt = pair_text(q.column_text(0), chat);
-  const std::string chosen = pair_text(q.column_text(1), chat), rejected = pair_text(q.column_text(2), chat);
+  std::string chosen = pair_text(q.column_text(1), chat), rejected = pair_text(q.column_text(2), chat);
+  c.context = fmt::format("pair {} · {}:{}", pair_id, q.column_text(4), q.column_int(5));
+  if (chat && chat_template != nullptr) {
+    try {
+      render_pair(*chat_template, q.column_text(0), q.column_text(1), q.column_text(2), c.prompt, chosen, rejected);
+    } catch (const std::exception& e) {  // a template's refusal, or a stored chat it cannot take
+      c.prompt = pair_text(q.column_text(0), chat);
+      chosen = pair_text(q.column_text(1), chat), rejected = pair_text(q.column_text(2), chat);
+      c.context += fmt::format(" · shown without the chat template: {}", e.what());
+    }
+  }
   c.left = c.swapped ? rejected : chosen;
   c.right = c.swapped ? chosen : rejected;
-  c.context = fmt::format("pair {} · {}:{}", pair_id, q.column_text(4), q.column_int(5));
   return c;
 }
 
@@ -104,14 +131,15 @@ std::string LabelSource::to_string() const {
   return step ? fmt::format("run:{}:{}", run_id, *step) : fmt::format("run:{}", run_id);
 }
 
-std::optional<Comparison> next_comparison(data::Store& store, const LabelSource& source, const std::string& annotator) {
+std::optional<Comparison> next_comparison(data::Store& store, const LabelSource& source, const std::string& annotator,
+                                          const tokenizer::ChatTemplate* chat_template) {
   if (source.kind == LabelSource::Kind::kPairs) {
     sqlite::Statement q(store.db(),
                         "SELECT p.id FROM feedback_pairs p WHERE NOT EXISTS (SELECT 1 FROM feedback_labels l "
                         "WHERE l.pair_id = p.id AND l.annotator = ?) ORDER BY p.id LIMIT 1");
     q.bind(1, annotator);
     if (!q.step()) return std::nullopt;
-    return load_pair(store, q.column_int(0), annotator);
+    return load_pair(store, q.column_int(0), annotator, chat_template);
   }
   sqlite::Statement q(store.db(), std::string("SELECT a.id, b.id ") + kRunPairs +
                                       "AND NOT EXISTS (SELECT 1 FROM feedback_labels l WHERE l.annotator = ?3 "
@@ -124,10 +152,11 @@ std::optional<Comparison> next_comparison(data::Store& store, const LabelSource&
 }
 
 std::optional<Comparison> find_comparison(data::Store& store, const LabelSource& source, const std::string& annotator,
-                                          std::optional<int64_t> pair_id, int64_t rollout_a, int64_t rollout_b) {
+                                          std::optional<int64_t> pair_id, int64_t rollout_a, int64_t rollout_b,
+                                          const tokenizer::ChatTemplate* chat_template) {
   if (source.kind == LabelSource::Kind::kPairs) {
     if (!pair_id) return std::nullopt;
-    return load_pair(store, *pair_id, annotator);
+    return load_pair(store, *pair_id, annotator, chat_template);
   }
   sqlite::Statement q(store.db(), std::string("SELECT 1 ") + kRunPairs + "AND a.id = ?3 AND b.id = ?4");
   bind_run(q, source);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/store.h"
+#include "policy/tokenizer/chat_template.h"
 
 namespace rlft::app::serve {
 
@@ -42,10 +43,16 @@ struct SourceProgress {
 };
 
 /// The first comparison of `source` that `annotator` has not labeled; nullopt when done.
-std::optional<Comparison> next_comparison(data::Store& store, const LabelSource& source, const std::string& annotator);
+/// An imported chat pair is shown as `chat_template` renders it (the prompt with the generation
+/// prompt; each reply as what its assistant turn adds), or as "role: content" paragraphs
+/// without one or where the template refuses the conversation (the context then says why).
+/// Rollouts are shown as stored: their prompt already as the policy saw it.
+std::optional<Comparison> next_comparison(data::Store& store, const LabelSource& source, const std::string& annotator,
+                                          const tokenizer::ChatTemplate* chat_template = nullptr);
 /// One comparison by its ids (used when a label is posted), or nullopt when it is not in the source.
 std::optional<Comparison> find_comparison(data::Store& store, const LabelSource& source, const std::string& annotator,
-                                          std::optional<int64_t> pair_id, int64_t rollout_a, int64_t rollout_b);
+                                          std::optional<int64_t> pair_id, int64_t rollout_a, int64_t rollout_b,
+                                          const tokenizer::ChatTemplate* chat_template = nullptr);
 SourceProgress source_progress(data::Store& store, const LabelSource& source, const std::string& annotator);
 
 /// "a" (left better), "b", "tie" or "both_bad" as the feedback store's choice for `c`:

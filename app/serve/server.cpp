@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <filesystem>
 #include <mutex>
 #include <optional>
 
@@ -16,6 +17,7 @@
 #include "data/feedback.h"
 
 namespace rlft::app::serve {
+namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kCookie = "rlft_token";
@@ -54,6 +56,20 @@ std::optional<int64_t> int_param(const httplib::Request& req, const char* name) 
   return std::stoll(v);
 }
 
+/// --chat-template: a tokenizer directory's template or a .jinja file (none for "").
+std::optional<tokenizer::ChatTemplate> load_display_template(const std::string& path) {
+  if (path.empty()) return std::nullopt;
+  if (fs::is_directory(path)) {
+    auto t = tokenizer::ChatTemplate::from_tokenizer_dir(path);
+    RLFT_CHECK_AS(UsageError, t.has_value(),
+                  "--chat-template {}: the directory has no chat template (chat_template.jinja or "
+                  "tokenizer_config.json's chat_template)",
+                  path);
+    return t;
+  }
+  return tokenizer::ChatTemplate::from_file(path);
+}
+
 /// Only a local path may follow a sign-in (no "//host" or "http://…").
 std::string safe_next(const std::string& next) {
   if (next.size() < 1 || next[0] != '/' || (next.size() > 1 && (next[1] == '/' || next[1] == '\\'))) return "/";
@@ -63,7 +79,9 @@ std::string safe_next(const std::string& next) {
 class ServeApp {
  public:
   explicit ServeApp(const ServeOptions& options)
-      : options_(options), store_(data::Store::open(options.store_path, /*create=*/false)) {}
+      : options_(options),
+        store_(data::Store::open(options.store_path, /*create=*/false)),
+        chat_template_(load_display_template(options.chat_template)) {}
 
   void install(httplib::Server& svr) {
     svr.set_payload_max_length(static_cast<std::size_t>(options_.max_body_bytes));
@@ -222,7 +240,7 @@ class ServeApp {
       return send_html(res, 400,
                        page({"label", s->annotator, s->csrf, 0}, "<p class=\"error\">" + esc(e.what()) + "</p>"));
     }
-    const auto c = next_comparison(store_, source, s->annotator);
+    const auto c = next_comparison(store_, source, s->annotator, chat_template_ ? &*chat_template_ : nullptr);
     const std::string notice = req.has_param("saved") ? "Saved." : "";
     send_html(res, 200,
               page({"label", s->annotator, s->csrf, 0},
@@ -251,7 +269,8 @@ class ServeApp {
       return bad(e.what());
     }
     const auto c = find_comparison(store_, source, s->annotator, int_param(req, "pair_id"),
-                                   int_param(req, "rollout_a").value_or(0), int_param(req, "rollout_b").value_or(0));
+                                   int_param(req, "rollout_a").value_or(0), int_param(req, "rollout_b").value_or(0),
+                                   chat_template_ ? &*chat_template_ : nullptr);
     if (!c)
       return send_html(
           res, 404,
@@ -270,6 +289,7 @@ class ServeApp {
 
   ServeOptions options_;
   data::Store store_;
+  std::optional<tokenizer::ChatTemplate> chat_template_;
   std::mutex mu_;  ///< one SQLite connection, used by one request at a time
 };
 
@@ -281,6 +301,8 @@ void ServeOptions::validate() const {
                 "--max-body-bytes {}: must be 1024 to 67108864", max_body_bytes);
   RLFT_CHECK_AS(UsageError, refresh_s >= 0 && refresh_s <= 3600, "--refresh-s {}: must be 0 to 3600", refresh_s);
   RLFT_CHECK_AS(UsageError, !host.empty(), "--host is empty");
+  RLFT_CHECK_AS(UsageError, chat_template.empty() || fs::exists(chat_template),
+                "--chat-template {}: no such file or directory", chat_template);
 }
 
 void run_server(const ServeOptions& options, const std::function<void(const std::string&)>& on_listening) {

@@ -28,8 +28,11 @@ struct ServeOptions {
   bool public_dashboard = false;            ///< read-only pages without a token
   int64_t max_body_bytes = 64 * 1024;       ///< larger request bodies are refused with 413
   int refresh_s = 5;                        ///< pages of running runs re-read every refresh_s seconds (0: never)
+  /// A tokenizer directory (its chat template) or a .jinja file: imported chat pairs are shown
+  /// to annotators as that template renders them; "" = "role: content" paragraphs.
+  std::string chat_template;
 
-  /// Throws rlft::UsageError naming the option for a bad port, size or interval.
+  /// Throws rlft::UsageError naming the option for a bad port, size, interval or template.
   void validate() const;
 };
 

@@ -160,3 +160,53 @@ TEST_CASE("progress counts labels per annotator and agreement over comparisons s
   CHECK(has(chooser->body, "/label?source=run:" + std::to_string(run) + ":7"));
   CHECK(c.Get("/label?source=bogus", bearer(alice))->status == 400);
 }
+
+TEST_CASE("with --chat-template an imported chat pair is shown as the template renders it") {
+  TempDir dir;
+  const std::string store = dir.file("rlft.db");
+  {
+    auto s = rlft::data::Store::open(store, true);
+    rlft::data::FeedbackStore fb(s);
+    rlft::data::PreferencePair pair;
+    pair.prompt.messages = {{"system", "Be brief."}, {"user", "Name a prime."}};
+    pair.chosen.messages = {{"assistant", "7"}};
+    pair.rejected.messages = {{"assistant", "8"}};
+    pair.source_file = "chat.jsonl";
+    pair.source_line = 1;
+    pair.source_format = "pairs";
+    pair.import_id = fb.begin_import("chat.jsonl", "pairs");
+    REQUIRE(fb.add_pair(pair));
+  }
+  const std::string tmpl = dir.write("t.jinja",
+                                     "{% for m in messages %}[{{ m.role }}|{{ m.content }}]{% endfor %}"
+                                     "{% if add_generation_prompt %}[assistant|{% endif %}");
+  const std::string token = add_token(store, "ann");
+  {
+    ServeProcess serve({"--store", store, "--chat-template", tmpl});
+    auto c = serve.client();
+    const auto shown = get_label(c, token, "pairs");
+    // The prompt with the generation prompt; each reply as what its turn adds.
+    CHECK(has(shown.body, "[system|Be brief.][user|Name a prime.][assistant|"));
+    CHECK(has(shown.body, "<div class=\"text\">7]</div>"));
+    CHECK(has(shown.body, "<div class=\"text\">8]</div>"));
+  }
+  {  // Without it: role paragraphs, as before.
+    ServeProcess serve({"--store", store});
+    auto c = serve.client();
+    const auto shown = get_label(c, token, "pairs");
+    CHECK(has(shown.body, "system: Be brief."));
+    CHECK_FALSE(has(shown.body, "[system|"));
+  }
+  {  // A template that refuses the conversation: shown without it, and the page says why.
+    const std::string strict = dir.write(
+        "strict.jinja", "{% if messages[0].role == 'system' %}{{ raise_exception('no system role') }}{% endif %}");
+    ServeProcess serve({"--store", store, "--chat-template", strict});
+    auto c = serve.client();
+    const auto shown = get_label(c, token, "pairs");
+    CHECK(has(shown.body, "system: Be brief."));
+    CHECK(has(shown.body, "shown without the chat template: no system role"));
+  }
+  const auto bad = run_rlft({"serve", "--store", store, "--chat-template", dir.file("missing.jinja")});
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.err.find("--chat-template") != std::string::npos);
+}
