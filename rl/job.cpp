@@ -530,7 +530,7 @@ std::vector<int64_t> Job::encode_reply(const data::Example& example, const std::
   return {ids.begin(), ids.end()};
 }
 
-Sequence Job::encode_conversation(const data::Example& example, const std::string& reply) const {
+Sequence Job::encode_conversation(const data::Example& example, const std::string& reply, bool all_turns) const {
   RLFT_CHECK(chat_template_ != nullptr, "example {}: training on every assistant turn needs a chat template",
              example.id);
   auto messages = chat_messages(example);
@@ -545,6 +545,7 @@ Sequence Job::encode_conversation(const data::Example& example, const std::strin
   std::sort(spans.begin(), spans.end());
   RLFT_CHECK(!spans.empty(), "example {}: the chat template ({}) marks no assistant text in the conversation",
              example.id, chat_template_->origin());
+  if (!all_turns) spans.erase(spans.begin(), spans.end() - 1);
   RLFT_CHECK(spans.front().first > 0, "example {}: the conversation begins with assistant text: there is no prompt",
              example.id);
   Sequence s;

@@ -129,8 +129,9 @@ class Job {
   /// the completion the rest, its token_mask 1 on the assistant text that the chat template
   /// marks (tokenizer::ChatTemplate::render_conversation). Each stretch is encoded on its own.
   /// Needs a chat template; rlft::Error naming the example otherwise or when the template marks
-  /// no assistant text.
-  Sequence encode_conversation(const data::Example& example, const std::string& reply) const;
+  /// no assistant text. `all_turns` false: only the last marked stretch (the reply) counts,
+  /// and the prompt is everything before it.
+  Sequence encode_conversation(const data::Example& example, const std::string& reply, bool all_turns = true) const;
   /// The chat template chat data is rendered with (null: prompt.chat or prompt.template).
   const tokenizer::ChatTemplate* chat_template() const { return chat_template_.get(); }
   /// prompt.chat_template_kwargs (an object; empty when none).

@@ -61,6 +61,8 @@ TrainResult run_sft(Job& job, const SftOptions& o, int64_t stop_after) {
       const auto& e = train[static_cast<size_t>(order.at(state.cursor + i))];
       if (o.train_on == "assistant_turns")
         seqs.push_back(job.encode_conversation(e, e.completion));
+      else if (job.chat_template() != nullptr && job.chat_template()->has_generation_blocks())
+        seqs.push_back(job.encode_conversation(e, e.completion, false));  // the reply as its block marks it
       else
         seqs.push_back({job.encode_prompt(e), job.encode_reply(e, e.completion), {}, {}});
     }

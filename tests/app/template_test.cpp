@@ -236,6 +236,11 @@ TEST_CASE("SFT on every assistant turn: the loss counts what the chat template m
     const auto [trained, other] = split(run.job, run.job.encode_conversation(e, "4"));
     CHECK(trained == "3</assistant>4</assistant>");
     CHECK(other == "\n<user>and 2 + 2 =</user>\n<assistant>\n");
+    // Training on the final reply only (the default) takes its block too; the rest is prompt.
+    const auto last = run.job.encode_conversation(e, "4", false);
+    CHECK(run.job.decode(last.prompt) ==
+          "<system>S</system>\n<user>1 + 2 =</user>\n<assistant>3</assistant>\n<user>and 2 + 2 =</user>\n<assistant>");
+    CHECK(split(run.job, last).first == "4</assistant>");
   }
   // Without a chat template there are no turns to find: a config error naming the key.
   auto parsed = rlft::test::tiny_job(tmp, "none", rlft::rl::JobKind::kSft, {"sft.train_on=assistant_turns"});
