@@ -10,9 +10,11 @@
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "policy/arch/arch.h"
 #include "policy/checkpoint/safetensors.h"
 #include "rl/data_order.h"
 #include "rl/evaluate.h"
+#include "rl/grpo_async.h"
 #include "rl/grpo_collect.h"
 #include "rl/grpo_step.h"
 #include "rl/memory_estimate.h"
@@ -267,6 +269,29 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   const auto generate = rollout_options(job, g, setup.replay, seed);
   const auto source = group_source(job, g, generator, generate, order);
   const CollectOptions collect{g.group_size, g.dynamic_sampling, g.max_resample_rounds};
+  std::unique_ptr<AsyncRollout> async;
+  if (g.rollout.async()) {
+    RLFT_CHECK_AS(ConfigError, !model->lora,
+                  "grpo.rollout.mode = async: not with LoRA yet (a replica would need the "
+                  "adapters); use sync");
+    RLFT_CHECK_AS(ConfigError, !g.dynamic_sampling || d.world_size() == 1,
+                  "grpo.dynamic_sampling with grpo.rollout.mode = async on {} ranks: the resampling rounds agree "
+                  "over the ranks, which a rollout thread cannot do beside the trainer's collectives; use sync or "
+                  "turn dynamic_sampling off",
+                  d.world_size());
+    const auto archs = policy::builtin_architectures();
+    auto make_replica = [&model, archs] { return policy::build_model(model->config(), model->options(), archs); };
+    // Each rollout thread samples with its replica through its own generator.
+    auto collect_with = [&job, &g, &generate, &order, &setup, &collect, &d](policy::CausalLM& replica, int64_t,
+                                                                            int64_t& cursor) {
+      rollout::Generator replica_generator(replica);
+      return collect_groups(setup.layout, collect, cursor, d, group_source(job, g, replica_generator, generate, order));
+    };
+    async = std::make_unique<AsyncRollout>(g.rollout, make_replica, model, state.step, total, state.cursor,
+                                           g.prompts_per_step, collect_with);
+    log::info("train: async rollout, {} worker(s), steps sampled by the weights {} step(s) back", g.rollout.workers,
+              g.rollout.max_staleness);
+  }
   const int64_t eval_tokens = spec.eval.max_new_tokens > 0 ? spec.eval.max_new_tokens : g.max_new_tokens;
   const bool eval_enabled = spec.eval.enabled && !spec.dataset.eval.empty();
 
@@ -284,14 +309,40 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   while (state.step < total) {
     const auto started = std::chrono::steady_clock::now();
     start_step_memory(job.device());
-    const auto collected = collect_groups(setup.layout, collect, state.cursor, d, source);
+    CollectedGroups collected;
+    AsyncStep arrived;
+    if (async) {
+      arrived = async->pop(state.step);
+      collected = std::move(arrived.collected);
+      state.cursor = arrived.cursor_after;
+    } else {
+      collected = collect_groups(setup.layout, collect, state.cursor, d, source);
+      arrived.version = state.step;
+    }
     const auto t_train = std::chrono::steady_clock::now();
     const auto batch = build_step_batch(setup, collected);
     const auto update = train_epochs(setup, batch, opt, state);
     const StepRecord step{collected, batch, update, seconds_since(t_train), state.skipped_steps, started};
+    const int64_t staleness = state.step - arrived.version;
     ++state.step;
+    double sync_seconds = 0;
+    if (async) {  // the new weights, for the step that samples with them
+      const auto t_sync = std::chrono::steady_clock::now();
+      async->publish(model, state.step);
+      sync_seconds = seconds_since(t_sync);
+    }
 
     Metrics m = step_metrics(setup, step);
+    m.emplace_back("rollout/staleness", static_cast<double>(staleness));
+    if (async) {
+      m.emplace_back("time/weight_sync", sync_seconds);
+      // Rollout time the trainer did not wait for ran beside training.
+      const double rollout_s = collected.kept.rollout_seconds + collected.kept.reward_seconds;
+      m.emplace_back("rollout/version", static_cast<double>(arrived.version));
+      m.emplace_back("rollout/dropped_groups", 0.0);  // the lag is fixed: no group exceeds it
+      m.emplace_back("time/rollout_wait", arrived.wait_seconds);
+      m.emplace_back("time/rollout_overlap", std::max(0.0, rollout_s - arrived.wait_seconds));
+    }
     append_step_memory(m, d, job.device());
     if (g.log_rollouts > 0) {
       const auto records =

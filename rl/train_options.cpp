@@ -155,6 +155,24 @@ void EvalOptions::validate() const {
   RLFT_CHECK_OPTION(batch_rows >= 1, "batch_rows", batch_rows, "must be >= 1");
 }
 
+RolloutStageOptions RolloutStageOptions::from_config(const ConfigView& s) {
+  RolloutStageOptions o;
+  o.mode = s.get<std::string>("mode", o.mode);
+  o.max_staleness = s.get<int64_t>("max_staleness", o.max_staleness);
+  o.workers = s.get<int64_t>("workers", o.workers);
+  o.queue = s.get<int64_t>("queue", o.queue);
+  o.threads = s.get<int64_t>("threads", o.threads);
+  return o;
+}
+
+void RolloutStageOptions::validate() const {
+  RLFT_CHECK_OPTION(mode == "sync" || mode == "async", "mode", mode, "must be sync or async");
+  RLFT_CHECK_OPTION(max_staleness >= 0, "max_staleness", max_staleness, "must be >= 0 (steps of lag)");
+  RLFT_CHECK_OPTION(workers >= 1, "workers", workers, "must be >= 1");
+  RLFT_CHECK_OPTION(queue >= 0, "queue", queue, "must be >= 0 (0 = max_staleness, at least 1)");
+  RLFT_CHECK_OPTION(threads >= 0, "threads", threads, "must be >= 0 (0 = the default)");
+}
+
 GrpoOptions GrpoOptions::from_config(const ConfigView& s) {
   GrpoOptions g;
   g.steps = s.get<int64_t>("steps", g.steps);
@@ -166,6 +184,7 @@ GrpoOptions GrpoOptions::from_config(const ConfigView& s) {
   g.stop_strings = s.get<std::vector<std::string>>("stop_strings", g.stop_strings);
   g.advantage = AdvantageOptions::from_config(s.section("advantage"));
   const auto loss = s.section("loss");
+  const bool cap_given = loss.has("behaviour_is_cap");
   LossOptions loss_fallback = g.loss;
   loss_fallback.norm_tokens = static_cast<double>(g.max_new_tokens);
   g.loss = LossOptions::from_config(loss, loss_fallback);
@@ -189,6 +208,10 @@ GrpoOptions GrpoOptions::from_config(const ConfigView& s) {
   g.ref_mixup_alpha = s.get<double>("ref_mixup_alpha", g.ref_mixup_alpha);
   g.balance = policy::BalanceLossOptions::from_config(s.section("balance"));
   g.log_rollouts = s.get<int64_t>("log_rollouts", g.log_rollouts);
+  g.rollout = RolloutStageOptions::from_config(s.section("rollout"));
+  // Async rollout samples with a stale policy: truncated importance sampling corrects it
+  // unless the config says otherwise (TRL's vllm_importance_sampling_cap default).
+  if (g.rollout.async() && !cap_given) g.loss.behaviour_is_cap = 2.0;
   return g;
 }
 
@@ -226,6 +249,14 @@ void GrpoOptions::validate() const {
                     "must be in (0, 1]");
   validate_within("balance", balance);
   RLFT_CHECK_OPTION(log_rollouts >= 0, "log_rollouts", log_rollouts, "must be >= 0");
+  validate_within("rollout", rollout);
+  if (rollout.async()) {
+    RLFT_CHECK_OPTION(recompute_old_logp.value_or(true), "recompute_old_logp", "false",
+                      "async rollout samples with a stale policy: the old log-probs must be the trainer's (auto or "
+                      "true)");
+    RLFT_CHECK_OPTION(!dynamic_sampling || rollout.workers == 1, "rollout.workers", rollout.workers,
+                      "must be 1 with dynamic_sampling (a step's prompts then depend on the step before)");
+  }
 }
 
 SftOptions SftOptions::from_config(const ConfigView& s) {

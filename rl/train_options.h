@@ -136,6 +136,18 @@ struct EvalOptions {
   void validate() const;  ///< accuracy_reward is checked against `rewards:` by rl::parse_job
 };
 
+/// `grpo.rollout:` — how rollout and training share time (rl/grpo_async.h).
+struct RolloutStageOptions {
+  std::string mode = "sync";  ///< sync: roll out, then train; async: rollout of later steps overlaps training
+  int64_t max_staleness = 1;  ///< async: k, the steps of lag between the weights that sample and the trainer's (>= 0)
+  int64_t workers = 1;        ///< async: rollout threads, each with a replica (>= 1)
+  int64_t queue = 0;  ///< async: collected steps waiting for the trainer at most (>= 0; 0 = max_staleness, at least 1)
+  int64_t threads = 0;  ///< async: intra-op threads of each rollout thread (>= 0; 0 = the default)
+  bool async() const { return mode == "async"; }
+  static RolloutStageOptions from_config(const ConfigView& section);
+  void validate() const;
+};
+
 struct GrpoOptions {
   int64_t steps = 100;                ///< RL steps (each: one rollout batch; >= 1)
   int64_t prompts_per_step = 16;      ///< P groups per step (>= 1)
@@ -172,9 +184,13 @@ struct GrpoOptions {
   int64_t ref_reset_every = 0;
   double ref_mixup_alpha = 1.0;  ///< in (0, 1]; 1 = the reference becomes the policy
   int64_t log_rollouts = 4;      ///< groups stored per step for `rlft serve` (>= 0)
+  RolloutStageOptions rollout;   ///< `rollout:`
   static GrpoOptions from_config(const ConfigView& section);
   /// Whether old log-probs are recomputed under `compute`: recompute_old_logp, or auto.
-  bool recompute_old(Compute compute) const { return recompute_old_logp.value_or(compute != Compute::kFp32); }
+  /// Async rollout always recomputes: rollout's numbers are a stale policy's.
+  bool recompute_old(Compute compute) const {
+    return rollout.async() || recompute_old_logp.value_or(compute != Compute::kFp32);
+  }
   void validate() const;
 };
 
