@@ -54,7 +54,8 @@ struct BenchTrainCli {
   int threads = 0;
   bool json = false;
   bool sft = false;
-  int64_t compare_lora = 0;  // > 0: full fine-tuning and LoRA of this rank, one child process each
+  int64_t compare_lora = 0;    // > 0: full fine-tuning and LoRA of this rank, one child process each
+  int64_t compare_async = -1;  // >= 0: sync and async rollout with this max_staleness, one child process each
 };
 
 // One variant of --compare-lora: `rlft bench train … --json` as a child process; its JSON and
@@ -101,15 +102,21 @@ BenchChild run_bench_child(const std::vector<std::string>& args) {
   return c;
 }
 
+// The command line of a child bench run: the parent's options and config overrides, --json.
+std::vector<std::string> bench_child_args(const BenchTrainCli& o) {
+  std::vector<std::string> args = {"bench", "train", "--config", o.config, "--json"};
+  if (o.sft) args.push_back("--sft");
+  if (o.steps > 0) args.insert(args.end(), {"--steps", std::to_string(o.steps)});
+  if (o.threads > 0) args.insert(args.end(), {"--threads", std::to_string(o.threads)});
+  for (const auto& s : o.overrides) args.insert(args.end(), {"--set", s});
+  return args;
+}
+
 // --compare-lora R: the same config fully fine-tuned and with LoRA rank R (alpha 2R) on every
 // trunk linear layer (attention, dense MLPs, routed and shared experts), each in its own
 // process so that each peak is its own.
 void run_lora_comparison(const BenchTrainCli& o) {
-  std::vector<std::string> common = {"bench", "train", "--config", o.config, "--json"};
-  if (o.sft) common.push_back("--sft");
-  if (o.steps > 0) common.insert(common.end(), {"--steps", std::to_string(o.steps)});
-  if (o.threads > 0) common.insert(common.end(), {"--threads", std::to_string(o.threads)});
-  for (const auto& s : o.overrides) common.insert(common.end(), {"--set", s});
+  const auto common = bench_child_args(o);
   auto lora = common;
   lora.insert(lora.end(), {"--set", fmt::format("lora.rank={}", o.compare_lora), "--set",
                            fmt::format("lora.alpha={}", 2 * o.compare_lora)});
@@ -136,8 +143,51 @@ void run_lora_comparison(const BenchTrainCli& o) {
   std::cout << fmt::format("  memory estimate (LoRA)  {}\n", adapted.result.value("memory_estimate", std::string()));
 }
 
+// --compare-async K: the same GRPO config with rollout then training (sync) and with rollout of
+// later steps beside training (async, max_staleness K), one process each. The goal: the async
+// step within 1.15 × the longer of the sync run's rollout (with rewards) and training.
+void run_async_comparison(const BenchTrainCli& o) {
+  RLFT_CHECK_AS(UsageError, !o.sft, "--compare-async: a GRPO bench (not --sft)");
+  auto sync_args = bench_child_args(o);
+  sync_args.insert(sync_args.end(), {"--set", "grpo.rollout.mode=sync"});
+  auto async_args = bench_child_args(o);
+  async_args.insert(async_args.end(), {"--set", "grpo.rollout.mode=async", "--set",
+                                       fmt::format("grpo.rollout.max_staleness={}", o.compare_async)});
+  const auto sync = run_bench_child(sync_args).result;
+  const auto async = run_bench_child(async_args).result;
+  const double step_sync = sync.value("step_seconds", 0.0), step_async = async.value("step_seconds", 0.0);
+  const double rollout = step_sync * (sync.value("share_rollout", 0.0) + sync.value("share_reward", 0.0));
+  const double train = step_sync * sync.value("share_train", 0.0);
+  const double bound = 1.15 * std::max(rollout, train);
+  const nlohmann::json j = {{"config", o.config},
+                            {"max_staleness", o.compare_async},
+                            {"sync", sync},
+                            {"async", async},
+                            {"sync_rollout_seconds", rollout},
+                            {"sync_train_seconds", train},
+                            {"async_step_bound_seconds", bound},
+                            {"speedup", step_sync / std::max(step_async, 1e-9)},
+                            {"within_bound", step_async <= bound}};
+  if (o.json) {
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << fmt::format("async vs sync rollout: {} (GRPO, max_staleness {}), one process each\n", o.config,
+                           o.compare_async);
+  std::cout << fmt::format("  sync    {:8.3f} s/step = rollout + rewards {:.3f} s + train {:.3f} s\n", step_sync,
+                           rollout, train);
+  std::cout << fmt::format(
+      "  async   {:8.3f} s/step   (waited {:.3f} s for rollout, {:.3f} s of rollout ran beside training, "
+      "staleness {:.2f})\n",
+      step_async, async.value("rollout_wait_seconds", 0.0), async.value("rollout_overlap_seconds", 0.0),
+      async.value("staleness", 0.0));
+  std::cout << fmt::format("  goal    async ≤ 1.15 × max(rollout, train) = {:.3f} s: {} ({:.2f}× the sync step rate)\n",
+                           bound, step_async <= bound ? "met" : "not met", step_sync / std::max(step_async, 1e-9));
+}
+
 void run_bench_train(const BenchTrainCli& o) {
   if (o.compare_lora > 0) return run_lora_comparison(o);
+  if (o.compare_async >= 0) return run_async_comparison(o);
   const int threads = apply_thread_count(o.threads);
   // One directory for all ranks of a launch (rank 0 writes in it): named after the rendezvous.
   const auto env = dist::Env::from_environment();
@@ -192,7 +242,10 @@ void run_bench_train(const BenchTrainCli& o) {
                                           "rollout/decode_tokens_per_s",
                                           "response_length/mean",
                                           "rollout/prefill_tokens",
-                                          "allreduce/megabytes"};
+                                          "allreduce/megabytes",
+                                          "time/rollout_wait",
+                                          "time/rollout_overlap",
+                                          "rollout/staleness"};
   for (const auto& n : names)
     for (const auto& p : store.metric_series(job.run_id(), n))
       if (p.step >= first) sum[n] += p.value;
@@ -253,6 +306,9 @@ void run_bench_train(const BenchTrainCli& o) {
                       {"gemm_gflops", gemm.gflops},
                       {"train_vs_gemm", train_gflops / gemm.gflops},
                       {"peak_rss_mb", peak_rss_mb},
+                      {"rollout_wait_seconds", sum["time/rollout_wait"]},
+                      {"rollout_overlap_seconds", sum["time/rollout_overlap"]},
+                      {"staleness", sum["rollout/staleness"]},
                       {"memory_estimate", memory_estimate}};
   if (cuda_peak_mb >= 0) j["cuda_max_allocated_mb"] = cuda_peak_mb;
   if (o.json) {
@@ -301,6 +357,9 @@ void add_bench_train(CLI::App& bench) {
   cmd->add_option("--compare-lora", o->compare_lora,
                   "run full fine-tuning and LoRA of this rank (all linear layers), one process each: peak memory "
                   "and seconds per step side by side");
+  cmd->add_option("--compare-async", o->compare_async,
+                  "run GRPO with sync and with async rollout of this max_staleness, one process each: seconds per "
+                  "step against the bound 1.15 × max(rollout, train)");
   cmd->callback([o] { run_bench_train(*o); });
 }
 

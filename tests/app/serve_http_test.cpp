@@ -196,3 +196,20 @@ TEST_CASE("the run page says whether the policy trained LoRA adapters: rank and 
   REQUIRE(full);
   CHECK(has(full->body, "policy: full fine-tuning · "));
 }
+
+TEST_CASE("the run page of an async GRPO run shows the staleness and the rollout beside training per step") {
+  TempDir dir;
+  const std::string yaml = dir.write("async.yaml", rlft::test::tiny_job_yaml(dir.path(), "async-run"));
+  const auto r = run_rlft({"train", yaml, "--set", "grpo.steps=3", "--set", "grpo.rollout.mode=async"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const std::string token = add_token(dir.file("rlft.db"), "alice");
+  ServeProcess serve({"--store", dir.file("rlft.db")});
+  auto c = serve.client();
+  auto store = rlft::data::Store::open(dir.file("rlft.db"), false);
+  auto page = c.Get(("/runs/" + std::to_string(store.find_run("async-run")->id)).c_str(), bearer(token));
+  REQUIRE(page);
+  CHECK(page->status == 200);
+  CHECK(has(page->body, R"(<p id="rollout-stage">rollout: async · sampled up to 1 step(s) back · )"));
+  CHECK(has(page->body, R"(data-metric="rollout/staleness")"));
+  CHECK(has(page->body, R"(data-metric="time/rollout_overlap")"));
+}

@@ -29,7 +29,8 @@ double async_fingerprint(const policy::CausalLM& model) {
   torch::NoGradGuard ng;
   double out = 0;
   int64_t i = 0;
-  for (const auto& p : model->parameters()) out += p.to(at::kDouble).sum().item<double>() * static_cast<double>(1 + i++);
+  for (const auto& p : model->parameters())
+    out += p.to(at::kDouble).sum().item<double>() * static_cast<double>(1 + i++);
   return out;
 }
 
@@ -97,8 +98,7 @@ TEST_CASE("async rollout: a worker's failure is rethrown by the trainer's next p
     return {};
   };
   rl::AsyncRollout pipeline(
-      o, [&] { return policy::build_model(policy->config(), policy->options(), archs); }, policy, 0, 5, 0, 1,
-      collect);
+      o, [&] { return policy::build_model(policy->config(), policy->options(), archs); }, policy, 0, 5, 0, 1, collect);
   pipeline.pop(0);
   pipeline.publish(policy, 1);
   pipeline.pop(1);
@@ -115,7 +115,8 @@ TEST_CASE("async GRPO: reproducible, step 1 is the sync run's, later steps sampl
     return extra;
   };
   {
-    test::TinyRun run(test::tiny_job(tmp, "sync", rl::JobKind::kGrpo, with({"grpo.recompute_old_logp=true", "grpo.loss.behaviour_is_cap=2.0"})),
+    test::TinyRun run(test::tiny_job(tmp, "sync", rl::JobKind::kGrpo,
+                                     with({"grpo.recompute_old_logp=true", "grpo.loss.behaviour_is_cap=2.0"})),
                       "train", false);
     CHECK(run.grpo().steps == 4);
   }
@@ -158,18 +159,18 @@ TEST_CASE("async rollout: bad options are config errors naming the key") {
   test::TempDir tmp;
   auto bad = [&](const std::vector<std::string>& sets, const std::string& key) {
     CAPTURE(key);
-    CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad", rl::JobKind::kGrpo, sets), doctest::Contains(key.c_str()), ConfigError);
+    CHECK_THROWS_WITH_AS(test::tiny_job(tmp, "bad", rl::JobKind::kGrpo, sets), doctest::Contains(key.c_str()),
+                         ConfigError);
   };
   bad({"grpo.rollout.mode=eventually"}, "grpo.rollout.mode = eventually");
   bad({"grpo.rollout.mode=async", "grpo.rollout.max_staleness=-1"}, "grpo.rollout.max_staleness = -1");
   bad({"grpo.rollout.mode=async", "grpo.rollout.workers=0"}, "grpo.rollout.workers = 0");
   bad({"grpo.rollout.mode=async", "grpo.rollout.queue=-2"}, "grpo.rollout.queue = -2");
   bad({"grpo.rollout.mode=async", "grpo.recompute_old_logp=false"}, "grpo.recompute_old_logp = false");
-  bad({"grpo.rollout.mode=async", "grpo.rollout.workers=2", "grpo.dynamic_sampling=true"},
-      "grpo.rollout.workers = 2");
+  bad({"grpo.rollout.mode=async", "grpo.rollout.workers=2", "grpo.dynamic_sampling=true"}, "grpo.rollout.workers = 2");
   // Under LoRA a replica would need the adapters: refused when the run starts.
-  test::TinyRun run(test::tiny_job(tmp, "lora", rl::JobKind::kGrpo, {"grpo.rollout.mode=async"},
-                                   "lora:\n  rank: 4\n  alpha: 8\n"),
-                    "train", false);
+  test::TinyRun run(
+      test::tiny_job(tmp, "lora", rl::JobKind::kGrpo, {"grpo.rollout.mode=async"}, "lora:\n  rank: 4\n  alpha: 8\n"),
+      "train", false);
   CHECK_THROWS_WITH_AS(run.grpo(), doctest::Contains("grpo.rollout.mode = async: not with LoRA"), ConfigError);
 }
