@@ -141,6 +141,7 @@ void AsyncRollout::worker_loop(size_t worker) {
       AsyncStep out;
       out.version = v;
       out.collected = collect_(replica, s, cursor);
+      for (auto& g : out.collected.kept.groups) g.policy_version = v;
       out.cursor_after = cursor;
       {
         std::lock_guard<std::mutex> lock(mutex_);

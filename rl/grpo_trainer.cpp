@@ -318,6 +318,7 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
     } else {
       collected = collect_groups(setup.layout, collect, state.cursor, d, source);
       arrived.version = state.step;
+      for (auto& group : collected.kept.groups) group.policy_version = state.step;
     }
     const auto t_train = std::chrono::steady_clock::now();
     const auto batch = build_step_batch(setup, collected);

@@ -105,7 +105,7 @@ struct Group {
   uint64_t request_id = 0;
   std::vector<int64_t> prompt;
   std::vector<Sample> samples;  ///< G, in sample order
-  int64_t policy_version = 0;   ///< set by RolloutPool (the weights that produced it)
+  int64_t policy_version = 0;   ///< the weights that sampled it: after this many training steps
 };
 
 /// Decode-side counters of one generate() call (for benchmarks).
