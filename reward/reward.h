@@ -58,7 +58,9 @@ class RewardFn {
   /// The part's name (its key under `rewards:`).
   const std::string& name() const { return name_; }
   /// [N] one finite score per completion. Throws rlft::Error when the batch lacks what the
-  /// reward needs (e.g. token counts for a length reward counted in tokens).
+  /// reward needs (e.g. token counts for a length reward counted in tokens). May be called
+  /// from two threads at once (async rollout scores while evaluation scores): keep it free of
+  /// unguarded mutable state.
   virtual std::vector<double> score(const ScoreBatch& batch) = 0;
   /// Throws rlft::Error when `example` lacks what this reward needs (a reference answer that
   /// parses, countdown numbers …). Called on the whole dataset before a run starts.
