@@ -69,7 +69,10 @@ int64_t AsyncRollout::version_for(int64_t step) const {
 AsyncRollout::Snapshot AsyncRollout::snapshot_of(const policy::CausalLM& model) {
   torch::NoGradGuard ng;
   auto copy = std::make_shared<std::vector<at::Tensor>>();
-  for (const auto& t : async_model_tensors(model)) copy->push_back(t.detach().clone());
+  // What training changes is copied: trainable parameters and buffers (a router's bias). A
+  // frozen parameter (LoRA's base) never changes: replicas share the trainer's own tensor.
+  for (const auto& p : model->parameters()) copy->push_back(p.requires_grad() ? p.detach().clone() : p.detach());
+  for (const auto& b : model->buffers()) copy->push_back(b.detach().clone());
   return copy;
 }
 

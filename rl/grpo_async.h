@@ -15,9 +15,11 @@
 // checkpoint (its first k steps are sampled by the checkpoint's weights), so it does not
 // repeat the uninterrupted run bitwise.
 //
-// Weights: after each step the trainer publishes one copy of its parameters and buffers
-// (version v); every replica sampling at v points its tensors at that copy (set_data: shared,
-// read-only, no second copy). A version is freed once every step it samples has started.
+// Weights: after each step the trainer publishes one copy of what training changes — its
+// trainable parameters and its buffers (version v); frozen parameters (a LoRA run's base) are
+// not copied at all. Every replica sampling at v points its tensors at that copy, and at the
+// trainer's own frozen tensors (set_data: shared, read-only, no second copy). A version is
+// freed once every step it samples has started.
 //
 // Threads: with `workers` W > 1, worker w takes steps s ≡ s0 + w (mod W), each with its own
 // replica (then the data cursor of step s is fixed in advance, so dynamic sampling needs

@@ -12,6 +12,7 @@
 #include "core/memory.h"
 #include "policy/arch/arch.h"
 #include "policy/checkpoint/safetensors.h"
+#include "policy/lora.h"
 #include "rl/data_order.h"
 #include "rl/evaluate.h"
 #include "rl/grpo_async.h"
@@ -271,16 +272,18 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   const CollectOptions collect{g.group_size, g.dynamic_sampling, g.max_resample_rounds};
   std::unique_ptr<AsyncRollout> async;
   if (g.rollout.async()) {
-    RLFT_CHECK_AS(ConfigError, !model->lora,
-                  "grpo.rollout.mode = async: not with LoRA yet (a replica would need the "
-                  "adapters); use sync");
     RLFT_CHECK_AS(ConfigError, !g.dynamic_sampling || d.world_size() == 1,
                   "grpo.dynamic_sampling with grpo.rollout.mode = async on {} ranks: the resampling rounds agree "
                   "over the ranks, which a rollout thread cannot do beside the trainer's collectives; use sync or "
                   "turn dynamic_sampling off",
                   d.world_size());
     const auto archs = policy::builtin_architectures();
-    auto make_replica = [&model, archs] { return policy::build_model(model->config(), model->options(), archs); };
+    // A replica has the policy's modules: under LoRA, adapters where the policy has them.
+    auto make_replica = [&model, archs] {
+      auto replica = policy::build_model(model->config(), model->options(), archs);
+      if (model->lora) policy::attach_lora(*replica, model->lora->options, 0);
+      return replica;
+    };
     // Each rollout thread samples with its replica through its own generator.
     auto collect_with = [&job, &g, &generate, &order, &setup, &collect, &d](policy::CausalLM& replica, int64_t,
                                                                             int64_t& cursor) {

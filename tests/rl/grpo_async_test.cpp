@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "policy/arch/arch.h"
+#include "policy/lora.h"
 #include "rl/grpo_async.h"
 #include "rl/grpo_trainer.h"
 #include "tests/rl/trainer_test_util.h"
@@ -168,9 +169,59 @@ TEST_CASE("async rollout: bad options are config errors naming the key") {
   bad({"grpo.rollout.mode=async", "grpo.rollout.queue=-2"}, "grpo.rollout.queue = -2");
   bad({"grpo.rollout.mode=async", "grpo.recompute_old_logp=false"}, "grpo.recompute_old_logp = false");
   bad({"grpo.rollout.mode=async", "grpo.rollout.workers=2", "grpo.dynamic_sampling=true"}, "grpo.rollout.workers = 2");
-  // Under LoRA a replica would need the adapters: refused when the run starts.
-  test::TinyRun run(
-      test::tiny_job(tmp, "lora", rl::JobKind::kGrpo, {"grpo.rollout.mode=async"}, "lora:\n  rank: 4\n  alpha: 8\n"),
-      "train", false);
-  CHECK_THROWS_WITH_AS(run.grpo(), doctest::Contains("grpo.rollout.mode = async: not with LoRA"), ConfigError);
+}
+
+TEST_CASE("async rollout under LoRA: replicas carry the adapters, share the frozen base, sample with each version") {
+  apply_thread_count(1);
+  test::TempDir tmp;
+  test::TinyRun run(test::tiny_job(tmp, "lora", rl::JobKind::kGrpo, {"grpo.rollout.mode=async", "grpo.steps=3"},
+                                   "lora:\n  rank: 4\n  alpha: 8\n"),
+                    "train", false);
+  auto& policy = run.job.model();
+  REQUIRE(policy->lora);
+  const auto archs = policy::builtin_architectures();
+  auto make_replica = [&] {
+    auto replica = policy::build_model(policy->config(), policy->options(), archs);
+    policy::attach_lora(*replica, policy->lora->options, 0);
+    return replica;
+  };
+  rl::RolloutStageOptions o;
+  o.mode = "async";
+  std::mutex mu;
+  std::map<int64_t, double> sampled_with;
+  std::map<int64_t, bool> shares_base;
+  auto collect = [&](policy::CausalLM& replica, int64_t step, int64_t&) {
+    const double f = async_fingerprint(replica);
+    // The frozen base tensors are the trainer's own (the same storage), not copies.
+    bool shared = true;
+    const auto mine = replica->parameters(), theirs = policy->parameters();
+    for (size_t i = 0; i < mine.size(); ++i)
+      if (!theirs[i].requires_grad() && mine[i].data_ptr() != theirs[i].data_ptr()) shared = false;
+    std::lock_guard<std::mutex> lock(mu);
+    sampled_with[step] = f;
+    shares_base[step] = shared;
+    return rl::CollectedGroups{};
+  };
+  std::map<int64_t, double> published = {{0, async_fingerprint(policy)}};
+  {
+    rl::AsyncRollout pipeline(o, make_replica, policy, 0, 4, 0, 1, collect);
+    for (int64_t s = 0; s < 4; ++s) {
+      const auto step = pipeline.pop(s);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        CHECK(sampled_with.at(s) == published.at(step.version));
+        CHECK(shares_base.at(s));
+      }
+      {
+        torch::NoGradGuard ng;
+        for (auto& p : policy->parameters())
+          if (p.requires_grad()) p.add_(0.01);
+      }
+      published[s + 1] = async_fingerprint(policy);
+      pipeline.publish(policy, s + 1);
+    }
+  }
+  // And a LoRA GRPO run in async mode trains to the end.
+  CHECK(run.grpo().steps == 3);
+  CHECK(test::metric_at(tmp.file("rlft.db"), "lora", "rollout/staleness", 3) == 1);
 }
