@@ -176,6 +176,10 @@ MemoryWorkload grpo_workload(Job& job, const GrpoOptions& g, const RankGroups& l
   w.logits_chunk_mb = spec.memory.logits_chunk_mb;
   w.rollout_rows = std::min(layout.local_count() * g.group_size, std::max<int64_t>(g.group_size, 256));
   w.rollout_tokens = longest;
+  if (g.rollout.async()) {  // versions s − k … s may wait at once
+    w.published_versions = g.rollout.max_staleness + 1;
+    w.rollout_workers = g.rollout.workers;
+  }
   return w;
 }
 

@@ -60,13 +60,17 @@ std::string gb(double bytes) {
 }  // namespace
 
 double MemoryEstimate::peak() const {
-  return weights + gradients + moments + reference + std::max(activations, rollout) + runtime;
+  const double work = rollout_beside ? activations + rollout : std::max(activations, rollout);
+  return weights + gradients + moments + reference + published + work + runtime;
 }
 
 std::string MemoryEstimate::describe() const {
+  const std::string async =
+      published > 0 || rollout_beside ? fmt::format(" (beside training), published weights {}", gb(published)) : "";
   return fmt::format(
-      "weights {}, gradients {}, AdamW moments {}, reference {}, activations {}, rollout {}, runtime {}: peak {}",
-      gb(weights), gb(gradients), gb(moments), gb(reference), gb(activations), gb(rollout), gb(runtime), gb(peak()));
+      "weights {}, gradients {}, AdamW moments {}, reference {}, activations {}, rollout {}{}, runtime {}: peak {}",
+      gb(weights), gb(gradients), gb(moments), gb(reference), gb(activations), gb(rollout), async, gb(runtime),
+      gb(peak()));
 }
 
 MemoryEstimate estimate_memory(const policy::ModelConfig& c, const MemoryWorkload& w) {
@@ -90,6 +94,11 @@ MemoryEstimate estimate_memory(const policy::ModelConfig& c, const MemoryWorkloa
   const double rows = static_cast<double>(w.rollout_rows);
   e.rollout = kFloat * rows *
               (static_cast<double>(w.rollout_tokens) * L * kv_elements(c) + 3 * static_cast<double>(c.vocab_size));
+  if (w.published_versions > 0) {
+    e.rollout *= static_cast<double>(w.rollout_workers);
+    e.rollout_beside = true;
+    e.published = kFloat * static_cast<double>(w.n_trainable) * static_cast<double>(w.published_versions);
+  }
   return e;
 }
 

@@ -36,10 +36,18 @@ struct MemoryWorkload {
   double logits_chunk_mb = 64;  ///< memory.logits_chunk_mb
   int64_t rollout_rows = 0;     ///< sequences generated together (0 = no rollout: SFT)
   int64_t rollout_tokens = 0;   ///< prompt + completion tokens of each (the KV cache's length)
+  /// Async rollout (grpo.rollout.mode: async): rollout runs beside training, so the KV caches
+  /// of `rollout_workers` replicas and the training activations are held at once, and up to
+  /// `published_versions` copies of the trainable weights wait for the steps that sample with
+  /// them (0 = sync).
+  int64_t published_versions = 0;
+  int64_t rollout_workers = 1;
 };
 
 struct MemoryEstimate {
   double weights = 0, gradients = 0, moments = 0, reference = 0, activations = 0, rollout = 0, runtime = 0;  ///< bytes
+  double published = 0;         ///< async rollout: copies of the trainable weights (bytes)
+  bool rollout_beside = false;  ///< async rollout: activations and rollout at once
   double peak() const;
   /// "weights 2.39 GB, gradients 2.39 GB, …, peak 10.4 GB".
   std::string describe() const;

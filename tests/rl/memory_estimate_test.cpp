@@ -41,6 +41,21 @@ TEST_CASE("weights, gradients and AdamW moments are 4, 4 and 8 bytes a parameter
   CHECK(e.moments == 8e3);
 }
 
+TEST_CASE("async rollout holds rollout beside the activations, and copies of the trainable weights") {
+  const auto c = test::tiny_config("qwen2");
+  auto w = workload(1000, false);
+  const auto sync = rl::estimate_memory(c, w);
+  w.published_versions = 2;
+  w.rollout_workers = 2;
+  const auto async = rl::estimate_memory(c, w);
+  CHECK(async.published == 2 * 4e6);
+  CHECK(async.rollout == 2 * sync.rollout);
+  CHECK(async.peak() == doctest::Approx(sync.weights + sync.gradients + sync.moments + 8e6 + sync.activations +
+                                        2 * sync.rollout + sync.runtime));
+  CHECK(async.peak() > sync.peak());
+  CHECK(async.describe().find("published weights 0.01 GB") != std::string::npos);
+}
+
 TEST_CASE("activations grow linearly in the token budget, and not with the vocabulary beyond one chunk") {
   const auto small = test::tiny_config("qwen2", {"model.vocab_size=320", "model.num_hidden_layers=8"});
   const auto large = test::tiny_config("qwen2", {"model.vocab_size=151936", "model.num_hidden_layers=8"});
