@@ -118,18 +118,17 @@ std::string policy_line(data::Store& store, int64_t run_id) {
 // "rollout: async · steps sampled 1 step back · 0.154 s of rollout per step beside training
 // (92%) · 0.013 s waiting", from the async rollout metrics ("" for sync runs).
 std::string rollout_line(data::Store& store, int64_t run_id) {
-  const auto overlap = store.metric_series(run_id, "time/rollout_overlap");
-  if (overlap.empty()) return "";
-  auto mean = [&](const std::string& name) {
+  auto mean = [](const std::vector<data::MetricPoint>& s) {
     double sum = 0;
-    const auto s = store.metric_series(run_id, name);
     for (const auto& p : s) sum += p.value;
     return s.empty() ? 0.0 : sum / static_cast<double>(s.size());
   };
+  const auto overlap = store.metric_series(run_id, "time/rollout_overlap");
+  if (overlap.empty()) return "";
   double max_staleness = 0;
   for (const auto& p : store.metric_series(run_id, "rollout/staleness"))
     max_staleness = std::max(max_staleness, p.value);
-  const double hidden = mean("time/rollout_overlap"), wait = mean("time/rollout_wait");
+  const double hidden = mean(overlap), wait = mean(store.metric_series(run_id, "time/rollout_wait"));
   return fmt::format(
       R"(<p id="rollout-stage">rollout: async · sampled up to {:.0f} step(s) back · {:.3f} s of rollout per step )"
       R"(beside training ({:.0f}%) · {:.3f} s per step waiting for it</p>)",

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "core/error.h"
 
@@ -74,9 +73,7 @@ ChatTemplateFiles read_chat_template_files(const std::string& path) {
 
 ChatTemplate::ChatTemplate(std::string source, std::string origin, nlohmann::ordered_json special_tokens)
     : template_(jinja::Template::parse(std::move(source), std::move(origin))),
-      special_tokens_(std::move(special_tokens)),
-      has_generation_blocks_(std::regex_search(template_.source(), std::regex(R"(\{%[-+]?\s*generation\s*[-+]?%\})"))) {
-}
+      special_tokens_(std::move(special_tokens)) {}
 
 std::optional<ChatTemplate> ChatTemplate::from_tokenizer_dir(const std::string& dir) {
   auto f = read_chat_template_files(dir);
@@ -119,7 +116,7 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, bool ad
 ChatTemplate::Conversation ChatTemplate::render_conversation(const nlohmann::ordered_json& messages,
                                                              const nlohmann::ordered_json& kwargs) const {
   Conversation c;
-  if (has_generation_blocks_) {
+  if (has_generation_blocks()) {
     jinja::RenderOptions options;
     options.generation_spans = &c.assistant_spans;
     c.text = template_.render(context(messages, false, nullptr, kwargs), options);

@@ -59,7 +59,7 @@ class ChatTemplate {
   Conversation render_conversation(const nlohmann::ordered_json& messages,
                                    const nlohmann::ordered_json& kwargs = nlohmann::ordered_json::object()) const;
   /// Whether the template marks assistant text with {% generation %} blocks.
-  bool has_generation_blocks() const { return has_generation_blocks_; }
+  bool has_generation_blocks() const { return template_.has_generation_blocks(); }
 
   const std::string& source() const { return template_.source(); }
   const std::string& origin() const { return template_.origin(); }
@@ -70,7 +70,6 @@ class ChatTemplate {
 
   jinja::Template template_;
   nlohmann::ordered_json special_tokens_;
-  bool has_generation_blocks_ = false;
 };
 
 /// tokenizer_config.json's reading, shared with Tokenizer::load: a special token's string

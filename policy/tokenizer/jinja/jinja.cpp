@@ -23,6 +23,7 @@ struct TemplateImpl {
   std::string origin;
   std::string source;
   Body body;
+  bool has_generation = false;
 };
 
 Template::Template(std::shared_ptr<const TemplateImpl> impl) : impl_(std::move(impl)) {}
@@ -44,7 +45,7 @@ Template Template::parse(std::string source, std::string origin) {
                         fmt::format("invalid UTF-8 (byte {})", bad));
   }
   try {
-    impl->body = parse_template(normalize_source(source));
+    impl->body = parse_template(normalize_source(source), &impl->has_generation);
   } catch (const SyntaxError& e) {
     throw TemplateError(origin, e.line, e.column, e.message);
   }
@@ -76,6 +77,9 @@ const std::string& Template::origin() const {
 }
 const std::string& Template::source() const {
   return impl_->source;
+}
+bool Template::has_generation_blocks() const {
+  return impl_->has_generation;
 }
 
 }  // namespace rlft::tokenizer::jinja

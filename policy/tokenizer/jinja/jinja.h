@@ -120,6 +120,8 @@ class Template {
 
   const std::string& origin() const;
   const std::string& source() const;
+  /// Whether the template marks text with {% generation %} blocks (RenderOptions::generation_spans).
+  bool has_generation_blocks() const;
 
  private:
   explicit Template(std::shared_ptr<const TemplateImpl> impl);

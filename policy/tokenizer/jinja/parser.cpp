@@ -195,6 +195,7 @@ Body Parser::parse_statement() {
   } else if (name == "generation") {
     // transformers' AssistantTracker: the body rendered as a call block (its own scope).
     auto s = stmt(StmtType::kScope, pos_of(next()));
+    has_generation_ = true;
     loop_depth_.push_back(0);
     s->body = parse_statements({"endgeneration"}, true);
     loop_depth_.pop_back();
@@ -330,9 +331,11 @@ Body Parser::parse_print() {
 
 }  // namespace parser_detail
 
-Body parse_template(const std::string& source) {
-  Body body = parser_detail::Parser(tokenize(source)).parse();
+Body parse_template(const std::string& source, bool* has_generation) {
+  parser_detail::Parser parser(tokenize(source));
+  Body body = parser.parse();
   resolve_names(body);
+  if (has_generation) *has_generation = parser.has_generation();
   return body;
 }
 

@@ -11,7 +11,8 @@
 
 namespace rlft::tokenizer::jinja {
 
-/// The statements of normalised `source`. Throws SyntaxError.
-Body parse_template(const std::string& source);
+/// The statements of normalised `source`; `has_generation`, when given, is set to whether it has
+/// a {% generation %} block. Throws SyntaxError.
+Body parse_template(const std::string& source, bool* has_generation = nullptr);
 
 }  // namespace rlft::tokenizer::jinja

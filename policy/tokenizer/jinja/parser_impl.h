@@ -23,6 +23,8 @@ class Parser {
     Body body = subparse(nullptr);
     return body;
   }
+  /// Whether the template has a {% generation %} block (after parse()).
+  bool has_generation() const { return has_generation_; }
 
  private:
   std::vector<Token> tokens_;
@@ -30,6 +32,7 @@ class Parser {
   std::vector<std::string> tag_stack_;
   std::vector<const EndTokens*> end_stack_;
   std::vector<int> loop_depth_{0};
+  bool has_generation_ = false;
 
   // --- token helpers ----------------------------------------------------------------------------
 
