@@ -312,8 +312,10 @@ std::string ConfigView::hash(const std::vector<std::string>& ignore) const {
 
 std::string ConfigView::run_hash() const {
   // Memory knobs change how a step is computed, not what: a run that ran out of memory may
-  // be resumed with smaller micro-batches or activation checkpointing.
-  return hash({"run.log_level", "run.threads", "distributed.timeout_s", "memory", "grpo.micro_batch_tokens"});
+  // be resumed with smaller micro-batches or activation checkpointing. Rollout ranks change
+  // where groups are sampled, not which: a run may resume with another split of its ranks.
+  return hash({"run.log_level", "run.threads", "distributed.timeout_s", "distributed.rollout_ranks", "memory",
+               "grpo.micro_batch_tokens"});
 }
 
 SourceLoc ConfigView::location(const std::string& key) const {

@@ -1,5 +1,6 @@
 #include "core/distributed.h"
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
@@ -87,9 +88,25 @@ namespace {
 std::string heartbeat_key(int rank) {
   return fmt::format("rlft/heartbeat/{}", rank);
 }
-std::string progress_key(int rank) {
-  return fmt::format("rlft/progress/{}", rank);
+// `group` "" is the whole world's; a subgroup's collectives count apart.
+std::string progress_key(const std::string& group, int rank) {
+  return group.empty() ? fmt::format("rlft/progress/{}", rank) : fmt::format("rlft/progress/{}/{}", group, rank);
 }
+
+// The store's, Gloo's and the heartbeat's threads never take SIGINT/SIGTERM (they inherit
+// the mask they are created under): a stop signal reaches the main thread, which finishes
+// its step. The waits in between (for the other ranks) stay interruptible.
+struct SignalMask {
+  sigset_t old;
+  SignalMask() {
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+  }
+  ~SignalMask() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+};
 
 c10::intrusive_ptr<c10d::TCPStore> store_client(const Env& env, std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions so;
@@ -103,8 +120,20 @@ c10::intrusive_ptr<c10d::TCPStore> store_client(const Env& env, std::chrono::mil
 }  // namespace
 
 struct Context::Impl {
-  Env env;
-  c10::intrusive_ptr<c10d::Store> store;
+  Env env;                                     // a subgroup's: rank and size within it
+  c10::intrusive_ptr<c10d::Store> store;       // the process group's (a subgroup's is prefixed)
+  c10::intrusive_ptr<c10d::Store> base_store;  // the world's: heartbeats, progress, messages
+  std::string group_name;                      // "" for the world, else the subgroup's name
+  std::vector<int> members;                    // global ranks by group rank (empty: the world)
+  int world_rank = 0, world_size = 1;          // this process in the whole world
+
+  int global(int r) const { return members.empty() ? r : members[static_cast<size_t>(r)]; }
+  // How errors name this rank: "rank 3/4", or "rank 3/4 (1/2 of the trainers group)".
+  std::string where() const {
+    if (group_name.empty()) return fmt::format("rank {}/{}", world_rank, world_size);
+    return fmt::format("rank {}/{} ({}/{} of the {} group)", world_rank, world_size, env.rank, env.world_size,
+                       group_name);
+  }
   // Typed, not through a common base: in LibTorch 2.x the backends derive from c10d::Backend,
   // in 1.13 from c10d::ProcessGroup; group() calls whichever is set.
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
@@ -161,7 +190,7 @@ struct Context::Impl {
     ++seq;
     const std::string v = fmt::format("{} {}", seq, what);
     try {
-      store->set(progress_key(env.rank), std::vector<uint8_t>(v.begin(), v.end()));
+      base_store->set(progress_key(group_name, world_rank), std::vector<uint8_t>(v.begin(), v.end()));
     } catch (const std::exception&) {
       // The store is unreachable; the collective itself will fail and be diagnosed.
     }
@@ -173,31 +202,31 @@ struct Context::Impl {
     try {
       auto client = store_client(env, std::chrono::milliseconds(3000));
       std::vector<int64_t> before(static_cast<size_t>(world)), after(static_cast<size_t>(world));
-      for (int r = 0; r < world; ++r) before[static_cast<size_t>(r)] = client->add(heartbeat_key(r), 0);
+      for (int r = 0; r < world; ++r) before[static_cast<size_t>(r)] = client->add(heartbeat_key(global(r)), 0);
       std::this_thread::sleep_for(std::chrono::milliseconds(2000));
-      for (int r = 0; r < world; ++r) after[static_cast<size_t>(r)] = client->add(heartbeat_key(r), 0);
+      for (int r = 0; r < world; ++r) after[static_cast<size_t>(r)] = client->add(heartbeat_key(global(r)), 0);
       std::vector<std::string> findings;
       for (int r = 0; r < world; ++r) {
         if (r == env.rank) continue;
         if (after[static_cast<size_t>(r)] == before[static_cast<size_t>(r)]) {
-          findings.push_back(fmt::format("rank {} has died or is frozen (no heartbeat for 2 s)", r));
+          findings.push_back(fmt::format("rank {} has died or is frozen (no heartbeat for 2 s)", global(r)));
           continue;
         }
         std::string at = "none";
         int64_t their_seq = 0;
-        if (client->check({progress_key(r)})) {
-          const auto bytes = client->get(progress_key(r));
+        if (client->check({progress_key(group_name, global(r))})) {
+          const auto bytes = client->get(progress_key(group_name, global(r)));
           at.assign(bytes.begin(), bytes.end());
           their_seq = std::strtoll(at.c_str(), nullptr, 10);
         }
         if (their_seq < seq)
           findings.push_back(
-              fmt::format("rank {} is alive but has not reached {} #{} (it is at #{})", r, what, seq, at));
+              fmt::format("rank {} is alive but has not reached {} #{} (it is at #{})", global(r), what, seq, at));
       }
       if (findings.empty()) return "every peer is alive and has reached this collective";
       return fmt::format("{}", fmt::join(findings, "; "));
     } catch (const std::exception&) {
-      if (env.rank == 0) return "the rendezvous store of this rank cannot be read";
+      if (world_rank == 0) return "the rendezvous store of this rank cannot be read";
       return fmt::format("rank 0 has died (the rendezvous store it hosts at {}:{} is unreachable)", env.master_addr,
                          env.master_port);
     }
@@ -213,15 +242,34 @@ struct Context::Impl {
       for (auto& w : works) w->wait(timeout);
     } catch (const std::exception& e) {
       const std::string cause = diagnose(what);
-      throw Error(fmt::format("rank {}/{}: {} #{} did not complete (collective timeout {} s): {}; the backend said: {}",
-                              env.rank, env.world_size, what, seq, timeout.count() / 1000.0, cause,
-                              first_line(e.what())));
+      throw Error(fmt::format("{}: {} #{} did not complete (collective timeout {} s): {}; the backend said: {}",
+                              where(), what, seq, timeout.count() / 1000.0, cause, first_line(e.what())));
     }
     waited_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
   static std::string first_line(const std::string& s) {
     return s.substr(0, s.find('\n'));
+  }
+
+  // The process group of env's rank and size over `store` (the rendezvous through it).
+  void join(const std::string& backend) {
+    SignalMask mask;
+    if (backend == "gloo") {
+      auto go = c10d::ProcessGroupGloo::Options::create();
+      go->timeout = timeout;
+      go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, go);
+    }
+#ifdef USE_C10D_NCCL
+    if (backend == "nccl") {
+      // Without it, waiting on an NCCL operation in LibTorch 1.13 neither blocks nor times out.
+      setenv("NCCL_BLOCKING_WAIT", "1", 0);
+      auto no = c10d::ProcessGroupNCCL::Options::create();
+      no->timeout = timeout;
+      nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, no);
+    }
+#endif
   }
 
   // NCCL reduces only CUDA tensors: CPU ones travel through the device and back.
@@ -244,6 +292,8 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
   options.validate();
   auto impl = std::make_unique<Impl>();
   impl->env = env;
+  impl->world_rank = env.rank;
+  impl->world_size = env.world_size;
   impl->timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000.0));
   std::string backend = options.backend;
   if (backend == "auto") {
@@ -260,21 +310,6 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
   log::set_rank(env.rank, env.world_size);
   if (env.world_size == 1) return std::shared_ptr<Context>(new Context(env, backend, std::move(impl)));
 
-  // The store's, Gloo's and the heartbeat's threads never take SIGINT/SIGTERM (they inherit
-  // the mask they are created under): a stop signal reaches the main thread, which finishes
-  // its step. The waits in between (for the other ranks) stay interruptible.
-  struct SignalMask {
-    sigset_t old;
-    SignalMask() {
-      sigset_t block;
-      sigemptyset(&block);
-      sigaddset(&block, SIGINT);
-      sigaddset(&block, SIGTERM);
-      pthread_sigmask(SIG_BLOCK, &block, &old);
-    }
-    ~SignalMask() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
-  };
-
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(env.master_port);
   so.isServer = env.rank == 0;
@@ -289,28 +324,14 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
     }
     tcp->waitForWorkers();
     impl->store = tcp;
+    impl->base_store = tcp;
   } catch (const std::exception& e) {
     throw Error(fmt::format("rank {}/{}: rendezvous at {}:{} did not complete within {} s: {}", env.rank,
                             env.world_size, env.master_addr, env.master_port, options.timeout_s,
                             Impl::first_line(e.what())));
   }
-  SignalMask mask;
-  if (backend == "gloo") {
-    auto go = c10d::ProcessGroupGloo::Options::create();
-    go->timeout = impl->timeout;
-    go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, go);
-  }
-#ifdef USE_C10D_NCCL
-  if (backend == "nccl") {
-    // Without it, waiting on an NCCL operation in LibTorch 1.13 neither blocks nor times out.
-    setenv("NCCL_BLOCKING_WAIT", "1", 0);
-    auto no = c10d::ProcessGroupNCCL::Options::create();
-    no->timeout = impl->timeout;
-    impl->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, no);
-    impl->device = device;
-  }
-#endif
+  if (backend == "nccl") impl->device = device;
+  impl->join(backend);
   impl->start_heartbeat();
   log::info("joined {} process group: rank {}/{} (local {}/{}) via {}:{} ({}), collective timeout {} s", backend,
             env.rank, env.world_size, env.local_rank, env.local_world_size, env.master_addr, env.master_port,
@@ -452,6 +473,91 @@ double Context::take_collective_seconds() {
   const double s = impl_->waited_s;
   impl_->waited_s = 0.0;
   return s;
+}
+
+int Context::global_rank() const {
+  return impl_->world_rank;
+}
+
+std::shared_ptr<Context> Context::subgroup(const std::string& name, const std::vector<int>& ranks) {
+  RLFT_CHECK(impl_->group_name.empty(), "a subgroup is made from the whole world's context, not from group {}",
+             impl_->group_name);
+  const auto me = std::find(ranks.begin(), ranks.end(), rank());
+  RLFT_CHECK(me != ranks.end() && std::is_sorted(ranks.begin(), ranks.end()) && ranks.back() < world_size(),
+             "subgroup {}: ranks [{}] must be ascending global ranks below {} and include this rank {}", name,
+             fmt::join(ranks, ", "), world_size(), rank());
+  auto impl = std::make_unique<Impl>();
+  impl->env = env_;
+  impl->env.rank = static_cast<int>(me - ranks.begin());
+  impl->env.world_size = static_cast<int>(ranks.size());
+  impl->group_name = name;
+  impl->members = ranks;
+  impl->world_rank = impl_->world_rank;
+  impl->world_size = impl_->world_size;
+  impl->timeout = impl_->timeout;
+  impl->device = impl_->device;
+  impl->base_store = impl_->base_store;
+  if (ranks.size() > 1) {
+    impl->store = c10::make_intrusive<c10d::PrefixStore>("rlft/group/" + name, impl_->base_store);
+    try {
+      impl->join(backend_);
+    } catch (const std::exception& e) {
+      throw Error(fmt::format("{}: joining the {} group (ranks {}) failed: {}", impl_->where(), name,
+                              fmt::join(ranks, ", "), Impl::first_line(e.what())));
+    }
+  }
+  Env env = impl->env;
+  return std::shared_ptr<Context>(new Context(env, backend_, std::move(impl)));
+}
+
+void Context::put(const std::string& key, const std::string& bytes) {
+  RLFT_CHECK(impl_->base_store, "store messages need a multi-rank world");
+  impl_->base_store->set(key, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+}
+
+bool Context::has(const std::string& key) {
+  RLFT_CHECK(impl_->base_store, "store messages need a multi-rank world");
+  return impl_->base_store->check({key});
+}
+
+std::string Context::take(const std::string& key, int from, const std::string& what) {
+  RLFT_CHECK(impl_->base_store, "store messages need a multi-rank world");
+  auto& store = *impl_->base_store;
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto beat_seen = t0;
+  int64_t beat = -1;
+  try {
+    // Polled, not store.wait(): a wait that times out leaves a reply on the connection.
+    for (int polls = 0; !store.check({key}); ++polls) {
+      const auto now = Clock::now();
+      if (polls % 64 == 0) {  // about every 0.15 s
+        const int64_t b = store.add(heartbeat_key(from), 0);
+        if (b != beat) beat = b, beat_seen = now;
+      }
+      if (now - beat_seen > std::chrono::seconds(3))
+        throw Error(
+            fmt::format("{}: rank {} has died or is frozen (no heartbeat for 3 s) while this rank waited for {}",
+                        impl_->where(), from, what));
+      if (now - t0 > impl_->timeout)
+        throw Error(fmt::format("{}: rank {} is alive but did not deliver {} within the timeout ({} s)", impl_->where(),
+                                from, what, impl_->timeout.count() / 1000.0));
+      std::this_thread::sleep_for(std::chrono::microseconds(polls < 500 ? 200 : 2000));
+    }
+    const auto bytes = store.get(key);
+    store.deleteKey(key);
+    return std::string(bytes.begin(), bytes.end());
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (impl_->world_rank == 0)
+      throw Error(fmt::format("{}: the store failed while waiting for {}: {}", impl_->where(), what,
+                              Impl::first_line(e.what())));
+    throw Error(
+        fmt::format("{}: rank 0 has died (the store it hosts at {}:{} is unreachable) while this rank waited "
+                    "for {}",
+                    impl_->where(), env_.master_addr, env_.master_port, what));
+  }
 }
 
 std::string tensors_hash(const std::vector<std::pair<std::string, at::Tensor>>& tensors) {

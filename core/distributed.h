@@ -10,6 +10,11 @@
 // itself is gone, rank 0 (which hosts it) has died.
 //
 // A world of one needs no process group: every collective is then the identity.
+//
+// Subgroups (distributed.rollout_ranks: the trainer ranks, and rank 0 with the rollout ranks)
+// are process groups of their own over the same store; their failures name global ranks. The
+// store also carries messages between ranks (put/take): a rank waiting for one fails, naming
+// the writer, as soon as the writer's heartbeat stops.
 
 #include <ATen/ATen.h>
 
@@ -121,6 +126,25 @@ class Context {
 
   /// Seconds spent waiting in collectives since the last call (the time/allreduce metric).
   double take_collective_seconds();
+
+  /// A process group of some of this world's ranks, for collectives among them alone:
+  /// `ranks` are global ranks, ascending, this rank among them; `name` keeps its store keys
+  /// apart. Every rank in `ranks` calls it with the same arguments and no other rank does.
+  /// Its rank() is this rank's index in `ranks`; its errors name global ranks. Call it on the
+  /// whole world's context.
+  std::shared_ptr<Context> subgroup(const std::string& name, const std::vector<int>& ranks);
+  /// This process's rank in the whole world (rank() for the world's context).
+  int global_rank() const;
+
+  /// Store messages (the whole world's context only). put(): sets `key` to `bytes`.
+  void put(const std::string& key, const std::string& bytes);
+  /// Whether `key` is set now.
+  bool has(const std::string& key);
+  /// Waits for `key`, to be written by global rank `from`, then returns its bytes and deletes
+  /// it. Throws rlft::Error naming `from` when its heartbeat stops for 3 s (it died or froze),
+  /// when the store is gone (rank 0 died), or after the collective timeout; `what` says what
+  /// was awaited.
+  std::string take(const std::string& key, int from, const std::string& what);
 
  private:
   struct Impl;

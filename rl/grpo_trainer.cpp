@@ -17,6 +17,7 @@
 #include "rl/evaluate.h"
 #include "rl/grpo_async.h"
 #include "rl/grpo_collect.h"
+#include "rl/grpo_rollout_ranks.h"
 #include "rl/grpo_step.h"
 #include "rl/memory_estimate.h"
 #include "rl/optimizer_step.h"
@@ -240,6 +241,17 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
         "sequence ratio by its length; GSPO's objective is a mean over sequences (aggregation: "
         "seq_mean_token_mean)");
   RLFT_CHECK(!spec.dataset.train.empty(), "rlft train: the training split is empty");
+  const uint64_t seed = static_cast<uint64_t>(spec.run.seed);
+  const bool replay = g.routing_replay && job.model()->config().is_moe();
+  EpochOrder order(static_cast<int64_t>(spec.dataset.train.size()), seed);
+  if (job.is_rollout_rank()) {  // this rank only samples: rl/grpo_rollout_ranks.h
+    rollout::Generator generator(job.model());
+    const auto generate = rollout_options(job, g, replay, seed);
+    TrainResult r;
+    r.steps = run_rollout_rank(job, g, group_source(job, g, generator, generate, order));
+    job.finish("finished");
+    return r;
+  }
   auto& d = job.dist();
   const RankGroups layout(g.prompts_per_step, g.mini_batches, d.world_size(), d.rank());
   auto& model = job.model();
@@ -251,7 +263,7 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
 
   check_grpo_fits(job, g);
   GrpoSetup setup{g, spec.precision.compute, job.device(), d, layout, model};
-  setup.replay = g.routing_replay && model->config().is_moe();
+  setup.replay = replay;
   setup.balance = g.balance.switch_coef > 0 || g.balance.seq_alpha > 0;
   // Under LoRA the reference is the policy itself with its adapters off: no second model.
   if (g.loss.kl_beta > 0) setup.ref = model->lora ? model : frozen_reference(job);
@@ -268,14 +280,17 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
                             ? 0
                             : std::find(names.begin(), names.end(), spec.eval.accuracy_reward) - names.begin();
   setup.accuracy_threshold = spec.eval.accuracy_threshold;
-  const uint64_t seed = static_cast<uint64_t>(spec.run.seed);
-  EpochOrder order(static_cast<int64_t>(spec.dataset.train.size()), seed);
   rollout::Generator generator(model);
   const auto generate = rollout_options(job, g, setup.replay, seed);
   const auto source = group_source(job, g, generator, generate, order);
   const CollectOptions collect{g.group_size, g.dynamic_sampling, g.max_resample_rounds};
   std::unique_ptr<AsyncRollout> async;
-  if (g.rollout.async()) {
+  std::unique_ptr<RolloutRankLink> remote;
+  if (job.rollout_ranks() > 0) {
+    remote = std::make_unique<RolloutRankLink>(job, g, state.step, total, state.cursor);
+    log::info("train: {} rollout rank(s) sample, steps by the weights {} step(s) back", job.rollout_ranks(),
+              g.rollout.async() ? g.rollout.max_staleness : 0);
+  } else if (g.rollout.async()) {
     RLFT_CHECK_AS(ConfigError, !g.dynamic_sampling || d.world_size() == 1,
                   "grpo.dynamic_sampling with grpo.rollout.mode = async on {} ranks: the resampling rounds agree "
                   "over the ranks, which a rollout thread cannot do beside the trainer's collectives; use sync or "
@@ -318,8 +333,8 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
     start_step_memory(job.device());
     CollectedGroups collected;
     AsyncStep arrived;
-    if (async) {
-      arrived = async->pop(state.step);
+    if (async || remote) {
+      arrived = async ? async->pop(state.step) : remote->pop(state.step);
       collected = std::move(arrived.collected);
       state.cursor = arrived.cursor_after;
     } else {
@@ -334,15 +349,18 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
     const int64_t staleness = state.step - arrived.version;
     ++state.step;
     double sync_seconds = 0;
-    if (async) {  // the new weights, for the step that samples with them
+    if (async || remote) {  // the new weights, for the step that samples with them
       const auto t_sync = std::chrono::steady_clock::now();
-      async->publish(model, state.step);
+      if (async)
+        async->publish(model, state.step);
+      else
+        remote->publish(model, state.step);
       sync_seconds = seconds_since(t_sync);
     }
 
     Metrics m = step_metrics(setup, step);
     m.emplace_back("rollout/staleness", static_cast<double>(staleness));
-    if (async) {
+    if (async || remote) {
       m.emplace_back("time/weight_sync", sync_seconds);
       // Rollout time the trainer did not wait for ran beside training.
       const double rollout_s = collected.kept.rollout_seconds + collected.kept.reward_seconds;
@@ -369,9 +387,14 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
       log::info("train: KL reference reset to the policy after step {} (ref_mixup_alpha {})", state.step,
                 g.ref_mixup_alpha);
     }
-    if (end_of_step(job, state, opt.optimizer(), total, stop_after, "train", result, {}, state_extra)) return result;
+    if (end_of_step(job, state, opt.optimizer(), total, stop_after, "train", result, {}, state_extra)) {
+      if (remote) remote->finish();
+      return result;
+    }
   }
-  return finish_training(job, state, opt.optimizer(), {}, state_extra);
+  auto finished = finish_training(job, state, opt.optimizer(), {}, state_extra);
+  if (remote) remote->finish();
+  return finished;
 }
 
 }  // namespace rlft::rl

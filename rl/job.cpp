@@ -116,6 +116,19 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
     view.section("grpo").check(false, "ref_reset_every",
                                "must be 0 under LoRA: the KL reference is the adapters' base (adapters off), which "
                                "stays what adapter_config.json names; train without `lora:` to reset the reference");
+  if (s.distributed.rollout_ranks > 0) {
+    const auto d = view.section("distributed");
+    d.check(kind == JobKind::kGrpo || kind == JobKind::kAny, "rollout_ranks",
+            "splits the ranks of a GRPO run (rlft train) into rollout and trainer ranks; set it to 0 for this trainer");
+    if (t.grpo) {
+      d.check(!t.grpo->dynamic_sampling, "rollout_ranks",
+              "not with grpo.dynamic_sampling (its resampling rounds need the trainer ranks' counts before the next "
+              "prompts are drawn); set one of them off");
+      d.check(t.grpo->rollout.workers == 1, "rollout_ranks",
+              "each rollout rank samples with one generator: grpo.rollout.workers must be 1 (add rollout ranks "
+              "instead)");
+    }
+  }
   if (kind == JobKind::kSft || view.has("sft")) t.sft = read_options<SftOptions>(view.section("sft"));
   if (kind == JobKind::kRm || view.has("rm")) t.rm = read_options<RmOptions>(view.section("rm"));
   if (kind == JobKind::kDpo || view.has("dpo")) t.dpo = read_options<DpoOptions>(view.section("dpo"));
@@ -173,6 +186,13 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
   const auto env = dist::Env::from_environment();
   device_ = resolve_device(spec_.run.device, env.local_rank);
   dist_ = dist::Context::create(env, spec_.distributed.group, device_);
+  world_ = dist_;
+  // Before anything is written: the split must leave a rank to train.
+  if (kind_name == "train" && spec_.distributed.rollout_ranks >= dist_->world_size())
+    throw ConfigError(
+        fmt::format("{}: distributed.rollout_ranks = {} with {} rank(s) leaves no trainer rank (the first world size − "
+                    "rollout_ranks ranks train): launch more ranks (rlft launch --nproc) or lower it",
+                    spec_.config_file, spec_.distributed.rollout_ranks, dist_->world_size()));
   if (dist_->world_size() > 1) {
     if (!dist_->is_main() && log::level() < log::Level::kWarn) log::set_level(log::Level::kWarn);
     check_same_config();
@@ -191,6 +211,7 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
   setup_tokenizer();
   setup_chat_template();
   setup_policy();
+  if (kind_name == "train" && spec_.distributed.rollout_ranks > 0) split_rollout_ranks();
   // What the run page shows about the policy (step 0; not charted).
   int64_t total = 0, trainable = 0;
   for (const auto& p : model_->parameters()) total += p.numel();
@@ -202,6 +223,21 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
     about.emplace_back("model/lora_alpha", model_->lora->options.alpha);
   }
   log_metrics(0, about);
+}
+
+void Job::split_rollout_ranks() {
+  const int W = world_->world_size();
+  const int R = static_cast<int>(spec_.distributed.rollout_ranks);
+  const int T = W - R, me = world_->rank();
+  std::vector<int> trainers, rollout, weights{0};
+  for (int r = 0; r < W; ++r) (r < T ? trainers : rollout).push_back(r);
+  weights.insert(weights.end(), rollout.begin(), rollout.end());
+  // Every member makes its groups in the same order: trainers, then weights, then rollout.
+  if (me < T) dist_ = world_->subgroup("trainers", trainers);
+  if (me == 0 || me >= T) weight_sync_ = world_->subgroup("weights", weights);
+  if (me >= T) dist_ = world_->subgroup("rollout", rollout);
+  rollout_ranks_ = R;
+  log::info("distributed: ranks 0..{} train, ranks {}..{} are rollout ranks", T - 1, T, W - 1);
 }
 
 void Job::check_same_config() {

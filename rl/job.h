@@ -101,9 +101,20 @@ class Job {
   const std::string& run_name() const { return spec_.run.name; }
   /// The store (rank 0 only: other ranks have none and throw).
   data::Store& store();
-  /// The process group (a world of one when not launched with several ranks).
+  /// The process group of the ranks doing this rank's work (a world of one when not launched
+  /// with several ranks): every rank, or with distributed.rollout_ranks the trainer ranks (on
+  /// a trainer rank) or the rollout ranks (on a rollout rank).
   dist::Context& dist() { return *dist_; }
-  bool is_main() const { return dist_->is_main(); }
+  /// Every rank of the job (dist() unless there are rollout ranks).
+  dist::Context& world() { return *world_; }
+  /// Rank 0 of the whole job (which writes the run directory and the store).
+  bool is_main() const { return world_->is_main(); }
+  /// distributed.rollout_ranks in a GRPO run (0: every rank trains).
+  int rollout_ranks() const { return rollout_ranks_; }
+  /// Whether this rank only samples (one of the last rollout_ranks() ranks).
+  bool is_rollout_rank() const { return rollout_ranks_ > 0 && world_->rank() >= world_->world_size() - rollout_ranks_; }
+  /// Rank 0 and the rollout ranks, for the weights (null on other ranks, or without rollout ranks).
+  dist::Context* weight_sync() { return weight_sync_.get(); }
   int64_t run_id() const { return run_id_; }
   const tokenizer::Tokenizer& tok() const { return *tok_; }
   const std::string& tokenizer_path() const { return tokenizer_path_; }
@@ -160,9 +171,11 @@ class Job {
   void setup_policy();
   void setup_adapters();  // LoRA: see job.cpp
   void open_run(const std::string& kind_name, bool resume);
-  void check_same_config();  // every rank: the same config hash, or an error naming the first difference
+  void check_same_config();    // every rank: the same config hash, or an error naming the first difference
+  void split_rollout_ranks();  // distributed.rollout_ranks: the trainer, rollout and weights groups
   JobSpec spec_;
-  std::shared_ptr<dist::Context> dist_;
+  std::shared_ptr<dist::Context> world_, dist_, weight_sync_;
+  int rollout_ranks_ = 0;
   std::string out_dir_;
   std::unique_ptr<data::Store> store_;
   int64_t run_id_ = 0;

@@ -98,12 +98,14 @@ DistributedOptions DistributedOptions::from_config(const ConfigView& s) {
   DistributedOptions d;
   d.group = dist::Options::from_config(s);
   d.bucket_mb = s.get<double>("bucket_mb", d.bucket_mb);
+  d.rollout_ranks = s.get<int64_t>("rollout_ranks", d.rollout_ranks);
   return d;
 }
 
 void DistributedOptions::validate() const {
   group.validate();
   RLFT_CHECK_OPTION(bucket_mb > 0, "bucket_mb", bucket_mb, "must be > 0");
+  RLFT_CHECK_OPTION(rollout_ranks >= 0, "rollout_ranks", rollout_ranks, "must be >= 0 (0 = every rank trains)");
 }
 
 CheckpointOptions CheckpointOptions::from_config(const ConfigView& s) {

@@ -96,6 +96,9 @@ struct OptimOptions {
 struct DistributedOptions {
   dist::Options group;      ///< backend (auto | gloo | nccl) and the timeout on every collective
   double bucket_mb = 25.0;  ///< gradients are all-reduced in buckets of about this many MiB (> 0)
+  /// GRPO: the last R ranks only sample (rollout ranks), the others train (>= 0; 0 = every rank
+  /// does both). rl/grpo_rollout_ranks.h.
+  int64_t rollout_ranks = 0;
   static DistributedOptions from_config(const ConfigView& section);
   void validate() const;
 };
