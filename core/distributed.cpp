@@ -510,14 +510,37 @@ std::shared_ptr<Context> Context::subgroup(const std::string& name, const std::v
   return std::shared_ptr<Context>(new Context(env, backend_, std::move(impl)));
 }
 
+namespace {
+
+// A store call that failed: on a rank other than 0, the store's host (rank 0) is gone.
+[[noreturn]] void store_failed(int world_rank, const Env& env, const std::string& where, const std::string& what,
+                               const std::exception& e) {
+  const std::string cause = e.what();
+  if (world_rank == 0)
+    throw Error(
+        fmt::format("{}: the store failed while this rank {}: {}", where, what, cause.substr(0, cause.find('\n'))));
+  throw Error(fmt::format("{}: rank 0 has died (the store it hosts at {}:{} is unreachable) while this rank {}", where,
+                          env.master_addr, env.master_port, what));
+}
+
+}  // namespace
+
 void Context::put(const std::string& key, const std::string& bytes) {
   RLFT_CHECK(impl_->base_store, "store messages need a multi-rank world");
-  impl_->base_store->set(key, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  try {
+    impl_->base_store->set(key, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  } catch (const std::exception& e) {
+    store_failed(impl_->world_rank, env_, impl_->where(), "wrote " + key, e);
+  }
 }
 
 bool Context::has(const std::string& key) {
   RLFT_CHECK(impl_->base_store, "store messages need a multi-rank world");
-  return impl_->base_store->check({key});
+  try {
+    return impl_->base_store->check({key});
+  } catch (const std::exception& e) {
+    store_failed(impl_->world_rank, env_, impl_->where(), "looked for " + key, e);
+  }
 }
 
 std::string Context::take(const std::string& key, int from, const std::string& what) {
@@ -531,7 +554,7 @@ std::string Context::take(const std::string& key, int from, const std::string& w
     // Polled, not store.wait(): a wait that times out leaves a reply on the connection.
     for (int polls = 0; !store.check({key}); ++polls) {
       const auto now = Clock::now();
-      if (polls % 64 == 0) {  // about every 0.15 s
+      if (polls % 64 == 0) {  // every 64 polls: at most 0.15 s apart
         const int64_t b = store.add(heartbeat_key(from), 0);
         if (b != beat) beat = b, beat_seen = now;
       }
@@ -550,13 +573,7 @@ std::string Context::take(const std::string& key, int from, const std::string& w
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    if (impl_->world_rank == 0)
-      throw Error(fmt::format("{}: the store failed while waiting for {}: {}", impl_->where(), what,
-                              Impl::first_line(e.what())));
-    throw Error(
-        fmt::format("{}: rank 0 has died (the store it hosts at {}:{} is unreachable) while this rank waited "
-                    "for {}",
-                    impl_->where(), env_.master_addr, env_.master_port, what));
+    store_failed(impl_->world_rank, env_, impl_->where(), "waited for " + what, e);
   }
 }
 

@@ -113,7 +113,8 @@ CollectedGroups slice(const ScoredGroups& all, size_t begin, size_t end, int64_t
   for (size_t p = begin; p < end; ++p) {
     out.kept.groups.push_back(all.groups[p]);
     out.kept.examples.push_back(all.examples[p]);
-    for (int64_t k = 0; k < group_size; ++k) rows.push_back(p * static_cast<size_t>(group_size) + static_cast<size_t>(k));
+    for (int64_t k = 0; k < group_size; ++k)
+      rows.push_back(p * static_cast<size_t>(group_size) + static_cast<size_t>(k));
     out.zero_variance_groups += zero_variance_group(all.scores.total.data() + p * group_size, group_size);
   }
   out.kept.scores = all.scores.select(rows);
@@ -131,11 +132,11 @@ std::string encode_groups(const CollectedGroups& c, int64_t version, const std::
   w.put(c.zero_variance_groups);
   const auto& k = c.kept;
   const auto& gs = k.generate;
-  for (const int64_t v : {gs.prefill_tokens, gs.decode_tokens, gs.decode_steps, gs.joins, gs.drafted_tokens,
-                          gs.accepted_tokens})
+  for (const int64_t v :
+       {gs.prefill_tokens, gs.decode_tokens, gs.decode_steps, gs.joins, gs.drafted_tokens, gs.accepted_tokens})
     w.put(v);
-  for (const double v : {gs.prefill_seconds, gs.decode_seconds, gs.sampling_seconds, k.rollout_seconds,
-                         k.reward_seconds})
+  for (const double v :
+       {gs.prefill_seconds, gs.decode_seconds, gs.sampling_seconds, k.rollout_seconds, k.reward_seconds})
     w.put(v);
   w.put<int64_t>(static_cast<int64_t>(k.groups.size()));
   for (size_t p = 0; p < k.groups.size(); ++p) {
@@ -180,11 +181,11 @@ CollectedGroups decode_groups(const std::string& bytes, int64_t& version, const 
   c.zero_variance_groups = r.get<int64_t>();
   auto& k = c.kept;
   auto& gs = k.generate;
-  for (int64_t* v : {&gs.prefill_tokens, &gs.decode_tokens, &gs.decode_steps, &gs.joins, &gs.drafted_tokens,
-                     &gs.accepted_tokens})
+  for (int64_t* v :
+       {&gs.prefill_tokens, &gs.decode_tokens, &gs.decode_steps, &gs.joins, &gs.drafted_tokens, &gs.accepted_tokens})
     *v = r.get<int64_t>();
-  for (double* v : {&gs.prefill_seconds, &gs.decode_seconds, &gs.sampling_seconds, &k.rollout_seconds,
-                    &k.reward_seconds})
+  for (double* v :
+       {&gs.prefill_seconds, &gs.decode_seconds, &gs.sampling_seconds, &k.rollout_seconds, &k.reward_seconds})
     *v = r.get<double>();
   const int64_t n = r.count(1);
   for (int64_t p = 0; p < n; ++p) {
@@ -329,8 +330,8 @@ int64_t run_rollout_rank(Job& job, const GrpoOptions& g, const GroupSource& sour
     const int64_t need = std::max(first_step, step - lag);
     bool stop = false;
     while (version < need && !stop) {
-      const auto control = world.take(control_key(version + 1, j), 0,
-                                      fmt::format("the weights after step {} from rank 0", version + 1));
+      const auto control =
+          world.take(control_key(version + 1, j), 0, fmt::format("the weights after step {} from rank 0", version + 1));
       if (control == "stop") {
         stop = true;
         break;

@@ -60,10 +60,18 @@ std::map<std::pair<std::string, int64_t>, double> metrics_of(const std::string& 
 }
 
 // Every metric but timings, throughput, memory and the all-reduce's own figures (0 on one rank) equal
-// within fp32 reduction-order tolerance.
-void check_same_metrics(const std::string& store, const std::string& a, const std::string& b) {
+// within fp32 reduction-order tolerance. `b_adds_versions`: b also records rollout/version,
+// rollout/dropped_groups and the stage's timings (a run on rollout ranks), which a sync run on
+// one rank does not.
+void check_same_metrics(const std::string& store, const std::string& a, const std::string& b,
+                        bool b_adds_versions = false) {
   const auto ma = metrics_of(store, a), mb = metrics_of(store, b);
-  CHECK(ma.size() == mb.size());
+  size_t added = 0;
+  for (const auto& [key, v] : mb)
+    if (b_adds_versions && !ma.count(key) &&
+        (key.first == "rollout/version" || key.first == "rollout/dropped_groups" || key.first.rfind("time/", 0) == 0))
+      ++added;
+  CHECK(ma.size() + added == mb.size());
   int compared = 0;
   for (const auto& [key, va] : ma) {
     const auto& name = key.first;
@@ -404,6 +412,121 @@ TEST_CASE("SIGTERM to the job: the ranks stop after the same step and rank 0 lea
            named(tmp, "run")));
   CHECK_MESSAGE(more.exit_code == 0, more.out << more.err);
   CHECK(contains(more.out, fmt::format("stopped after step {}", step + 1)));
+}
+
+TEST_CASE("rollout ranks: sync on a rollout rank gives one rank's run, async k = 1 gives in-process async's") {
+  rlft::test::TempDir tmp;
+  const auto job = write_job(tmp);
+  const std::vector<std::string> split = {"--set", "distributed.rollout_ranks=1"};
+  const std::vector<std::string> async = {"--set", "grpo.rollout.mode=async", "--set", "grpo.rollout.max_staleness=1"};
+  REQUIRE(rlft::test::run_rlft(args({"train", job}, named(tmp, "one"))).exit_code == 0);
+  // One trainer rank and one rollout rank: the rollout rank samples every group with the
+  // trainer's current weights (the same per-prompt seeds), so nothing differs.
+  const auto two =
+      rlft::test::run_rlft(args(args({"launch", "--nproc", "2", "--", "train", job}, named(tmp, "two")), split));
+  REQUIRE_MESSAGE(two.exit_code == 0, two.out << two.err);
+  check_same_metrics(tmp.file("rlft.db"), "one", "two", true);
+  check_same_weights(tmp.file("one/final"), tmp.file("two/final"));
+  // Two trainer ranks fed by one rollout rank, and one trainer rank fed by two.
+  for (const auto& [nproc, rollout] : std::vector<std::pair<int, int>>{{3, 1}, {3, 2}}) {
+    const std::string name = fmt::format("t{}r{}", nproc - rollout, rollout);
+    const auto r = rlft::test::run_rlft(args({"launch", "--nproc", std::to_string(nproc), "--", "train", job, "--set",
+                                              fmt::format("distributed.rollout_ranks={}", rollout)},
+                                             named(tmp, name)));
+    REQUIRE_MESSAGE(r.exit_code == 0, r.out << r.err);
+    check_same_metrics(tmp.file("rlft.db"), "one", name, true);
+  }
+  // Async, k = 1, under LoRA (the adapters alone travel): the rollout rank holds the weights
+  // of one step back, as the in-process rollout thread does.
+  const std::vector<std::string> lora = {"--set", "lora.rank=4", "--set", "lora.alpha=8"};
+  const auto local = rlft::test::run_rlft(args(args(args({"train", job}, named(tmp, "local")), async), lora));
+  REQUIRE_MESSAGE(local.exit_code == 0, local.out << local.err);
+  const auto remote = rlft::test::run_rlft(
+      args(args(args(args({"launch", "--nproc", "2", "--", "train", job}, named(tmp, "remote")), async), lora), split));
+  REQUIRE_MESSAGE(remote.exit_code == 0, remote.out << remote.err);
+  check_same_metrics(tmp.file("rlft.db"), "local", "remote");
+  check_same_weights(tmp.file("local/final"), tmp.file("remote/final"));
+  CHECK(rlft::test::metric_at(tmp.file("rlft.db"), "remote", "rollout/version", 3) == 1.0);
+  CHECK(rlft::test::metric_at(tmp.file("rlft.db"), "remote", "rollout/staleness", 3) == 1.0);
+}
+
+TEST_CASE("rollout ranks: a killed rollout rank is named by the trainer, a stop reaches the rollout rank") {
+  rlft::test::TempDir tmp;
+  const auto job = write_job(tmp, "distributed:\n  timeout_s: 20\n  rollout_ranks: 1\n");
+  const std::vector<std::string> endless = {"--set", "grpo.steps=100000", "--set", "run.log_level=info"};
+  {
+    const std::string log = tmp.file("kill.log");
+    const int launcher = rlft::test::spawn_rlft(
+        args(args({"launch", "--nproc", "2", "--", "train", job}, named(tmp, "k")), endless), log);
+    REQUIRE(wait_for([&] { return contains(read_all(log), "step 3/100000"); }, 60));
+    const std::string pid = pid_of_rank(read_all(log), 1);
+    REQUIRE(!pid.empty());
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(kill(std::stoi(pid), SIGKILL) == 0);
+    const int code = rlft::test::wait_child(launcher);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto text = read_all(log);
+    CHECK(code == 1);
+    CHECK_MESSAGE(contains(text, "rlft: error: rank 0/2"), text);
+    CHECK_MESSAGE(contains(text, "rank 1 has died or is frozen"), text);
+    CHECK(s < 20);
+  }
+  {
+    // SIGTERM to every process: the trainer checkpoints and stops, and tells the rollout rank,
+    // which may be waiting for weights; both exit 0. The run continues on rollout ranks.
+    const std::string log = tmp.file("term.log");
+    const int launcher = rlft::test::spawn_rlft(
+        args(args({"launch", "--nproc", "2", "--", "train", job}, named(tmp, "t")), endless), log);
+    REQUIRE(wait_for([&] { return contains(read_all(log), "step 3/100000"); }, 60));
+    for (int r = 0; r < 2; ++r) REQUIRE(kill(std::stoi(pid_of_rank(read_all(log), r)), SIGTERM) == 0);
+    REQUIRE(kill(launcher, SIGTERM) == 0);
+    CHECK(rlft::test::wait_child(launcher) == 0);
+    const auto text = read_all(log);
+    const auto at = text.find("stopped after step ");
+    REQUIRE_MESSAGE(at != std::string::npos, text);
+    const int64_t step = std::stoll(text.substr(at + 19));
+    CHECK(fs::exists(tmp.file(fmt::format("t/checkpoints/step-{:06d}/trainer_state/state.json", step))));
+    const auto more = rlft::test::run_rlft(args({"launch", "--nproc", "2", "--", "train", job, "--resume", "--set",
+                                                 "grpo.steps=100000", "--stop-after", std::to_string(step + 2)},
+                                                named(tmp, "t")));
+    CHECK_MESSAGE(more.exit_code == 0, more.out << more.err);
+    CHECK(contains(more.out, fmt::format("stopped after step {}", step + 2)));
+  }
+}
+
+TEST_CASE("rollout ranks: a dead rank 0 is named by the rollout rank; bad splits are config errors") {
+  rlft::test::TempDir tmp;
+  const auto job = write_job(tmp, "distributed:\n  timeout_s: 20\n  rollout_ranks: 1\n");
+  const int port = rlft::test::free_port();
+  const auto a = args({"train", job, "--set", "grpo.steps=100000", "--set", "checkpoint.every=1"}, named(tmp, "run"));
+  const int r0 = rlft::test::spawn_rlft(a, tmp.file("r0.log"), rank_env(0, 2, port));
+  const int r1 = rlft::test::spawn_rlft(a, tmp.file("r1.log"), rank_env(1, 2, port));
+  REQUIRE(wait_for([&] { return fs::exists(tmp.file("run/checkpoints/step-000002")); }, 60));
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(r0, SIGKILL);
+  CHECK(rlft::test::wait_child(r0) == 128 + SIGKILL);
+  const int code = rlft::test::wait_child(r1);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto text = read_all(tmp.file("r1.log"));
+  CHECK(code == 1);
+  CHECK_MESSAGE(contains(text, "rlft: error: rank 1/2"), text);
+  CHECK_MESSAGE(contains(text, "rank 0 has died"), text);
+  CHECK(s < 20);
+
+  // Every rank a rollout rank: nothing would train. Refused before the run is created.
+  const auto all = rlft::test::run_rlft(args({"train", job}, named(tmp, "all")));
+  CHECK(all.exit_code == 2);
+  CHECK_MESSAGE(contains(all.err, "distributed.rollout_ranks = 1 with 1 rank(s) leaves no trainer rank"), all.err);
+  CHECK_FALSE(fs::exists(tmp.file("all")));
+  const auto sft = rlft::test::run_rlft(args({"sft", job}, named(tmp, "sft")));
+  CHECK(sft.exit_code == 2);
+  CHECK_MESSAGE(contains(sft.err, "distributed.rollout_ranks = 1: splits the ranks of a GRPO run"), sft.err);
+  const auto negative =
+      rlft::test::run_rlft(args({"train", job, "--set", "distributed.rollout_ranks=-1"}, named(tmp, "neg")));
+  CHECK_MESSAGE(contains(negative.err, "distributed.rollout_ranks = -1: must be >= 0"), negative.err);
+  const auto workers = rlft::test::run_rlft(
+      args({"train", job, "--set", "grpo.rollout.mode=async", "--set", "grpo.rollout.workers=2"}, named(tmp, "w")));
+  CHECK_MESSAGE(contains(workers.err, "grpo.rollout.workers must be 1"), workers.err);
 }
 
 TEST_CASE("rlft launch: usage errors") {

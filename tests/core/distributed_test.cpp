@@ -60,6 +60,42 @@ TEST_CASE("distributed rank" * doctest::skip()) {
       CHECK_THROWS_WITH_AS(failing(), "rank 1 failed to load the weights: weights.safetensors: truncated", rlft::Error);
     CHECK_NOTHROW(ctx->on_main("write", [] {}));
     CHECK(ctx->take_collective_seconds() >= 0.0);
+  } else if (scenario == "subgroups") {
+    // World 3: "pair" = {0, 1}, "ends" = {0, 2}; each reduces among its members alone.
+    std::shared_ptr<rlft::dist::Context> pair, ends;
+    if (ctx->rank() < 2) pair = ctx->subgroup("pair", {0, 1});
+    if (ctx->rank() != 1) ends = ctx->subgroup("ends", {0, 2});
+    if (pair) {
+      CHECK(pair->world_size() == 2);
+      CHECK(pair->rank() == ctx->rank());
+      CHECK(pair->global_rank() == ctx->rank());
+      CHECK(pair->sum(static_cast<double>(ctx->rank() + 1)) == 3.0);
+    }
+    if (ends) {
+      CHECK(ends->rank() == (ctx->rank() == 0 ? 0 : 1));
+      CHECK(ends->global_rank() == ctx->rank());
+      at::Tensor t = at::full({4}, ctx->rank() == 0 ? 5.0f : 0.0f);
+      ends->broadcast(t, 0);
+      CHECK(t[3].item<float>() == 5.0f);
+    }
+    // Store messages: rank 2 writes, rank 0 takes (once), then waits for one from a dead rank.
+    if (ctx->rank() == 2) {
+      ctx->put("test/hello", "from two");
+      std::_Exit(3);  // without a word
+    }
+    if (ctx->rank() == 0) {
+      CHECK(ctx->take("test/hello", 2, "a greeting") == "from two");
+      CHECK_FALSE(ctx->has("test/hello"));
+      const auto t0 = std::chrono::steady_clock::now();
+      CHECK_THROWS_WITH_AS(ctx->take("test/never", 2, "a second greeting"),
+                           doctest::Contains("rank 0/3: rank 2 has died or is frozen (no heartbeat for 3 s) while this "
+                                             "rank waited for a second greeting"),
+                           rlft::Error);
+      CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 10);
+      // A collective of a subgroup names the global rank that is gone.
+      at::Tensor t = at::ones({1});
+      CHECK_THROWS_WITH_AS(ends->broadcast(t, 0), doctest::Contains("rank 2 has died"), rlft::Error);
+    }
   } else if (scenario == "mismatch") {
     ctx->check_consistent("config hash", ctx->rank() == 0 ? "aaaa" : "bbbb");
   } else if (scenario == "die") {
@@ -72,6 +108,13 @@ TEST_CASE("distributed rank" * doctest::skip()) {
 TEST_CASE("two ranks on loopback all-reduce, broadcast and gather") {
   const auto r = run_ranks(2, "collectives");
   for (const auto& p : r) CHECK_MESSAGE(p.exit_code == 0, p.out << p.err);
+}
+
+TEST_CASE("subgroups reduce among their members, store messages arrive once, a dead writer is named") {
+  const auto r = run_ranks(3, "subgroups");
+  CHECK_MESSAGE(r[0].exit_code == 0, r[0].out << r[0].err);
+  CHECK_MESSAGE(r[1].exit_code == 0, r[1].out << r[1].err);
+  CHECK(r[2].exit_code == 3);
 }
 
 TEST_CASE("a config mismatch between ranks is an error on every rank naming the ranks") {
