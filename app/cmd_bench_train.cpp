@@ -56,6 +56,7 @@ struct BenchTrainCli {
   bool sft = false;
   int64_t compare_lora = 0;    // > 0: full fine-tuning and LoRA of this rank, one child process each
   int64_t compare_async = -1;  // >= 0: sync and async rollout with this max_staleness, one child process each
+  int64_t rollout_ranks = 0;   // with compare_async: async on this many rollout ranks beside one trainer rank
 };
 
 // One variant of --compare-lora: `rlft bench train … --json` as a child process; its JSON and
@@ -144,8 +145,9 @@ void run_lora_comparison(const BenchTrainCli& o) {
 }
 
 // --compare-async K: the same GRPO config with rollout then training (sync) and with rollout of
-// later steps beside training (async, max_staleness K), one process each. The goal: the async
-// step within 1.15 × the longer of the sync run's rollout (with rewards) and training.
+// later steps beside training (async, max_staleness K), one process each (with --rollout-ranks
+// R, the async run is `rlft launch` of one trainer rank and R rollout ranks). The goal: the
+// async step within 1.15 × the longer of the sync run's rollout (with rewards) and training.
 void run_async_comparison(const BenchTrainCli& o) {
   RLFT_CHECK_AS(UsageError, !o.sft, "--compare-async: a GRPO bench (not --sft)");
   auto sync_args = bench_child_args(o);
@@ -153,6 +155,10 @@ void run_async_comparison(const BenchTrainCli& o) {
   auto async_args = bench_child_args(o);
   async_args.insert(async_args.end(), {"--set", "grpo.rollout.mode=async", "--set",
                                        fmt::format("grpo.rollout.max_staleness={}", o.compare_async)});
+  if (o.rollout_ranks > 0) {
+    async_args.insert(async_args.end(), {"--set", fmt::format("distributed.rollout_ranks={}", o.rollout_ranks)});
+    async_args.insert(async_args.begin(), {"launch", "--nproc", std::to_string(1 + o.rollout_ranks), "--"});
+  }
   const auto sync = run_bench_child(sync_args).result;
   const auto async = run_bench_child(async_args).result;
   const double step_sync = sync.value("step_seconds", 0.0), step_async = async.value("step_seconds", 0.0);
@@ -161,6 +167,7 @@ void run_async_comparison(const BenchTrainCli& o) {
   const double bound = 1.15 * std::max(rollout, train);
   const nlohmann::json j = {{"config", o.config},
                             {"max_staleness", o.compare_async},
+                            {"rollout_ranks", o.rollout_ranks},
                             {"sync", sync},
                             {"async", async},
                             {"sync_rollout_seconds", rollout},
@@ -172,8 +179,10 @@ void run_async_comparison(const BenchTrainCli& o) {
     std::cout << j.dump(2) << "\n";
     return;
   }
-  std::cout << fmt::format("async vs sync rollout: {} (GRPO, max_staleness {}), one process each\n", o.config,
-                           o.compare_async);
+  std::cout << fmt::format("async vs sync rollout: {} (GRPO, max_staleness {}), {}\n", o.config, o.compare_async,
+                           o.rollout_ranks > 0
+                               ? fmt::format("async on 1 trainer rank + {} rollout rank(s)", o.rollout_ranks)
+                               : std::string("one process each"));
   std::cout << fmt::format("  sync    {:8.3f} s/step = rollout + rewards {:.3f} s + train {:.3f} s\n", step_sync,
                            rollout, train);
   std::cout << fmt::format(
@@ -219,7 +228,8 @@ void run_bench_train(const BenchTrainCli& o) {
   const auto active = static_cast<double>(job.model()->param_counts().active);
   double trainable = 0;
   for (const auto& [name, p] : rl::trainable_parameters(*job.model())) trainable += static_cast<double>(p.numel());
-  const std::string memory_estimate = o.sft ? "" : rl::grpo_memory_estimate(job, *trainers.grpo).describe();
+  const std::string memory_estimate =
+      o.sft || job.is_rollout_rank() ? "" : rl::grpo_memory_estimate(job, *trainers.grpo).describe();
   if (o.sft)
     rl::run_sft(job, *trainers.sft);
   else
@@ -360,6 +370,9 @@ void add_bench_train(CLI::App& bench) {
   cmd->add_option("--compare-async", o->compare_async,
                   "run GRPO with sync and with async rollout of this max_staleness, one process each: seconds per "
                   "step against the bound 1.15 × max(rollout, train)");
+  cmd->add_option("--rollout-ranks", o->rollout_ranks,
+                  "with --compare-async: run the async side as one trainer rank and this many rollout ranks (rlft "
+                  "launch)");
   cmd->callback([o] { run_bench_train(*o); });
 }
 

@@ -288,6 +288,7 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   std::unique_ptr<RolloutRankLink> remote;
   if (job.rollout_ranks() > 0) {
     remote = std::make_unique<RolloutRankLink>(job, g, state.step, total, state.cursor);
+    job.log_metrics(0, {{"rollout/ranks", static_cast<double>(job.rollout_ranks())}});  // the run page's
     log::info("train: {} rollout rank(s) sample, steps by the weights {} step(s) back", job.rollout_ranks(),
               g.rollout.async() ? g.rollout.max_staleness : 0);
   } else if (g.rollout.async()) {

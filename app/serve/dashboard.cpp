@@ -115,8 +115,9 @@ std::string policy_line(data::Store& store, int64_t run_id) {
                      with_commas(*trainable), with_commas(*total), 100.0 * *trainable / *total);
 }
 
-// "rollout: async · steps sampled 1 step back · 0.154 s of rollout per step beside training
-// (92%) · 0.013 s waiting", from the async rollout metrics ("" for sync runs).
+// "rollout: async on 1 rollout rank · steps sampled 1 step back · 0.154 s of rollout per step
+// beside training (92%) · 0.013 s waiting", from the rollout stage's metrics ("" for sync runs
+// without rollout ranks).
 std::string rollout_line(data::Store& store, int64_t run_id) {
   auto mean = [](const std::vector<data::MetricPoint>& s) {
     double sum = 0;
@@ -129,10 +130,13 @@ std::string rollout_line(data::Store& store, int64_t run_id) {
   for (const auto& p : store.metric_series(run_id, "rollout/staleness"))
     max_staleness = std::max(max_staleness, p.value);
   const double hidden = mean(overlap), wait = mean(store.metric_series(run_id, "time/rollout_wait"));
+  const auto ranks = store.metric_series(run_id, "rollout/ranks");
+  const std::string where = ranks.empty() ? "" : fmt::format(" on {:.0f} rollout rank(s)", ranks.front().value);
   return fmt::format(
-      R"(<p id="rollout-stage">rollout: async · sampled up to {:.0f} step(s) back · {:.3f} s of rollout per step )"
+      R"(<p id="rollout-stage">rollout: {}{} · sampled up to {:.0f} step(s) back · {:.3f} s of rollout per step )"
       R"(beside training ({:.0f}%) · {:.3f} s per step waiting for it</p>)",
-      max_staleness, hidden, 100.0 * hidden / std::max(hidden + wait, 1e-9), wait);
+      max_staleness > 0 ? "async" : "sync", where, max_staleness, hidden,
+      100.0 * hidden / std::max(hidden + wait, 1e-9), wait);
 }
 
 }  // namespace
@@ -141,7 +145,7 @@ std::string run_body(data::Store& store, int64_t run_id) {
   const data::RunRecord run = require_run(store, run_id);
   std::vector<std::string> names;
   for (auto& n : store.metric_names(run_id))
-    if (!is_expert_load(n) && n.rfind("model/", 0) != 0) names.push_back(n);
+    if (!is_expert_load(n) && n.rfind("model/", 0) != 0 && n != "rollout/ranks") names.push_back(n);
   std::stable_sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
     auto rank = [](const std::string& n) {
       const auto* end = std::end(kPreferredMetrics);

@@ -68,8 +68,10 @@ void check_same_metrics(const std::string& store, const std::string& a, const st
   const auto ma = metrics_of(store, a), mb = metrics_of(store, b);
   size_t added = 0;
   for (const auto& [key, v] : mb)
-    if (b_adds_versions && !ma.count(key) &&
-        (key.first == "rollout/version" || key.first == "rollout/dropped_groups" || key.first.rfind("time/", 0) == 0))
+    if (!ma.count(key) &&
+        (key.first == "rollout/ranks" ||  // a run on rollout ranks records how many
+         (b_adds_versions && (key.first == "rollout/version" || key.first == "rollout/dropped_groups" ||
+                              key.first.rfind("time/", 0) == 0))))
       ++added;
   CHECK(ma.size() + added == mb.size());
   int compared = 0;
@@ -448,6 +450,7 @@ TEST_CASE("rollout ranks: sync on a rollout rank gives one rank's run, async k =
   check_same_weights(tmp.file("local/final"), tmp.file("remote/final"));
   CHECK(rlft::test::metric_at(tmp.file("rlft.db"), "remote", "rollout/version", 3) == 1.0);
   CHECK(rlft::test::metric_at(tmp.file("rlft.db"), "remote", "rollout/staleness", 3) == 1.0);
+  CHECK(rlft::test::metric_at(tmp.file("rlft.db"), "remote", "rollout/ranks", 0) == 1.0);
 }
 
 TEST_CASE("rollout ranks: a killed rollout rank is named by the trainer, a stop reaches the rollout rank") {

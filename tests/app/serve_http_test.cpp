@@ -212,4 +212,14 @@ TEST_CASE("the run page of an async GRPO run shows the staleness and the rollout
   CHECK(has(page->body, R"(<p id="rollout-stage">rollout: async · sampled up to 1 step(s) back · )"));
   CHECK(has(page->body, R"(data-metric="rollout/staleness")"));
   CHECK(has(page->body, R"(data-metric="time/rollout_overlap")"));
+  // On a rollout rank of its own (rlft launch), sync: the line says where and how far back.
+  const auto ranks = run_rlft({"launch", "--nproc", "2", "--", "train", yaml, "--set", "grpo.steps=2", "--set",
+                               "distributed.rollout_ranks=1", "--set", "run.name=ranks-run", "--set",
+                               "run.output_dir=" + dir.file("ranks-run")});
+  REQUIRE_MESSAGE(ranks.exit_code == 0, ranks.err);
+  page = c.Get(("/runs/" + std::to_string(store.find_run("ranks-run")->id)).c_str(), bearer(token));
+  REQUIRE(page);
+  CHECK(
+      has(page->body, R"(<p id="rollout-stage">rollout: sync on 1 rollout rank(s) · sampled up to 0 step(s) back · )"));
+  CHECK_FALSE(has(page->body, R"(data-metric="rollout/ranks")"));
 }
