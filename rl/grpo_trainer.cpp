@@ -284,6 +284,10 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   const auto generate = rollout_options(job, g, setup.replay, seed);
   const auto source = group_source(job, g, generator, generate, order);
   const CollectOptions collect{g.group_size, g.dynamic_sampling, g.max_resample_rounds};
+  if (g.rollout.async() && g.rollout.max_staleness == 0)
+    log::warn(
+        "grpo.rollout: mode async with max_staleness 0 overlaps nothing (each step waits for its own rollout) and "
+        "recomputes the old log-probs; use mode sync, or max_staleness >= 1");
   std::unique_ptr<AsyncRollout> async;
   std::unique_ptr<RolloutRankLink> remote;
   if (job.rollout_ranks() > 0) {
