@@ -133,6 +133,85 @@ std::map<std::string, std::string> rank_env(int rank, int world, int port) {
           {"MASTER_PORT", std::to_string(port)}};
 }
 
+// Two torchrun-style ranks of an endless GRPO run (checkpoint every step); once step 2's
+// checkpoint exists, `victim` is killed (SIGKILL). The survivor's exit code, log, and the seconds
+// it took to exit.
+struct Survivor {
+  int code = 0;
+  std::string text;
+  double seconds = 0;
+};
+
+Survivor kill_one_of_two(const rlft::test::TempDir& tmp, const std::string& job, int victim) {
+  const int port = rlft::test::free_port();
+  const auto a = args({"train", job, "--set", "grpo.steps=100000", "--set", "checkpoint.every=1"}, named(tmp, "run"));
+  const int pids[2] = {rlft::test::spawn_rlft(a, tmp.file("r0.log"), rank_env(0, 2, port)),
+                       rlft::test::spawn_rlft(a, tmp.file("r1.log"), rank_env(1, 2, port))};
+  REQUIRE(wait_for([&] { return fs::exists(tmp.file("run/checkpoints/step-000002")); }, 60));
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(pids[victim], SIGKILL);
+  CHECK(rlft::test::wait_child(pids[victim]) == 128 + SIGKILL);
+  Survivor out;
+  out.code = rlft::test::wait_child(pids[1 - victim]);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.text = read_all(tmp.file(fmt::format("r{}.log", 1 - victim)));
+  return out;
+}
+
+// The survivor failed (exit 1) within the 20 s timeout, its error from `rank` naming `cause`.
+void check_named(const Survivor& dead, const std::string& rank, const std::string& cause) {
+  CHECK(dead.code == 1);
+  CHECK_MESSAGE(contains(dead.text, "rlft: error: " + rank), dead.text);
+  CHECK_MESSAGE(contains(dead.text, cause), dead.text);
+  CHECK(dead.seconds < 20);
+}
+
+// The same under `rlft launch` (run "run", launch.log): rank 1 (its pid into `pid`) killed; the
+// launcher's exit code and log.
+Survivor kill_rank_1_under_launch(const rlft::test::TempDir& tmp, const std::string& job, std::string& pid) {
+  const std::string log = tmp.file("launch.log");
+  const int launcher = rlft::test::spawn_rlft(
+      args({"launch", "--nproc", "2", "--", "train", job, "--set", "grpo.steps=100000", "--set", "checkpoint.every=1"},
+           named(tmp, "run")),
+      log);
+  REQUIRE(wait_for([&] { return fs::exists(tmp.file("run/checkpoints/step-000002")); }, 60));
+  pid = pid_of_rank(read_all(log), 1);
+  REQUIRE(!pid.empty());
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(kill(std::stoi(pid), SIGKILL) == 0);
+  Survivor out;
+  out.code = rlft::test::wait_child(launcher);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.text = read_all(log);
+  return out;
+}
+
+// An endless run `name` of `job` on two ranks under `rlft launch`; after step 3, SIGTERM to
+// both ranks and the launcher, as a container stop or scancel does: the signal reaches every
+// process and the launcher forwards it too, so each rank sees it twice and must still stop
+// gracefully. Returns the step the run stopped after (its checkpoint checked).
+int64_t sigterm_everyone(const rlft::test::TempDir& tmp, const std::string& job, const std::string& name) {
+  const std::string log = tmp.file(name + ".log");
+  const int launcher = rlft::test::spawn_rlft(
+      args({"launch", "--nproc", "2", "--", "train", job, "--set", "grpo.steps=100000", "--set", "run.log_level=info"},
+           named(tmp, name)),
+      log);
+  REQUIRE(wait_for([&] { return contains(read_all(log), "step 3/100000"); }, 60));
+  for (int r = 0; r < 2; ++r) {
+    const std::string pid = pid_of_rank(read_all(log), r);
+    REQUIRE(!pid.empty());
+    REQUIRE(kill(std::stoi(pid), SIGTERM) == 0);
+  }
+  REQUIRE(kill(launcher, SIGTERM) == 0);
+  CHECK(rlft::test::wait_child(launcher) == 0);
+  const auto text = read_all(log);
+  const auto at = text.find("stopped after step ");
+  REQUIRE_MESSAGE(at != std::string::npos, text);
+  const int64_t step = std::stoll(text.substr(at + 19));
+  CHECK(fs::exists(tmp.file(fmt::format("{}/checkpoints/step-{:06d}/trainer_state/state.json", name, step))));
+  return step;
+}
+
 // A pairs file ("a + b =" → " a+b" over " a+b+1") and a tiny Qwen2 job learning from it with
 // the trainer section `trainer` (its `pairs:` key is added).
 std::string write_pairs_job(const rlft::test::TempDir& tmp, const std::string& trainer) {
@@ -291,45 +370,17 @@ TEST_CASE("a run started on two ranks resumes on one and ends as the uninterrupt
 TEST_CASE("a rank killed mid-run: the launcher and the other rank exit non-zero naming it, within the timeout") {
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp, "distributed:\n  timeout_s: 20\n");
-  const std::string log = tmp.file("launch.log");
-  const int launcher = rlft::test::spawn_rlft(
-      args({"launch", "--nproc", "2", "--", "train", job, "--set", "grpo.steps=100000", "--set", "checkpoint.every=1"},
-           named(tmp, "run")),
-      log);
-  REQUIRE(wait_for([&] { return fs::exists(tmp.file("run/checkpoints/step-000002")); }, 60));
-  const std::string pid = pid_of_rank(read_all(log), 1);
-  REQUIRE(!pid.empty());
-  const auto t0 = std::chrono::steady_clock::now();
-  REQUIRE(kill(std::stoi(pid), SIGKILL) == 0);
-  const int code = rlft::test::wait_child(launcher);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto text = read_all(log);
-  CHECK(code == 1);
-  CHECK_MESSAGE(contains(text, "rank 1 (pid " + pid + ") was killed by signal 9"), text);
-  CHECK_MESSAGE(contains(text, "then rank 0 exited with code 1"), text);
-  CHECK_MESSAGE(contains(text, "rlft: error: rank 0/2: "), text);
-  CHECK_MESSAGE(contains(text, "rank 1 has died or is frozen"), text);
-  CHECK(s < 20);
+  std::string pid;
+  const auto dead = kill_rank_1_under_launch(tmp, job, pid);
+  check_named(dead, "rank 0/2: ", "rank 1 has died or is frozen");
+  CHECK_MESSAGE(contains(dead.text, "rank 1 (pid " + pid + ") was killed by signal 9"), dead.text);
+  CHECK_MESSAGE(contains(dead.text, "then rank 0 exited with code 1"), dead.text);
 }
 
 TEST_CASE("torchrun-style ranks: a dead rank is named by the survivor within the timeout") {
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp, "distributed:\n  timeout_s: 20\n");
-  const int port = rlft::test::free_port();
-  const auto a = args({"train", job, "--set", "grpo.steps=100000", "--set", "checkpoint.every=1"}, named(tmp, "run"));
-  const int r0 = rlft::test::spawn_rlft(a, tmp.file("r0.log"), rank_env(0, 2, port));
-  const int r1 = rlft::test::spawn_rlft(a, tmp.file("r1.log"), rank_env(1, 2, port));
-  REQUIRE(wait_for([&] { return fs::exists(tmp.file("run/checkpoints/step-000002")); }, 60));
-  const auto t0 = std::chrono::steady_clock::now();
-  kill(r1, SIGKILL);
-  CHECK(rlft::test::wait_child(r1) == 128 + SIGKILL);
-  const int code = rlft::test::wait_child(r0);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto text = read_all(tmp.file("r0.log"));
-  CHECK(code == 1);
-  CHECK_MESSAGE(contains(text, "rlft: error: rank 0/2: "), text);
-  CHECK_MESSAGE(contains(text, "rank 1 has died or is frozen (no heartbeat"), text);
-  CHECK(s < 20);
+  check_named(kill_one_of_two(tmp, job, 1), "rank 0/2: ", "rank 1 has died or is frozen (no heartbeat");
   // The run is marked failed in the store, its checkpoints intact.
   auto store = rlft::data::Store::open(tmp.file("rlft.db"), false);
   CHECK(store.find_run("run")->status == "failed");
@@ -383,29 +434,9 @@ TEST_CASE("ranks with different configs or different initial weights stop at sta
 TEST_CASE("SIGTERM to the job: the ranks stop after the same step and rank 0 leaves a checkpoint") {
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp);
-  const std::string log = tmp.file("launch.log");
-  const int launcher = rlft::test::spawn_rlft(
-      args({"launch", "--nproc", "2", "--", "train", job, "--set", "grpo.steps=100000", "--set", "run.log_level=info"},
-           named(tmp, "run")),
-      log);
-  REQUIRE(wait_for([&] { return contains(read_all(log), "step 3/100000"); }, 60));
-  // As a container stop or scancel does: the signal reaches every process, and the launcher
-  // forwards it too. Each rank sees SIGTERM twice and must still stop gracefully.
-  for (int r = 0; r < 2; ++r) {
-    const std::string pid = pid_of_rank(read_all(log), r);
-    REQUIRE(!pid.empty());
-    REQUIRE(kill(std::stoi(pid), SIGTERM) == 0);
-  }
-  REQUIRE(kill(launcher, SIGTERM) == 0);
-  CHECK(rlft::test::wait_child(launcher) == 0);
-  const auto text = read_all(log);
-  const auto at = text.find("stopped after step ");
-  REQUIRE_MESSAGE(at != std::string::npos, text);
-  const int64_t step = std::stoll(text.substr(at + 19));
+  const int64_t step = sigterm_everyone(tmp, job, "run");
   CHECK(step >= 3);
-  const auto dir = tmp.file(fmt::format("run/checkpoints/step-{:06d}", step));
-  CHECK(fs::exists(dir + "/trainer_state/state.json"));
-  CHECK(fs::exists(dir + "/model.safetensors"));
+  CHECK(fs::exists(tmp.file(fmt::format("run/checkpoints/step-{:06d}/model.safetensors", step))));
   auto store = rlft::data::Store::open(tmp.file("rlft.db"), false);
   CHECK(store.find_run("run")->status == "interrupted");
   // It continues, here on one rank.
@@ -456,39 +487,14 @@ TEST_CASE("rollout ranks: sync on a rollout rank gives one rank's run, async k =
 TEST_CASE("rollout ranks: a killed rollout rank is named by the trainer, a stop reaches the rollout rank") {
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp, "distributed:\n  timeout_s: 20\n  rollout_ranks: 1\n");
-  const std::vector<std::string> endless = {"--set", "grpo.steps=100000", "--set", "run.log_level=info"};
   {
-    const std::string log = tmp.file("kill.log");
-    const int launcher = rlft::test::spawn_rlft(
-        args(args({"launch", "--nproc", "2", "--", "train", job}, named(tmp, "k")), endless), log);
-    REQUIRE(wait_for([&] { return contains(read_all(log), "step 3/100000"); }, 60));
-    const std::string pid = pid_of_rank(read_all(log), 1);
-    REQUIRE(!pid.empty());
-    const auto t0 = std::chrono::steady_clock::now();
-    REQUIRE(kill(std::stoi(pid), SIGKILL) == 0);
-    const int code = rlft::test::wait_child(launcher);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const auto text = read_all(log);
-    CHECK(code == 1);
-    CHECK_MESSAGE(contains(text, "rlft: error: rank 0/2"), text);
-    CHECK_MESSAGE(contains(text, "rank 1 has died or is frozen"), text);
-    CHECK(s < 20);
+    std::string pid;
+    check_named(kill_rank_1_under_launch(tmp, job, pid), "rank 0/2", "rank 1 has died or is frozen");
   }
   {
     // SIGTERM to every process: the trainer checkpoints and stops, and tells the rollout rank,
     // which may be waiting for weights; both exit 0. The run continues on rollout ranks.
-    const std::string log = tmp.file("term.log");
-    const int launcher = rlft::test::spawn_rlft(
-        args(args({"launch", "--nproc", "2", "--", "train", job}, named(tmp, "t")), endless), log);
-    REQUIRE(wait_for([&] { return contains(read_all(log), "step 3/100000"); }, 60));
-    for (int r = 0; r < 2; ++r) REQUIRE(kill(std::stoi(pid_of_rank(read_all(log), r)), SIGTERM) == 0);
-    REQUIRE(kill(launcher, SIGTERM) == 0);
-    CHECK(rlft::test::wait_child(launcher) == 0);
-    const auto text = read_all(log);
-    const auto at = text.find("stopped after step ");
-    REQUIRE_MESSAGE(at != std::string::npos, text);
-    const int64_t step = std::stoll(text.substr(at + 19));
-    CHECK(fs::exists(tmp.file(fmt::format("t/checkpoints/step-{:06d}/trainer_state/state.json", step))));
+    const int64_t step = sigterm_everyone(tmp, job, "t");
     const auto more = rlft::test::run_rlft(args({"launch", "--nproc", "2", "--", "train", job, "--resume", "--set",
                                                  "grpo.steps=100000", "--stop-after", std::to_string(step + 2)},
                                                 named(tmp, "t")));
@@ -500,21 +506,7 @@ TEST_CASE("rollout ranks: a killed rollout rank is named by the trainer, a stop 
 TEST_CASE("rollout ranks: a dead rank 0 is named by the rollout rank; bad splits are config errors") {
   rlft::test::TempDir tmp;
   const auto job = write_job(tmp, "distributed:\n  timeout_s: 20\n  rollout_ranks: 1\n");
-  const int port = rlft::test::free_port();
-  const auto a = args({"train", job, "--set", "grpo.steps=100000", "--set", "checkpoint.every=1"}, named(tmp, "run"));
-  const int r0 = rlft::test::spawn_rlft(a, tmp.file("r0.log"), rank_env(0, 2, port));
-  const int r1 = rlft::test::spawn_rlft(a, tmp.file("r1.log"), rank_env(1, 2, port));
-  REQUIRE(wait_for([&] { return fs::exists(tmp.file("run/checkpoints/step-000002")); }, 60));
-  const auto t0 = std::chrono::steady_clock::now();
-  kill(r0, SIGKILL);
-  CHECK(rlft::test::wait_child(r0) == 128 + SIGKILL);
-  const int code = rlft::test::wait_child(r1);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto text = read_all(tmp.file("r1.log"));
-  CHECK(code == 1);
-  CHECK_MESSAGE(contains(text, "rlft: error: rank 1/2"), text);
-  CHECK_MESSAGE(contains(text, "rank 0 has died"), text);
-  CHECK(s < 20);
+  check_named(kill_one_of_two(tmp, job, 0), "rank 1/2", "rank 0 has died");
 
   // Every rank a rollout rank: nothing would train. Refused before the run is created.
   const auto all = rlft::test::run_rlft(args({"train", job}, named(tmp, "all")));
