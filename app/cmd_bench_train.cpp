@@ -228,8 +228,7 @@ void run_bench_train(const BenchTrainCli& o) {
   const auto active = static_cast<double>(job.model()->param_counts().active);
   double trainable = 0;
   for (const auto& [name, p] : rl::trainable_parameters(*job.model())) trainable += static_cast<double>(p.numel());
-  const std::string memory_estimate =
-      o.sft || job.is_rollout_rank() ? "" : rl::grpo_memory_estimate(job, *trainers.grpo).describe();
+  const std::string memory_estimate = o.sft ? "" : rl::grpo_memory_estimate(job, *trainers.grpo).describe();
   if (o.sft)
     rl::run_sft(job, *trainers.sft);
   else

@@ -177,7 +177,19 @@ MemoryWorkload grpo_workload(Job& job, const GrpoOptions& g, const RankGroups& l
   w.logits_chunk_mb = spec.memory.logits_chunk_mb;
   w.rollout_rows = std::min(layout.local_count() * g.group_size, std::max<int64_t>(g.group_size, 256));
   w.rollout_tokens = longest;
-  if (g.rollout.async()) {  // versions s − k … s may wait at once
+  if (job.is_rollout_rank()) {
+    // It samples and never trains: the policy's weights and its part of every trainer rank's
+    // groups (rl/grpo_rollout_ranks.h), no gradients, moments or training activations.
+    const int64_t R = job.rollout_ranks(), parts = (layout.local_count() + R - 1) / R;
+    w.n_trainable = 0;
+    w.reference = false;
+    w.forward_tokens = 0;
+    w.rollout_rows = std::min(layout.global_count() / layout.local_count() * parts * g.group_size,
+                              std::max<int64_t>(g.group_size, 256));
+    return w;
+  }
+  // Async in this process (with rollout ranks the trainer holds no replica or copy).
+  if (g.rollout.async() && job.rollout_ranks() == 0) {  // versions s − k … s may wait at once
     w.published_versions = g.rollout.max_staleness + 1;
     w.rollout_workers = g.rollout.workers;
   }
@@ -222,7 +234,9 @@ void log_step(const Metrics& m, int64_t step, int64_t total) {
 }  // namespace
 
 MemoryEstimate grpo_memory_estimate(Job& job, const GrpoOptions& g) {
-  const RankGroups layout(g.prompts_per_step, g.mini_batches, job.dist().world_size(), job.dist().rank());
+  // The layout over the trainer ranks (a rollout rank sizes its part from trainer rank 0's).
+  const int trainers = job.world().world_size() - job.rollout_ranks();
+  const RankGroups layout(g.prompts_per_step, g.mini_batches, trainers, job.is_rollout_rank() ? 0 : job.dist().rank());
   return estimate_memory(job.model()->config(), grpo_workload(job, g, layout));
 }
 
@@ -245,6 +259,7 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
   const bool replay = g.routing_replay && job.model()->config().is_moe();
   EpochOrder order(static_cast<int64_t>(spec.dataset.train.size()), seed);
   if (job.is_rollout_rank()) {  // this rank only samples: rl/grpo_rollout_ranks.h
+    check_grpo_fits(job, g);
     rollout::Generator generator(job.model());
     const auto generate = rollout_options(job, g, replay, seed);
     TrainResult r;
