@@ -309,6 +309,9 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
 #endif
   log::set_rank(env.rank, env.world_size);
   if (env.world_size == 1) return std::shared_ptr<Context>(new Context(env, backend, std::move(impl)));
+  // A write to a peer that has died must be an error naming it, not SIGPIPE ending this process
+  // without a word.
+  ::signal(SIGPIPE, SIG_IGN);
 
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(env.master_port);
