@@ -196,6 +196,8 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
   if (dist_->world_size() > 1) {
     if (!dist_->is_main() && log::level() < log::Level::kWarn) log::set_level(log::Level::kWarn);
     check_same_config();
+    // Outside the config hash (a resume may change it), but every rank must split alike.
+    dist_->check_consistent("distributed.rollout_ranks", std::to_string(spec_.distributed.rollout_ranks));
     // Identical optimizer steps need identical reductions: the same intra-op thread count
     // (ATen's parallel sums split by it) on every rank.
     dist_->check_consistent("the intra-op thread count (run.threads, OMP_NUM_THREADS)",

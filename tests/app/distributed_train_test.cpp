@@ -508,6 +508,21 @@ TEST_CASE("rollout ranks: a dead rank 0 is named by the rollout rank; bad splits
   const auto job = write_job(tmp, "distributed:\n  timeout_s: 20\n  rollout_ranks: 1\n");
   check_named(kill_one_of_two(tmp, job, 0), "rank 1/2", "rank 0 has died");
 
+  // Ranks that would split differently (the key is outside the config hash): named at start.
+  {
+    const int port = rlft::test::free_port();
+    const int r0 =
+        rlft::test::spawn_rlft(args({"train", job}, named(tmp, "split")), tmp.file("s0.log"), rank_env(0, 2, port));
+    const int r1 =
+        rlft::test::spawn_rlft(args({"train", job, "--set", "distributed.rollout_ranks=0"}, named(tmp, "split")),
+                               tmp.file("s1.log"), rank_env(1, 2, port));
+    CHECK(rlft::test::wait_child(r0) == 1);
+    CHECK(rlft::test::wait_child(r1) == 1);
+    for (const char* f : {"s0.log", "s1.log"})
+      CHECK_MESSAGE(contains(read_all(tmp.file(f)),
+                             "distributed.rollout_ranks differs between ranks: rank 0 has 1, rank(s) 1 differ"),
+                    read_all(tmp.file(f)));
+  }
   // Every rank a rollout rank: nothing would train. Refused before the run is created.
   const auto all = rlft::test::run_rlft(args({"train", job}, named(tmp, "all")));
   CHECK(all.exit_code == 2);
