@@ -161,6 +161,9 @@ void run_async_comparison(const BenchTrainCli& o) {
   }
   const auto sync = run_bench_child(sync_args).result;
   const auto async = run_bench_child(async_args).result;
+  RLFT_CHECK(async.value("rollout_ranks", 0) == o.rollout_ranks,
+             "bench train: the async run used {} rollout rank(s), not {}", async.value("rollout_ranks", 0),
+             o.rollout_ranks);
   const double step_sync = sync.value("step_seconds", 0.0), step_async = async.value("step_seconds", 0.0);
   const double rollout = step_sync * (sync.value("share_rollout", 0.0) + sync.value("share_reward", 0.0));
   const double train = step_sync * sync.value("share_train", 0.0);
@@ -294,6 +297,7 @@ void run_bench_train(const BenchTrainCli& o) {
   nlohmann::json j = {{"config", o.config},
                       {"trainer", o.sft ? "sft" : "grpo"},
                       {"world_size", world},
+                      {"rollout_ranks", job.rollout_ranks()},
                       {"threads", threads},
                       {"steps", steps},
                       {"rows_per_step", rows},

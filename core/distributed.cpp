@@ -335,7 +335,10 @@ std::shared_ptr<Context> Context::create(const Env& env, const Options& options,
   }
   if (backend == "nccl") impl->device = device;
   impl->join(backend);
-  impl->start_heartbeat();
+  {
+    SignalMask mask;  // the heartbeat thread never takes a stop signal either
+    impl->start_heartbeat();
+  }
   log::info("joined {} process group: rank {}/{} (local {}/{}) via {}:{} ({}), collective timeout {} s", backend,
             env.rank, env.world_size, env.local_rank, env.local_world_size, env.master_addr, env.master_port,
             env.launcher, options.timeout_s);
@@ -530,8 +533,21 @@ namespace {
 
 void Context::put(const std::string& key, const std::string& bytes) {
   RLFT_CHECK(impl_->base_store, "store messages need a multi-rank world");
+  // In chunks of at most 4 MiB (a store server may refuse larger values): chunks 1.. under
+  // key#i first, then the count and chunk 0 under `key`, which take() waits for.
+  constexpr size_t kChunk = size_t{4} << 20;
+  const int64_t chunks = std::max<int64_t>(1, static_cast<int64_t>((bytes.size() + kChunk - 1) / kChunk));
+  auto chunk = [&](int64_t i) {
+    const size_t begin = static_cast<size_t>(i) * kChunk;
+    return std::vector<uint8_t>(bytes.begin() + static_cast<std::ptrdiff_t>(std::min(begin, bytes.size())),
+                                bytes.begin() + static_cast<std::ptrdiff_t>(std::min(begin + kChunk, bytes.size())));
+  };
   try {
-    impl_->base_store->set(key, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    for (int64_t i = 1; i < chunks; ++i) impl_->base_store->set(fmt::format("{}#{}", key, i), chunk(i));
+    auto head = chunk(0);
+    head.insert(head.begin(), reinterpret_cast<const uint8_t*>(&chunks),
+                reinterpret_cast<const uint8_t*>(&chunks) + sizeof chunks);
+    impl_->base_store->set(key, head);
   } catch (const std::exception& e) {
     store_failed(impl_->world_rank, env_, impl_->where(), "wrote " + key, e);
   }
@@ -551,13 +567,13 @@ std::string Context::take(const std::string& key, int from, const std::string& w
   auto& store = *impl_->base_store;
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
-  auto beat_seen = t0;
+  auto beat_seen = t0, warned = t0;
   int64_t beat = -1;
   try {
     // Polled, not store.wait(): a wait that times out leaves a reply on the connection.
     for (int polls = 0; !store.check({key}); ++polls) {
       const auto now = Clock::now();
-      if (polls % 64 == 0) {  // every 64 polls: at most 0.15 s apart
+      if (polls % 16 == 0) {  // every 16 polls: at most 0.08 s apart
         const int64_t b = store.add(heartbeat_key(from), 0);
         if (b != beat) beat = b, beat_seen = now;
       }
@@ -565,14 +581,32 @@ std::string Context::take(const std::string& key, int from, const std::string& w
         throw Error(
             fmt::format("{}: rank {} has died or is frozen (no heartbeat for 3 s) while this rank waited for {}",
                         impl_->where(), from, what));
-      if (now - t0 > impl_->timeout)
-        throw Error(fmt::format("{}: rank {} is alive but did not deliver {} within the timeout ({} s)", impl_->where(),
-                                from, what, impl_->timeout.count() / 1000.0));
-      std::this_thread::sleep_for(std::chrono::microseconds(polls < 500 ? 200 : 2000));
+      // A message may take a whole step to come (a rollout, a training step with its
+      // evaluation): no deadline while the writer is alive, a warning every timeout.
+      if (now - warned > impl_->timeout) {
+        warned = now;
+        log::warn("{}: still waiting for {} from rank {} (alive) after {:.0f} s", impl_->where(), what, from,
+                  std::chrono::duration<double>(now - t0).count());
+      }
+      // Each poll wakes rank 0's store thread, beside its training: quick polls for the first
+      // 25 ms (a message about to arrive), then 5 ms apart.
+      std::this_thread::sleep_for(std::chrono::microseconds(polls < 50 ? 500 : 5000));
     }
-    const auto bytes = store.get(key);
+    // put()'s chunks: the count first, then chunk 0 under `key`, the others (written before
+    // it) under key#i.
+    const auto head = store.get(key);
     store.deleteKey(key);
-    return std::string(bytes.begin(), bytes.end());
+    RLFT_CHECK(head.size() >= sizeof(int64_t), "store message {}: no chunk count", key);
+    int64_t chunks = 0;
+    std::memcpy(&chunks, head.data(), sizeof chunks);
+    std::string out(head.begin() + sizeof chunks, head.end());
+    for (int64_t i = 1; i < chunks; ++i) {
+      const std::string part = fmt::format("{}#{}", key, i);
+      const auto bytes = store.get(part);
+      store.deleteKey(part);
+      out.append(bytes.begin(), bytes.end());
+    }
+    return out;
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

@@ -136,14 +136,16 @@ class Context {
   /// This process's rank in the whole world (rank() for the world's context).
   int global_rank() const;
 
-  /// Store messages (the whole world's context only). put(): sets `key` to `bytes`.
+  /// Store messages (the whole world's context only). put(): sets `key` to `bytes` (in chunks
+  /// of at most 4 MiB; read them with take()).
   void put(const std::string& key, const std::string& bytes);
   /// Whether `key` is set now.
   bool has(const std::string& key);
-  /// Waits for `key`, to be written by global rank `from`, then returns its bytes and deletes
-  /// it. Throws rlft::Error naming `from` when its heartbeat stops for 3 s (it died or froze),
-  /// when the store is gone (rank 0 died), or after the collective timeout; `what` says what
-  /// was awaited.
+  /// Waits for `key`, to be written by global rank `from` with put(), then returns its bytes
+  /// and deletes it. A message may take a whole step to come: there is no deadline while
+  /// `from` is alive (a warning every timeout_s); throws rlft::Error naming `from` when its
+  /// heartbeat stops for 3 s (it died or froze) or when the store is gone (rank 0 died); `what`
+  /// says what was awaited.
   std::string take(const std::string& key, int from, const std::string& what);
 
  private:

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <type_traits>
 
 #include "core/error.h"
@@ -41,6 +42,31 @@ std::vector<at::Tensor> version_tensors(const policy::CausalLM& model) {
     if (p.requires_grad()) out.push_back(p.detach());
   for (const auto& b : model->buffers()) out.push_back(b.detach());
   return out;
+}
+
+// One broadcast per dtype of the tensors flattened together (a Gloo broadcast per tensor costs
+// a round trip each: 27 ms a version for the bench model's ~100 tensors), copied back on the
+// receivers.
+void broadcast_version(dist::Context& weights, std::vector<at::Tensor>& tensors) {
+  torch::NoGradGuard ng;
+  std::map<at::ScalarType, std::vector<at::Tensor>> by_type;
+  for (auto& t : tensors) by_type[t.scalar_type()].push_back(t);
+  for (auto& [type, group] : by_type) {
+    int64_t n = 0;
+    std::vector<at::Tensor> parts;  // rank 0's, flattened
+    for (auto& t : group) {
+      n += t.numel();
+      if (weights.rank() == 0) parts.push_back(t.reshape({-1}));
+    }
+    at::Tensor flat = weights.rank() == 0 ? at::cat(parts) : at::empty({n}, group.front().options());
+    weights.broadcast(flat, 0);
+    if (weights.rank() == 0) continue;
+    int64_t at = 0;
+    for (auto& t : group) {
+      t.copy_(flat.narrow(0, at, t.numel()).view(t.sizes()));
+      at += t.numel();
+    }
+  }
 }
 
 // The local groups [begin, end) of trainer rank t's share that rollout rank j samples.
@@ -291,8 +317,20 @@ void RolloutRankLink::publish(const policy::CausalLM& policy, int64_t version) {
              next_version_);
   for (int j = 0; j < rollout_ranks_; ++j) job_.world().put(control_key(version, j), "weights");
   auto tensors = version_tensors(policy);
-  torch::NoGradGuard ng;
-  weights->broadcast(tensors, 0);
+  try {
+    broadcast_version(*weights, tensors);
+  } catch (const Error&) {
+    // A rollout rank that failed left its reason where the trainers wait: show that.
+    for (int64_t s = version; s <= version + lag_ + 1 && s < total_steps_; ++s)
+      for (int j = 0; j < rollout_ranks_; ++j) {
+        const auto key = groups_key(s, 0, j);
+        if (!job_.world().has(key)) continue;
+        const auto bytes = job_.world().take(key, trainers_ + j, "a rollout rank's error");
+        if (!bytes.empty() && bytes[0] == kErrorTag)
+          throw Error(fmt::format("rollout rank {} failed at step {}: {}", trainers_ + j, s + 1, bytes.substr(1)));
+      }
+    throw;
+  }
   ++next_version_;
 }
 
@@ -326,22 +364,20 @@ int64_t run_rollout_rank(Job& job, const GrpoOptions& g, const GroupSource& sour
   int64_t version = first_step, sampled = 0;
   std::vector<RankGroups> layouts;
   for (int t = 0; t < T; ++t) layouts.emplace_back(g.prompts_per_step, g.mini_batches, T, t);
-  for (int64_t step = first_step; step < g.steps; ++step) {
-    const int64_t need = std::max(first_step, step - lag);
-    bool stop = false;
-    while (version < need && !stop) {
-      const auto control =
-          world.take(control_key(version + 1, j), 0, fmt::format("the weights after step {} from rank 0", version + 1));
-      if (control == "stop") {
-        stop = true;
-        break;
+  int64_t step = first_step;
+  try {
+    for (; step < g.steps; ++step) {
+      const int64_t need = std::max(first_step, step - lag);
+      bool stop = false;
+      while (version < need && !stop) {
+        const auto control = world.take(control_key(version + 1, j), 0,
+                                        fmt::format("the weights after step {} from rank 0", version + 1));
+        stop = control == "stop";
+        if (stop) break;
+        broadcast_version(*job.weight_sync(), tensors);
+        ++version;
       }
-      torch::NoGradGuard ng;
-      job.weight_sync()->broadcast(tensors, 0);
-      ++version;
-    }
-    if (stop) break;
-    try {
+      if (stop) break;
       std::vector<int64_t> positions;
       std::vector<size_t> ends;  // per trainer rank: where its part ends in `positions`
       for (int t = 0; t < T; ++t) {
@@ -361,13 +397,17 @@ int64_t run_rollout_rank(Job& job, const GrpoOptions& g, const GroupSource& sour
         }
         world.put(groups_key(step, t, j), encode_groups(part, version, job.spec().dataset.train));
       }
-    } catch (const std::exception& e) {
-      // The trainer ranks wait for this step: they show why it will not come.
-      for (int t = 0; t < T; ++t) world.put(groups_key(step, t, j), std::string(1, kErrorTag) + e.what());
-      throw;
+      cursor += g.prompts_per_step;
+      ++sampled;
     }
-    cursor += g.prompts_per_step;
-    ++sampled;
+  } catch (const std::exception& e) {
+    // The trainer ranks wait for this step's groups: they show why they will not come.
+    try {
+      for (int t = 0; t < T; ++t) world.put(groups_key(step, t, j), std::string(1, kErrorTag) + e.what());
+    } catch (const std::exception&) {
+      // The store went with rank 0: nobody waits.
+    }
+    throw;
   }
   world.put(done_key(j), "done");
   log::info("rollout rank {}: sampled {} step(s)", world.rank(), sampled);

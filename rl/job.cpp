@@ -85,6 +85,7 @@ ParsedJob parse_job(const ConfigView& view, JobKind kind) {
   JobSpec& s = parsed.spec;
   TrainerSections& t = parsed.trainers;
   s.config_file = view.file();
+  s.kind = kind;
   s.run = read_options<RunOptions>(view.section("run"));
   s.policy = read_options<PolicySource>(view.section("policy"));
   const auto archs = policy::builtin_architectures();
@@ -188,7 +189,8 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
   dist_ = dist::Context::create(env, spec_.distributed.group, device_);
   world_ = dist_;
   // Before anything is written: the split must leave a rank to train.
-  if (kind_name == "train" && spec_.distributed.rollout_ranks >= dist_->world_size())
+  const bool split = spec_.kind == JobKind::kGrpo && spec_.distributed.rollout_ranks > 0;
+  if (split && spec_.distributed.rollout_ranks >= dist_->world_size())
     throw ConfigError(
         fmt::format("{}: distributed.rollout_ranks = {} with {} rank(s) leaves no trainer rank (the first world size − "
                     "rollout_ranks ranks train): launch more ranks (rlft launch --nproc) or lower it",
@@ -213,7 +215,7 @@ Job::Job(JobSpec spec, const std::string& kind_name, bool resume) : spec_(std::m
   setup_tokenizer();
   setup_chat_template();
   setup_policy();
-  if (kind_name == "train" && spec_.distributed.rollout_ranks > 0) split_rollout_ranks();
+  if (split) split_rollout_ranks();
   // What the run page shows about the policy (step 0; not charted).
   int64_t total = 0, trainable = 0;
   for (const auto& p : model_->parameters()) total += p.numel();

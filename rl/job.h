@@ -38,6 +38,7 @@ enum class JobKind { kGrpo, kSft, kRm, kDpo, kAny };
 /// The sections every job has, parsed and validated; data loaded, rewards built. A trainer's
 /// own section comes beside it (TrainerSections) and goes to the trainer, not to the Job.
 struct JobSpec {
+  JobKind kind = JobKind::kAny;  ///< what parse_job read it for (a GRPO job may split its ranks)
   RunOptions run;
   PolicySource policy;
   std::optional<policy::ModelConfig> model;  ///< `model:` (a policy built from scratch)

@@ -131,7 +131,7 @@ std::string rollout_line(data::Store& store, int64_t run_id) {
     max_staleness = std::max(max_staleness, p.value);
   const double hidden = mean(overlap), wait = mean(store.metric_series(run_id, "time/rollout_wait"));
   const auto ranks = store.metric_series(run_id, "rollout/ranks");
-  const std::string where = ranks.empty() ? "" : fmt::format(" on {:.0f} rollout rank(s)", ranks.front().value);
+  const std::string where = ranks.empty() ? "" : fmt::format(" on {:.0f} rollout rank(s)", ranks.back().value);
   return fmt::format(
       R"(<p id="rollout-stage">rollout: {}{} · sampled up to {:.0f} step(s) back · {:.3f} s of rollout per step )"
       R"(beside training ({:.0f}%) · {:.3f} s per step waiting for it</p>)",

@@ -79,13 +79,18 @@ TEST_CASE("distributed rank" * doctest::skip()) {
       CHECK(t[3].item<float>() == 5.0f);
     }
     // Store messages: rank 2 writes, rank 0 takes (once), then waits for one from a dead rank.
+    std::string big(9 * (1 << 20) + 3, 'b');  // three chunks
+    big[5 << 20] = 'x';
     if (ctx->rank() == 2) {
+      ctx->put("test/big", big);
       ctx->put("test/hello", "from two");
       std::_Exit(3);  // without a word
     }
     if (ctx->rank() == 0) {
       CHECK(ctx->take("test/hello", 2, "a greeting") == "from two");
       CHECK_FALSE(ctx->has("test/hello"));
+      CHECK(ctx->take("test/big", 2, "a long message") == big);
+      CHECK_FALSE(ctx->has("test/big#1"));
       const auto t0 = std::chrono::steady_clock::now();
       CHECK_THROWS_WITH_AS(ctx->take("test/never", 2, "a second greeting"),
                            doctest::Contains("rank 0/3: rank 2 has died or is frozen (no heartbeat for 3 s) while this "
