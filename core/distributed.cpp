@@ -399,8 +399,38 @@ void Context::broadcast(at::Tensor& tensor, int root) {
 
 void Context::broadcast(std::vector<at::Tensor>& tensors, int root) {
   if (env_.world_size == 1 || tensors.empty()) return;
-  std::vector<at::Tensor> io;
-  for (const auto& t : tensors) io.push_back(impl_->staged(t) ? t.to(impl_->device) : t);
+  // Small tensors travel together: each operation costs a round trip (a model's ~100 tensors
+  // one by one took 27 ms of a 3 ms broadcast), so runs of tensors of one dtype and device go
+  // flattened in buckets of up to 64 MiB; a larger tensor goes as it is.
+  constexpr int64_t kBucketBytes = int64_t{64} << 20;
+  std::vector<std::vector<size_t>> buckets;  // indices into tensors, in order
+  int64_t filled = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    const int64_t bytes = static_cast<int64_t>(t.nbytes());
+    const bool joins = !buckets.empty() && filled + bytes <= kBucketBytes &&
+                       tensors[buckets.back().front()].scalar_type() == t.scalar_type() &&
+                       tensors[buckets.back().front()].device() == t.device();
+    if (!joins) buckets.emplace_back(), filled = 0;
+    buckets.back().push_back(i);
+    filled += bytes;
+  }
+  std::vector<at::Tensor> io;  // one per bucket
+  for (const auto& b : buckets) {
+    at::Tensor t;
+    if (b.size() == 1) {
+      t = tensors[b[0]];
+    } else if (rank() == root) {
+      std::vector<at::Tensor> parts;
+      for (const size_t i : b) parts.push_back(tensors[i].reshape({-1}));
+      t = at::cat(parts);
+    } else {
+      int64_t n = 0;
+      for (const size_t i : b) n += tensors[i].numel();
+      t = at::empty({n}, tensors[b[0]].options());
+    }
+    io.push_back(impl_->staged(t) ? t.to(impl_->device) : t);
+  }
   impl_->run("broadcast", [&] {
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
     for (auto& t : io) {
@@ -412,8 +442,16 @@ void Context::broadcast(std::vector<at::Tensor>& tensors, int root) {
     }
     return works;
   });
-  for (size_t i = 0; i < tensors.size(); ++i)
-    if (!io[i].is_same(tensors[i])) tensors[i].copy_(io[i]);
+  if (rank() == root) return;  // its tensors are what was sent
+  for (size_t k = 0; k < buckets.size(); ++k) {
+    int64_t offset = 0;
+    for (const size_t i : buckets[k]) {
+      auto& t = tensors[i];
+      if (io[k].is_same(t)) continue;
+      t.copy_(buckets[k].size() == 1 ? io[k] : io[k].narrow(0, offset, t.numel()).view(t.sizes()));
+      offset += t.numel();
+    }
+  }
 }
 
 void Context::broadcast_string(std::string& value, int root) {

@@ -89,7 +89,7 @@ class Context {
   std::vector<double> all_gather(const std::vector<double>& values);
   /// In place: every rank receives `root`'s tensor.
   void broadcast(at::Tensor& tensor, int root = 0);
-  /// In place, each tensor from `root`.
+  /// In place, each tensor from `root` (runs of small tensors of one dtype flattened together).
   void broadcast(std::vector<at::Tensor>& tensors, int root = 0);
   /// In place: every rank receives `root`'s string.
   void broadcast_string(std::string& value, int root = 0);

@@ -63,7 +63,7 @@ AsyncRollout::~AsyncRollout() {
 }
 
 int64_t AsyncRollout::version_for(int64_t step) const {
-  return std::max(first_step_, step - options_.max_staleness);
+  return sampling_version(step, first_step_, options_.max_staleness);
 }
 
 AsyncRollout::Snapshot AsyncRollout::snapshot_of(const policy::CausalLM& model) {

@@ -26,6 +26,7 @@
 // W = 1). Finished steps wait in a queue of at most `queue` steps. The destructor stops and
 // joins the workers; a worker's exception is rethrown by the trainer's next pop().
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -42,6 +43,12 @@
 
 namespace rlft::rl {
 
+/// The weights that sample step `step` in a run whose first step here is `first_step`:
+/// after max(first_step, step − lag) steps.
+inline int64_t sampling_version(int64_t step, int64_t first_step, int64_t lag) {
+  return std::max(first_step, step - lag);
+}
+
 /// One step's groups as the trainer receives them.
 struct AsyncStep {
   CollectedGroups collected;
@@ -50,7 +57,20 @@ struct AsyncStep {
   double wait_seconds = 0;   ///< how long the trainer waited for them in pop()
 };
 
-class AsyncRollout {
+/// Where the trainer's groups come from when rollout runs beside training: rollout threads in
+/// this process (AsyncRollout) or rollout ranks (rl/grpo_rollout_ranks.h).
+class RolloutStage {
+ public:
+  virtual ~RolloutStage() = default;
+  /// Step `step`'s groups (steps in order); blocks until they have come.
+  virtual AsyncStep pop(int64_t step) = 0;
+  /// The trainer's weights after `version` steps (after each step, versions in order).
+  virtual void publish(const policy::CausalLM& policy, int64_t version) = 0;
+  /// Once the run has ended or stopped.
+  virtual void finish() {}
+};
+
+class AsyncRollout : public RolloutStage {
  public:
   /// Collects step `step`'s groups with `replica`, starting at data position `cursor` (advanced
   /// past every prompt drawn). Runs on a worker thread.
@@ -63,15 +83,15 @@ class AsyncRollout {
   AsyncRollout(const RolloutStageOptions& options, const std::function<policy::CausalLM()>& make_replica,
                const policy::CausalLM& policy, int64_t first_step, int64_t total_steps, int64_t cursor,
                int64_t prompts_per_step, Collect collect);
-  ~AsyncRollout();
+  ~AsyncRollout() override;
   AsyncRollout(const AsyncRollout&) = delete;
   AsyncRollout& operator=(const AsyncRollout&) = delete;
 
   /// Step `step`'s groups (steps are popped in order); blocks until they are collected.
   /// Rethrows a worker's exception.
-  AsyncStep pop(int64_t step);
+  AsyncStep pop(int64_t step) override;
   /// The trainer's weights after `version` steps (call after each step, versions in order).
-  void publish(const policy::CausalLM& policy, int64_t version);
+  void publish(const policy::CausalLM& policy, int64_t version) override;
   /// The version step `step` samples with.
   int64_t version_for(int64_t step) const;
 

@@ -57,12 +57,9 @@ CollectedGroups collect_groups(const RankGroups& layout, const CollectOptions& o
     const bool last_round = !options.dynamic_sampling || round >= options.max_resample_rounds;
     if (!positions.empty()) {
       auto round_groups = source(positions);
-      kept.generate.prefill_tokens += round_groups.generate.prefill_tokens;
-      kept.generate.decode_tokens += round_groups.generate.decode_tokens;
+      kept.generate.add_counts(round_groups.generate);
       kept.generate.prefill_seconds += round_groups.generate.prefill_seconds;
       kept.generate.decode_seconds += round_groups.generate.decode_seconds;
-      kept.generate.drafted_tokens += round_groups.generate.drafted_tokens;
-      kept.generate.accepted_tokens += round_groups.generate.accepted_tokens;
       kept.rollout_seconds += round_groups.rollout_seconds;
       kept.reward_seconds += round_groups.reward_seconds;
       const size_t n = round_groups.groups.size();

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <type_traits>
 
 #include "core/error.h"
@@ -35,38 +34,14 @@ std::string done_key(int j) {
 }
 
 // What a version carries, in the same order on every rank: the trainable parameters and the
-// buffers (a frozen base never changes, so it is never sent).
+// buffers (a frozen base never changes, so it is never sent). Detached: the broadcast writes
+// into them in place.
 std::vector<at::Tensor> version_tensors(const policy::CausalLM& model) {
   std::vector<at::Tensor> out;
   for (const auto& p : model->parameters())
     if (p.requires_grad()) out.push_back(p.detach());
   for (const auto& b : model->buffers()) out.push_back(b.detach());
   return out;
-}
-
-// One broadcast per dtype of the tensors flattened together (a Gloo broadcast per tensor costs
-// a round trip each: 27 ms a version for the bench model's ~100 tensors), copied back on the
-// receivers.
-void broadcast_version(dist::Context& weights, std::vector<at::Tensor>& tensors) {
-  torch::NoGradGuard ng;
-  std::map<at::ScalarType, std::vector<at::Tensor>> by_type;
-  for (auto& t : tensors) by_type[t.scalar_type()].push_back(t);
-  for (auto& [type, group] : by_type) {
-    int64_t n = 0;
-    std::vector<at::Tensor> parts;  // rank 0's, flattened
-    for (auto& t : group) {
-      n += t.numel();
-      if (weights.rank() == 0) parts.push_back(t.reshape({-1}));
-    }
-    at::Tensor flat = weights.rank() == 0 ? at::cat(parts) : at::empty({n}, group.front().options());
-    weights.broadcast(flat, 0);
-    if (weights.rank() == 0) continue;
-    int64_t at = 0;
-    for (auto& t : group) {
-      t.copy_(flat.narrow(0, at, t.numel()).view(t.sizes()));
-      at += t.numel();
-    }
-  }
 }
 
 // The local groups [begin, end) of trainer rank t's share that rollout rank j samples.
@@ -258,7 +233,7 @@ CollectedGroups decode_groups(const std::string& bytes, int64_t& version, const 
 RolloutRankLink::RolloutRankLink(Job& job, const GrpoOptions& g, int64_t first_step, int64_t total_steps,
                                  int64_t cursor)
     : job_(job),
-      lag_(g.rollout.async() ? g.rollout.max_staleness : 0),
+      lag_(g.rollout.lag()),
       first_step_(first_step),
       total_steps_(total_steps),
       first_cursor_(cursor),
@@ -291,11 +266,7 @@ AsyncStep RolloutRankLink::pop(int64_t step) {
     for (auto& group : part.kept.groups) k.groups.push_back(std::move(group));
     k.examples.insert(k.examples.end(), part.kept.examples.begin(), part.kept.examples.end());
     k.scores.append(part.kept.scores);
-    k.generate.prefill_tokens += part.kept.generate.prefill_tokens;
-    k.generate.decode_tokens += part.kept.generate.decode_tokens;
-    k.generate.decode_steps += part.kept.generate.decode_steps;
-    k.generate.drafted_tokens += part.kept.generate.drafted_tokens;
-    k.generate.accepted_tokens += part.kept.generate.accepted_tokens;
+    k.generate.add_counts(part.kept.generate);
     k.generate.prefill_seconds = std::max(k.generate.prefill_seconds, part.kept.generate.prefill_seconds);
     k.generate.decode_seconds = std::max(k.generate.decode_seconds, part.kept.generate.decode_seconds);
     k.rollout_seconds = std::max(k.rollout_seconds, part.kept.rollout_seconds);
@@ -318,7 +289,7 @@ void RolloutRankLink::publish(const policy::CausalLM& policy, int64_t version) {
   for (int j = 0; j < rollout_ranks_; ++j) job_.world().put(control_key(version, j), "weights");
   auto tensors = version_tensors(policy);
   try {
-    broadcast_version(*weights, tensors);
+    weights->broadcast(tensors, 0);
   } catch (const Error&) {
     // A rollout rank that failed left its reason where the trainers wait: show that.
     for (int64_t s = version; s <= version + lag_ + 1 && s < total_steps_; ++s)
@@ -345,7 +316,7 @@ void RolloutRankLink::finish() {
 int64_t run_rollout_rank(Job& job, const GrpoOptions& g, const GroupSource& source) {
   auto& world = job.world();
   const int R = job.rollout_ranks(), T = world.world_size() - R, j = world.rank() - T;
-  const int64_t lag = g.rollout.async() ? g.rollout.max_staleness : 0;
+  const int64_t lag = g.rollout.lag();
   // A stop signal is for the trainer ranks to act on (they checkpoint, then stop this rank).
   install_stop_handlers();
   int64_t first_step = 0, cursor = 0;
@@ -367,14 +338,14 @@ int64_t run_rollout_rank(Job& job, const GrpoOptions& g, const GroupSource& sour
   int64_t step = first_step;
   try {
     for (; step < g.steps; ++step) {
-      const int64_t need = std::max(first_step, step - lag);
+      const int64_t need = sampling_version(step, first_step, lag);
       bool stop = false;
       while (version < need && !stop) {
         const auto control = world.take(control_key(version + 1, j), 0,
                                         fmt::format("the weights after step {} from rank 0", version + 1));
         stop = control == "stop";
         if (stop) break;
-        broadcast_version(*job.weight_sync(), tensors);
+        job.weight_sync()->broadcast(tensors, 0);
         ++version;
       }
       if (stop) break;

@@ -41,19 +41,19 @@
 namespace rlft::rl {
 
 /// The trainer ranks' side.
-class RolloutRankLink {
+class RolloutRankLink : public RolloutStage {
  public:
   /// Rank 0 tells every rollout rank where the run starts (step `first_step`, data position
   /// `cursor`); the rollout ranks hold the weights of `first_step` already (the job's set-up).
   RolloutRankLink(Job& job, const GrpoOptions& g, int64_t first_step, int64_t total_steps, int64_t cursor);
   /// This trainer rank's groups of step `step` (steps in order), from every rollout rank.
-  AsyncStep pop(int64_t step);
+  AsyncStep pop(int64_t step) override;
   /// Rank 0, after each step: the weights after `version` steps to the rollout ranks, when a
   /// later step samples with them. Other trainer ranks: nothing.
-  void publish(const policy::CausalLM& policy, int64_t version);
+  void publish(const policy::CausalLM& policy, int64_t version) override;
   /// Rank 0: tells the rollout ranks to stop (they may be waiting for weights) and waits until
   /// each has. Call once the run has ended or stopped; other trainer ranks: nothing.
-  void finish();
+  void finish() override;
 
  private:
   Job& job_;

@@ -303,13 +303,12 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
     log::warn(
         "grpo.rollout: mode async with max_staleness 0 overlaps nothing (each step waits for its own rollout) and "
         "recomputes the old log-probs; use mode sync, or max_staleness >= 1");
-  std::unique_ptr<AsyncRollout> async;
-  std::unique_ptr<RolloutRankLink> remote;
+  std::unique_ptr<RolloutStage> stage;  // null: sync in this process
   if (job.rollout_ranks() > 0) {
-    remote = std::make_unique<RolloutRankLink>(job, g, state.step, total, state.cursor);
+    stage = std::make_unique<RolloutRankLink>(job, g, state.step, total, state.cursor);
     job.log_metrics(0, {{"rollout/ranks", static_cast<double>(job.rollout_ranks())}});  // the run page's
     log::info("train: {} rollout rank(s) sample, steps by the weights {} step(s) back", job.rollout_ranks(),
-              g.rollout.async() ? g.rollout.max_staleness : 0);
+              g.rollout.lag());
   } else if (g.rollout.async()) {
     RLFT_CHECK_AS(ConfigError, !g.dynamic_sampling || d.world_size() == 1,
                   "grpo.dynamic_sampling with grpo.rollout.mode = async on {} ranks: the resampling rounds agree "
@@ -329,7 +328,7 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
       rollout::Generator replica_generator(replica);
       return collect_groups(setup.layout, collect, cursor, d, group_source(job, g, replica_generator, generate, order));
     };
-    async = std::make_unique<AsyncRollout>(g.rollout, make_replica, model, state.step, total, state.cursor,
+    stage = std::make_unique<AsyncRollout>(g.rollout, make_replica, model, state.step, total, state.cursor,
                                            g.prompts_per_step, collect_with);
     log::info("train: async rollout, {} worker(s), steps sampled by the weights {} step(s) back", g.rollout.workers,
               g.rollout.max_staleness);
@@ -353,8 +352,8 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
     start_step_memory(job.device());
     CollectedGroups collected;
     AsyncStep arrived;
-    if (async || remote) {
-      arrived = async ? async->pop(state.step) : remote->pop(state.step);
+    if (stage) {
+      arrived = stage->pop(state.step);
       collected = std::move(arrived.collected);
       state.cursor = arrived.cursor_after;
     } else {
@@ -369,18 +368,15 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
     const int64_t staleness = state.step - arrived.version;
     ++state.step;
     double sync_seconds = 0;
-    if (async || remote) {  // the new weights, for the step that samples with them
+    if (stage) {  // the new weights, for the step that samples with them
       const auto t_sync = std::chrono::steady_clock::now();
-      if (async)
-        async->publish(model, state.step);
-      else
-        remote->publish(model, state.step);
+      stage->publish(model, state.step);
       sync_seconds = seconds_since(t_sync);
     }
 
     Metrics m = step_metrics(setup, step);
     m.emplace_back("rollout/staleness", static_cast<double>(staleness));
-    if (async || remote) {
+    if (stage) {
       m.emplace_back("time/weight_sync", sync_seconds);
       // Rollout time the trainer did not wait for ran beside training.
       const double rollout_s = collected.kept.rollout_seconds + collected.kept.reward_seconds;
@@ -408,12 +404,12 @@ TrainResult run_grpo(Job& job, const GrpoOptions& g, int64_t stop_after) {
                 g.ref_mixup_alpha);
     }
     if (end_of_step(job, state, opt.optimizer(), total, stop_after, "train", result, {}, state_extra)) {
-      if (remote) remote->finish();
+      if (stage) stage->finish();
       return result;
     }
   }
   auto finished = finish_training(job, state, opt.optimizer(), {}, state_extra);
-  if (remote) remote->finish();
+  if (stage) stage->finish();
   return finished;
 }
 

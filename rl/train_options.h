@@ -147,6 +147,8 @@ struct RolloutStageOptions {
   int64_t queue = 0;  ///< async: collected steps waiting for the trainer at most (>= 0; 0 = max_staleness, at least 1)
   int64_t threads = 0;  ///< async: intra-op threads of each rollout thread (>= 0; 0 = the default)
   bool async() const { return mode == "async"; }
+  /// Steps between the weights that sample a step and the step: max_staleness in async mode, 0 in sync.
+  int64_t lag() const { return async() ? max_staleness : 0; }
   static RolloutStageOptions from_config(const ConfigView& section);
   void validate() const;
 };

@@ -122,6 +122,16 @@ struct GenerateStats {
   double decode_seconds = 0.0;          ///< decode forwards and sampling
   double sampling_seconds = 0.0;        ///< of decode_seconds: the sampling chain and the log-probs
   policy::ForwardProfile decode_parts;  ///< of decode_seconds: attention, feed-forward, LM head
+  /// Adds `other`'s token and step counts (not its seconds: calls in turn add them, calls side
+  /// by side take the longest).
+  void add_counts(const GenerateStats& other) {
+    prefill_tokens += other.prefill_tokens;
+    decode_tokens += other.decode_tokens;
+    decode_steps += other.decode_steps;
+    joins += other.joins;
+    drafted_tokens += other.drafted_tokens;
+    accepted_tokens += other.accepted_tokens;
+  }
   /// accepted_tokens / drafted_tokens (0 without drafts).
   double draft_acceptance() const {
     return drafted_tokens > 0 ? static_cast<double>(accepted_tokens) / static_cast<double>(drafted_tokens) : 0.0;
